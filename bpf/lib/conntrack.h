@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Connection tracking: client flow -> backend. A tracked flow keeps its
+ * backend while that backend slot still holds the same backend (generation),
+ * belongs to the flow's service and is up or draining; otherwise, or after
+ * the idle timeout of its state, the flow is selected anew.
+ */
+#ifndef TG_LIB_CONNTRACK_H
+#define TG_LIB_CONNTRACK_H
+
+#include <linux/bpf.h>
+#include <linux/tcp.h>
+#include <bpf/bpf_helpers.h>
+
+#include "maps.h"
+
+/* TCP flags as they sit in byte 13 of the TCP header. */
+#define TG_TCP_FIN 0x01
+#define TG_TCP_SYN 0x02
+#define TG_TCP_RST 0x04
+#define TG_TCP_ACK 0x10
+
+static __always_inline __u64 tg_flow_timeout(const struct tg_config *config,
+					     __u8 state)
+{
+	switch (state) {
+	case TG_FLOW_TCP_SYN:
+		return config->tcp_syn_timeout_ns;
+	case TG_FLOW_TCP_ESTABLISHED:
+		return config->tcp_established_timeout_ns;
+	case TG_FLOW_TCP_CLOSING:
+		return config->tcp_closing_timeout_ns;
+	default:
+		return config->udp_timeout_ns;
+	}
+}
+
+/* The state a flow enters when it sees a packet with `tcp_flags`. */
+static __always_inline __u8 tg_flow_next_state(__u8 protocol, __u8 state,
+					       __u8 tcp_flags, int is_new)
+{
+	if (protocol != IPPROTO_TCP)
+		return TG_FLOW_UDP;
+	if (tcp_flags & (TG_TCP_FIN | TG_TCP_RST))
+		return TG_FLOW_TCP_CLOSING;
+	if ((tcp_flags & (TG_TCP_SYN | TG_TCP_ACK)) == TG_TCP_SYN)
+		return TG_FLOW_TCP_SYN; /* also a new connection on a reused tuple */
+	if (is_new || state == TG_FLOW_TCP_SYN)
+		return TG_FLOW_TCP_ESTABLISHED;
+	return state;
+}
+
+/* The backend of a tracked flow, or NULL if the flow must be selected anew. */
+static __always_inline struct tg_backend *
+tg_flow_backend(const struct tg_flow *flow, __u32 service_id,
+		const struct tg_config *config, __u64 now)
+{
+	struct tg_backend *backend;
+	__u32 index = flow->backend_index;
+
+	if (now - flow->last_seen_ns > tg_flow_timeout(config, flow->state))
+		return NULL;
+	if (flow->service_id != service_id)
+		return NULL;
+	backend = bpf_map_lookup_elem(&tg_backends, &index);
+	if (!backend || backend->generation != flow->backend_generation ||
+	    backend->service_id != service_id)
+		return NULL;
+	if (backend->state != TG_BACKEND_UP &&
+	    backend->state != TG_BACKEND_DRAINING)
+		return NULL;
+	return backend;
+}
+
+/* Record the packet on a flow that keeps its backend. */
+static __always_inline void tg_flow_touch(struct tg_flow *flow, __u8 protocol,
+					  __u8 tcp_flags, __u64 now)
+{
+	__u8 state = tg_flow_next_state(protocol, flow->state, tcp_flags, 0);
+
+	/* Avoid dirtying the shared cache line when nothing changed. */
+	if (flow->last_seen_ns != now)
+		flow->last_seen_ns = now;
+	if (flow->state != state)
+		flow->state = state;
+}
+
+#endif /* TG_LIB_CONNTRACK_H */

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+#ifndef TG_LIB_COUNTERS_H
+#define TG_LIB_COUNTERS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "maps.h"
+
+/* Count a drop under its reason and return the verdict, in one step. */
+static __always_inline int tg_drop(enum tg_drop_reason reason)
+{
+	__u32 key = reason;
+	__u64 *count = bpf_map_lookup_elem(&tg_drops, &key);
+
+	if (count)
+		*count += 1;
+	return XDP_DROP;
+}
+
+static __always_inline void tg_count_traffic(void *stats_map, __u32 index,
+					     __u64 bytes, int new_flow)
+{
+	struct tg_counters *counters = bpf_map_lookup_elem(stats_map, &index);
+
+	if (!counters)
+		return;
+	counters->packets += 1;
+	counters->bytes += bytes;
+	counters->new_flows += new_flow;
+}
+
+#endif /* TG_LIB_COUNTERS_H */

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Forwarding after NAT: next hop from the kernel FIB, TTL/hop limit, the
+ * Ethernet header, then XDP_TX or a redirect.
+ */
+#ifndef TG_LIB_FORWARD_H
+#define TG_LIB_FORWARD_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "counters.h"
+#include "csum.h"
+#include "parse.h"
+
+#define TG_AF_INET 2
+#define TG_AF_INET6 10
+
+/*
+ * Write the new Ethernet header. VLAN tags are removed: the FIB answers
+ * with the egress device, which carries its own tagging.
+ */
+static __always_inline int tg_set_l2(struct xdp_md *ctx, __u8 vlan_depth,
+				     __be16 ether_type,
+				     const struct bpf_fib_lookup *fib)
+{
+	void *data, *data_end;
+	struct ethhdr *eth;
+
+	if (vlan_depth &&
+	    bpf_xdp_adjust_head(ctx, vlan_depth * sizeof(struct tg_vlan_hdr)))
+		return -1;
+	/* adjust_head invalidates every packet pointer: derive them again. */
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return -1;
+	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
+	eth->h_proto = ether_type;
+	return 0;
+}
+
+/* Map a FIB answer other than success to a verdict. */
+static __always_inline int tg_fib_failure(int rc)
+{
+	/* No neighbour entry yet: let the kernel forward this packet (it is
+	 * already translated) and resolve the neighbour for the next ones. */
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return XDP_PASS;
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return tg_drop(TG_DROP_FRAME_TOO_BIG);
+	return tg_drop(TG_DROP_FIB_FAILED);
+}
+
+static __always_inline int tg_transmit(struct xdp_md *ctx, __u32 ifindex)
+{
+	if (ifindex == ctx->ingress_ifindex)
+		return XDP_TX;
+	return bpf_redirect(ifindex, 0);
+}
+
+static __always_inline int lb4_forward(struct xdp_md *ctx, struct iphdr *iph,
+				       __u8 vlan_depth)
+{
+	struct bpf_fib_lookup fib = {};
+	__u16 *ttl_word = (__u16 *)&iph->ttl;
+	__u16 old_ttl_word;
+	int rc;
+
+	fib.family = TG_AF_INET;
+	fib.tos = iph->tos;
+	fib.l4_protocol = iph->protocol;
+	fib.tot_len = bpf_ntohs(iph->tot_len);
+	fib.ipv4_src = iph->saddr;
+	fib.ipv4_dst = iph->daddr;
+	fib.ifindex = ctx->ingress_ifindex;
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return tg_fib_failure(rc);
+
+	old_ttl_word = *ttl_word;
+	iph->ttl -= 1;
+	iph->check = tg_csum_end(tg_csum_word(tg_csum_begin(iph->check),
+					      old_ttl_word, *ttl_word));
+
+	if (tg_set_l2(ctx, vlan_depth, bpf_htons(ETH_P_IP), &fib))
+		return tg_drop(TG_DROP_INTERNAL);
+	return tg_transmit(ctx, fib.ifindex);
+}
+
+static __always_inline int lb6_forward(struct xdp_md *ctx, struct ipv6hdr *ip6h,
+				       __u8 vlan_depth)
+{
+	struct bpf_fib_lookup fib = {};
+	int rc;
+
+	fib.family = TG_AF_INET6;
+	fib.flowinfo = *(__be32 *)ip6h & bpf_htonl(0x0fffffff);
+	fib.l4_protocol = ip6h->nexthdr;
+	fib.tot_len = bpf_ntohs(ip6h->payload_len) + sizeof(*ip6h);
+	__builtin_memcpy(fib.ipv6_src, ip6h->saddr.in6_u.u6_addr32, 16);
+	__builtin_memcpy(fib.ipv6_dst, ip6h->daddr.in6_u.u6_addr32, 16);
+	fib.ifindex = ctx->ingress_ifindex;
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return tg_fib_failure(rc);
+
+	ip6h->hop_limit -= 1;
+	if (tg_set_l2(ctx, vlan_depth, bpf_htons(ETH_P_IPV6), &fib))
+		return tg_drop(TG_DROP_INTERNAL);
+	return tg_transmit(ctx, fib.ifindex);
+}
+
+#endif /* TG_LIB_FORWARD_H */

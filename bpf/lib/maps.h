@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The maps of the data path. Layouts live in maps/tollgate_abi.h. */
+#ifndef TG_LIB_MAPS_H
+#define TG_LIB_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "tollgate_abi.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tg_config);
+} tg_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TG_MAX_SERVICES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct tg_service_key);
+	__type(value, struct tg_service);
+} tg_services SEC(".maps");
+
+/* Value: how many services use the address. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TG_MAX_SERVICES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct tg_vip_address);
+	__type(value, __u32);
+} tg_vip_addresses SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TG_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct tg_backend);
+} tg_backends SEC(".maps");
+
+/*
+ * One Maglev table per service: slot -> backend index. BPF_F_INNER_MAP lets
+ * each service have its own (prime) size. The agent fills a standby table
+ * and switches the outer entry with one write, so a packet never sees a
+ * half-written table.
+ */
+struct tg_maglev_table {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TG_MAGLEV_DEFAULT_SIZE);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, TG_MAX_SERVICES);
+	__type(key, __u32);
+	__array(values, struct tg_maglev_table);
+} tg_maglev SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TG_FLOWS_DEFAULT);
+	__type(key, struct tg_flow_key);
+	__type(value, struct tg_flow);
+} tg_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TG_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct tg_counters);
+} tg_service_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TG_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct tg_counters);
+} tg_backend_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TG_DROP_REASON_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} tg_drops SEC(".maps");
+
+#endif /* TG_LIB_MAPS_H */

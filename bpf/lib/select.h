@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Backend selection for a new flow. O(1): no loop over backends. */
+#ifndef TG_LIB_SELECT_H
+#define TG_LIB_SELECT_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "hash.h"
+#include "maps.h"
+
+/* Weighted Maglev: the agent-built table maps hash % size to a backend. */
+static __always_inline __u32 tg_select_maglev(const struct tg_service *service,
+					      const struct tg_flow_key *key)
+{
+	__u32 service_id = service->service_id;
+	__u32 size = service->maglev_size;
+	__u32 slot, *backend_index;
+	void *table;
+
+	if (size == 0)
+		return TG_BACKEND_NONE;
+	table = bpf_map_lookup_elem(&tg_maglev, &service_id);
+	if (!table)
+		return TG_BACKEND_NONE;
+	slot = tg_hash_flow(key) % size;
+	backend_index = bpf_map_lookup_elem(table, &slot);
+	return backend_index ? *backend_index : TG_BACKEND_NONE;
+}
+
+/* Pick a backend for a new flow; NULL when the service has none selectable. */
+static __always_inline struct tg_backend *
+tg_select_backend(const struct tg_service *service,
+		  const struct tg_flow_key *key, __u32 *backend_index)
+{
+	struct tg_backend *backend;
+	__u32 index = tg_select_maglev(service, key);
+
+	if (index == TG_BACKEND_NONE)
+		return NULL;
+	backend = bpf_map_lookup_elem(&tg_backends, &index);
+	if (!backend || backend->state != TG_BACKEND_UP ||
+	    backend->service_id != service->service_id)
+		return NULL;
+	*backend_index = index;
+	return backend;
+}
+
+#endif /* TG_LIB_SELECT_H */

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Service lookup and the backend for a packet: tracked flow or new one. */
+#ifndef TG_LIB_STEER_H
+#define TG_LIB_STEER_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "conntrack.h"
+#include "counters.h"
+#include "maps.h"
+#include "select.h"
+
+static __always_inline int tg_is_vip_address(const __u32 *addr, __u8 family)
+{
+	struct tg_vip_address vip = { .family = family };
+
+	__builtin_memcpy(vip.addr, addr, sizeof(vip.addr));
+	return bpf_map_lookup_elem(&tg_vip_addresses, &vip) != NULL;
+}
+
+/* Exact (address, port, protocol) first, then the port wildcard. */
+static __always_inline struct tg_service *
+tg_lookup_service(const struct tg_flow_key *flow)
+{
+	struct tg_service_key key = {
+		.port = flow->dst_port,
+		.protocol = flow->protocol,
+		.family = flow->family,
+	};
+	struct tg_service *service;
+
+	__builtin_memcpy(key.addr, flow->dst_addr, sizeof(key.addr));
+	service = bpf_map_lookup_elem(&tg_services, &key);
+	if (service)
+		return service;
+	key.port = 0;
+	return bpf_map_lookup_elem(&tg_services, &key);
+}
+
+/*
+ * The backend this packet goes to, with connection tracking and counters.
+ * Returns NULL with *drop_reason set when it cannot go anywhere.
+ */
+static __always_inline struct tg_backend *
+tg_steer(const struct tg_service *service, const struct tg_flow_key *key,
+	 __u8 tcp_flags, __u64 bytes, int *drop_reason)
+{
+	__u32 service_id = service->service_id;
+	struct tg_backend *backend;
+	struct tg_config *config;
+	struct tg_flow *flow;
+	__u32 backend_index = 0, zero = 0;
+	__u64 now;
+
+	config = bpf_map_lookup_elem(&tg_config, &zero);
+	if (!config) {
+		*drop_reason = TG_DROP_INTERNAL;
+		return NULL;
+	}
+	now = bpf_ktime_get_coarse_ns();
+
+	flow = bpf_map_lookup_elem(&tg_flows, key);
+	if (flow) {
+		backend = tg_flow_backend(flow, service_id, config, now);
+		if (backend) {
+			tg_flow_touch(flow, key->protocol, tcp_flags, now);
+			tg_count_traffic(&tg_service_stats, service_id, bytes,
+					 0);
+			tg_count_traffic(&tg_backend_stats, flow->backend_index,
+					 bytes, 0);
+			return backend;
+		}
+	}
+
+	backend = tg_select_backend(service, key, &backend_index);
+	if (!backend) {
+		*drop_reason = TG_DROP_NO_BACKEND;
+		return NULL;
+	}
+	struct tg_flow new_flow = {
+		.last_seen_ns = now,
+		.backend_index = backend_index,
+		.backend_generation = backend->generation,
+		.service_id = service_id,
+		.state = tg_flow_next_state(key->protocol, 0, tcp_flags, 1),
+	};
+	/* Best effort: an LRU update evicts rather than fails; if it did fail,
+	 * the next packet selects again, consistently through Maglev. */
+	bpf_map_update_elem(&tg_flows, key, &new_flow, BPF_ANY);
+	tg_count_traffic(&tg_service_stats, service_id, bytes, 1);
+	tg_count_traffic(&tg_backend_stats, backend_index, bytes, 1);
+	return backend;
+}
+
+#endif /* TG_LIB_STEER_H */

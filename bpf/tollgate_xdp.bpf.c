@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * tollgate XDP program, client-facing interface: parse, service lookup,
+ * connection tracking, backend selection, destination NAT, forward.
+ * Anything not addressed to a service passes untouched.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "lib/counters.h"
+#include "lib/forward.h"
+#include "lib/maps.h"
+#include "lib/nat.h"
+#include "lib/parse.h"
+#include "lib/steer.h"
+
+#define TG_IP_MF 0x2000
+#define TG_IP_OFFSET 0x1fff
+
+/* IPv6 next-header values that are extension headers. */
+static __always_inline int lb6_is_extension_header(__u8 nexthdr)
+{
+	switch (nexthdr) {
+	case IPPROTO_HOPOPTS:
+	case IPPROTO_ROUTING:
+	case IPPROTO_DSTOPTS:
+	case IPPROTO_AH:
+	case IPPROTO_ESP:
+	case 135: /* Mobility */
+	case 139: /* HIP */
+	case 140: /* Shim6 */
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static __always_inline int lb4_handle(struct xdp_md *ctx, struct iphdr *iph,
+				      __u8 vlan_depth)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	struct tg_flow_key key = { .family = TG_FAMILY_IPV4 };
+	struct tg_backend *backend;
+	struct tg_service *service;
+	struct tg_l4 l4 = {};
+	int rc, drop_reason;
+	__u32 total_length;
+
+	if ((void *)(iph + 1) > data_end)
+		return tg_drop(TG_DROP_IPV4_TRUNCATED);
+	key.dst_addr[0] = iph->daddr;
+	if (!tg_is_vip_address(key.dst_addr, TG_FAMILY_IPV4))
+		return XDP_PASS;
+
+	if (iph->version != 4 || iph->ihl < 5)
+		return tg_drop(TG_DROP_IPV4_BAD_IHL);
+	total_length = bpf_ntohs(iph->tot_len);
+	if (total_length < iph->ihl * 4)
+		return tg_drop(TG_DROP_IPV4_BAD_IHL);
+	if ((void *)iph + total_length > data_end)
+		return tg_drop(TG_DROP_IPV4_TRUNCATED);
+	if (iph->frag_off & bpf_htons(TG_IP_MF | TG_IP_OFFSET))
+		return tg_drop(TG_DROP_IPV4_FRAGMENT);
+	if (iph->ihl != 5)
+		return tg_drop(TG_DROP_IPV4_OPTIONS);
+	if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP)
+		return XDP_PASS;
+
+	rc = tg_parse_l4(iph + 1, data_end, iph->protocol,
+			 total_length - sizeof(*iph), &l4);
+	if (rc != TG_PARSE_OK)
+		return tg_drop(rc);
+
+	key.src_addr[0] = iph->saddr;
+	key.src_port = l4.src_port;
+	key.dst_port = l4.dst_port;
+	key.protocol = iph->protocol;
+	service = tg_lookup_service(&key);
+	if (!service)
+		return XDP_PASS;
+	if (iph->ttl <= 1)
+		return tg_drop(TG_DROP_TTL_EXCEEDED);
+
+	backend = tg_steer(service, &key, l4.tcp_flags,
+			   ctx->data_end - ctx->data, &drop_reason);
+	if (!backend)
+		return tg_drop(drop_reason);
+	if (lb4_dnat(iph, iph + 1, data_end, backend))
+		return tg_drop(TG_DROP_INTERNAL);
+	return lb4_forward(ctx, iph, vlan_depth);
+}
+
+static __always_inline int lb6_handle(struct xdp_md *ctx, struct ipv6hdr *ip6h,
+				      __u8 vlan_depth)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	struct tg_flow_key key = { .family = TG_FAMILY_IPV6 };
+	struct tg_backend *backend;
+	struct tg_service *service;
+	struct tg_l4 l4 = {};
+	int rc, drop_reason;
+	__u32 payload_length;
+
+	if ((void *)(ip6h + 1) > data_end)
+		return tg_drop(TG_DROP_IPV6_TRUNCATED);
+	__builtin_memcpy(key.dst_addr, ip6h->daddr.in6_u.u6_addr32, 16);
+	if (!tg_is_vip_address(key.dst_addr, TG_FAMILY_IPV6))
+		return XDP_PASS;
+
+	payload_length = bpf_ntohs(ip6h->payload_len);
+	if ((void *)(ip6h + 1) + payload_length > data_end)
+		return tg_drop(TG_DROP_IPV6_TRUNCATED);
+	if (ip6h->nexthdr == IPPROTO_FRAGMENT)
+		return tg_drop(TG_DROP_IPV6_FRAGMENT);
+	if (lb6_is_extension_header(ip6h->nexthdr))
+		return tg_drop(TG_DROP_IPV6_EXT_HEADER);
+	if (ip6h->nexthdr != IPPROTO_TCP && ip6h->nexthdr != IPPROTO_UDP)
+		return XDP_PASS;
+
+	rc = tg_parse_l4(ip6h + 1, data_end, ip6h->nexthdr, payload_length,
+			 &l4);
+	if (rc != TG_PARSE_OK)
+		return tg_drop(rc);
+	if (ip6h->nexthdr == IPPROTO_UDP &&
+	    ((struct udphdr *)(ip6h + 1))->check == 0)
+		return tg_drop(TG_DROP_UDP6_ZERO_CHECKSUM);
+
+	__builtin_memcpy(key.src_addr, ip6h->saddr.in6_u.u6_addr32, 16);
+	key.src_port = l4.src_port;
+	key.dst_port = l4.dst_port;
+	key.protocol = ip6h->nexthdr;
+	service = tg_lookup_service(&key);
+	if (!service)
+		return XDP_PASS;
+	if (ip6h->hop_limit <= 1)
+		return tg_drop(TG_DROP_TTL_EXCEEDED);
+
+	backend = tg_steer(service, &key, l4.tcp_flags,
+			   ctx->data_end - ctx->data, &drop_reason);
+	if (!backend)
+		return tg_drop(drop_reason);
+	if (lb6_dnat(ip6h, ip6h + 1, data_end, backend))
+		return tg_drop(TG_DROP_INTERNAL);
+	return lb6_forward(ctx, ip6h, vlan_depth);
+}
+
+SEC("xdp")
+int tg_xdp_balancer(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct hdr_cursor cursor = { .pos = data };
+	__be16 ether_type = 0;
+	__u8 vlan_depth = 0;
+	int rc;
+
+	rc = tg_parse_eth(&cursor, data_end, &ether_type, &vlan_depth);
+	if (rc != TG_PARSE_OK)
+		return tg_drop(rc);
+	if (ether_type == bpf_htons(ETH_P_IP))
+		return lb4_handle(ctx, cursor.pos, vlan_depth);
+	if (ether_type == bpf_htons(ETH_P_IPV6))
+		return lb6_handle(ctx, cursor.pos, vlan_depth);
+	return XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,152 @@
+#include "packet.h"
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+
+#include <cstring>
+#include <stdexcept>
+
+namespace tollgate::test {
+namespace {
+
+void put16(Bytes& out, size_t offset, uint16_t value) {
+  out[offset] = static_cast<uint8_t>(value >> 8);
+  out[offset + 1] = static_cast<uint8_t>(value);
+}
+
+uint16_t get16(const Bytes& in, size_t offset) { return static_cast<uint16_t>(in[offset] << 8 | in[offset + 1]); }
+
+Bytes address_bytes(const std::string& text, bool ipv6) {
+  Bytes out(ipv6 ? 16 : 4);
+  if (inet_pton(ipv6 ? AF_INET6 : AF_INET, text.c_str(), out.data()) != 1)
+    throw std::invalid_argument("bad test address " + text);
+  return out;
+}
+
+// Sum over the pseudo-header and the L4 segment; 0 means the checksum
+// verifies when the segment's checksum field is included.
+uint16_t l4_checksum(const uint8_t* src, const uint8_t* dst, size_t address_length, uint8_t protocol,
+                     const uint8_t* segment, size_t segment_length) {
+  Bytes pseudo;
+  pseudo.insert(pseudo.end(), src, src + address_length);
+  pseudo.insert(pseudo.end(), dst, dst + address_length);
+  if (address_length == 4) {
+    pseudo.insert(pseudo.end(),
+                  {0, protocol, static_cast<uint8_t>(segment_length >> 8), static_cast<uint8_t>(segment_length)});
+  } else {
+    uint32_t length = htonl(static_cast<uint32_t>(segment_length));
+    const uint8_t* length_bytes = reinterpret_cast<const uint8_t*>(&length);
+    pseudo.insert(pseudo.end(), length_bytes, length_bytes + 4);
+    pseudo.insert(pseudo.end(), {0, 0, 0, protocol});
+  }
+  uint16_t sum = ones_complement_sum(pseudo.data(), pseudo.size());
+  return ones_complement_sum(segment, segment_length, sum);
+}
+
+}  // namespace
+
+uint16_t ones_complement_sum(const uint8_t* bytes, size_t length, uint32_t initial) {
+  uint64_t sum = initial;
+  for (size_t i = 0; i + 1 < length; i += 2) sum += static_cast<uint32_t>(bytes[i] << 8 | bytes[i + 1]);
+  if (length % 2) sum += static_cast<uint32_t>(bytes[length - 1] << 8);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(sum);
+}
+
+size_t l3_offset(const PacketSpec& spec) { return 14 + 4 * spec.vlan_ids.size(); }
+size_t l4_offset(const PacketSpec& spec) { return l3_offset(spec) + (spec.ipv6 ? 40 : 20); }
+
+Bytes build_packet(const PacketSpec& spec) {
+  const size_t l4_header = spec.protocol == 6 ? 20 : 8;
+  const size_t l4_length = l4_header + spec.payload.size();
+  const size_t l3 = l3_offset(spec);
+  const size_t l4 = l4_offset(spec);
+  Bytes out(l4 + l4_length, 0);
+
+  std::memcpy(&out[0], spec.dst_mac.data(), 6);
+  std::memcpy(&out[6], spec.src_mac.data(), 6);
+  size_t offset = 12;
+  for (uint16_t vlan : spec.vlan_ids) {
+    put16(out, offset, offset == 12 && spec.vlan_ids.size() > 1 ? 0x88a8 : 0x8100);
+    put16(out, offset + 2, vlan);
+    offset += 4;
+  }
+  put16(out, offset, spec.ipv6 ? 0x86dd : 0x0800);
+
+  Bytes src = address_bytes(spec.src, spec.ipv6);
+  Bytes dst = address_bytes(spec.dst, spec.ipv6);
+  if (spec.ipv6) {
+    out[l3] = 0x60;
+    put16(out, l3 + 4, static_cast<uint16_t>(l4_length));
+    out[l3 + 6] = spec.protocol;
+    out[l3 + 7] = spec.ttl;
+    std::memcpy(&out[l3 + 8], src.data(), 16);
+    std::memcpy(&out[l3 + 24], dst.data(), 16);
+  } else {
+    out[l3] = 0x45;
+    put16(out, l3 + 2, static_cast<uint16_t>(20 + l4_length));
+    put16(out, l3 + 4, spec.ipv4_id);
+    put16(out, l3 + 6, 0x4000);  // DF
+    out[l3 + 8] = spec.ttl;
+    out[l3 + 9] = spec.protocol;
+    std::memcpy(&out[l3 + 12], src.data(), 4);
+    std::memcpy(&out[l3 + 16], dst.data(), 4);
+    put16(out, l3 + 10, static_cast<uint16_t>(~ones_complement_sum(&out[l3], 20)));
+  }
+
+  put16(out, l4, spec.src_port);
+  put16(out, l4 + 2, spec.dst_port);
+  size_t check_offset;
+  if (spec.protocol == 6) {
+    put16(out, l4 + 4, 0x1000);  // sequence number
+    out[l4 + 12] = 5 << 4;
+    out[l4 + 13] = spec.tcp_flags;
+    put16(out, l4 + 14, 64240);
+    check_offset = l4 + 16;
+  } else {
+    put16(out, l4 + 4, static_cast<uint16_t>(l4_length));
+    check_offset = l4 + 6;
+  }
+  std::memcpy(&out[l4 + l4_header], spec.payload.data(), spec.payload.size());
+  uint16_t check =
+      static_cast<uint16_t>(~l4_checksum(src.data(), dst.data(), src.size(), spec.protocol, &out[l4], l4_length));
+  if (spec.protocol == 17 && check == 0) check = 0xffff;
+  put16(out, check_offset, check);
+  return out;
+}
+
+bool checksums_valid(const Bytes& frame, std::string* why) {
+  if (frame.size() < 14) return *why = "frame too short", false;
+  const uint16_t ether_type = get16(frame, 12);
+  const size_t l3 = 14;
+  if (ether_type == 0x0800) {
+    const size_t header_length = (frame[l3] & 0x0f) * 4u;
+    if (ones_complement_sum(&frame[l3], header_length) != 0xffff) return *why = "IPv4 header checksum", false;
+    const size_t total = get16(frame, l3 + 2);
+    const uint8_t protocol = frame[l3 + 9];
+    if (protocol == 17 && get16(frame, l3 + header_length + 6) == 0) return true;  // no UDP checksum
+    if (l4_checksum(&frame[l3 + 12], &frame[l3 + 16], 4, protocol, &frame[l3 + header_length], total - header_length) !=
+        0xffff)
+      return *why = "IPv4 L4 checksum", false;
+    return true;
+  }
+  if (ether_type == 0x86dd) {
+    const size_t payload = get16(frame, l3 + 4);
+    if (l4_checksum(&frame[l3 + 8], &frame[l3 + 24], 16, frame[l3 + 6], &frame[l3 + 40], payload) != 0xffff)
+      return *why = "IPv6 L4 checksum", false;
+    return true;
+  }
+  return *why = fmt::format("unexpected EtherType {:#06x}", ether_type), false;
+}
+
+std::string hex_diff(const Bytes& expected, const Bytes& actual) {
+  std::string out = fmt::format("expected {} bytes, got {}\n", expected.size(), actual.size());
+  for (size_t i = 0; i < std::max(expected.size(), actual.size()); ++i) {
+    int want = i < expected.size() ? expected[i] : -1;
+    int got = i < actual.size() ? actual[i] : -1;
+    if (want != got) out += fmt::format("  byte {:3}: expected {:02x} got {:02x}\n", i, want & 0xff, got & 0xff);
+  }
+  return out;
+}
+
+}  // namespace tollgate::test

@@ -1,0 +1,123 @@
+#include "maglev.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+
+using namespace tollgate;
+
+namespace {
+
+constexpr uint32_t kSize = 65537;
+
+std::vector<MaglevBackend> equal_backends(size_t count) {
+  std::vector<MaglevBackend> backends;
+  for (size_t i = 0; i < count; ++i) {
+    uint8_t address[4] = {198, 18, static_cast<uint8_t>(i / 250), static_cast<uint8_t>(i % 250 + 1)};
+    backends.push_back({maglev_key(address, sizeof(address), 8080), 1});
+  }
+  return backends;
+}
+
+std::vector<size_t> shares(const std::vector<uint32_t>& table, size_t backend_count) {
+  std::vector<size_t> counts(backend_count, 0);
+  for (uint32_t entry : table) {
+    EXPECT_LT(entry, backend_count);
+    if (entry < backend_count) ++counts[entry];
+  }
+  return counts;
+}
+
+// Of the entries that pointed at backends other than `removed`, the
+// fraction that point at a different backend after it is removed.
+double remapped_fraction(size_t backend_count, size_t removed) {
+  auto before_backends = equal_backends(backend_count);
+  auto after_backends = before_backends;
+  after_backends.erase(after_backends.begin() + static_cast<long>(removed));
+  auto before = build_maglev_table(before_backends, kSize);
+  auto after = build_maglev_table(after_backends, kSize);
+
+  size_t others = 0, moved = 0;
+  for (uint32_t slot = 0; slot < kSize; ++slot) {
+    if (before[slot] == removed) continue;
+    ++others;
+    uint64_t key_before = before_backends[before[slot]].key;
+    uint64_t key_after = after_backends[after[slot]].key;
+    if (key_before != key_after) ++moved;
+  }
+  return static_cast<double>(moved) / static_cast<double>(others);
+}
+
+}  // namespace
+
+TEST(Maglev, HundredEqualBackendsShareWithinOnePercent) {
+  auto table = build_maglev_table(equal_backends(100), kSize);
+  ASSERT_EQ(table.size(), kSize);
+  for (size_t count : shares(table, 100)) {
+    double share = static_cast<double>(count) / kSize;
+    EXPECT_NEAR(share, 1.0 / 100, 0.01 / 100) << "entries: " << count;
+  }
+}
+
+TEST(Maglev, WeightsOneTwoThree) {
+  auto backends = equal_backends(3);
+  backends[0].weight = 1;
+  backends[1].weight = 2;
+  backends[2].weight = 3;
+  auto counts = shares(build_maglev_table(backends, kSize), 3);
+  for (size_t i = 0; i < 3; ++i) {
+    double expected = static_cast<double>(backends[i].weight) / 6;
+    double share = static_cast<double>(counts[i]) / kSize;
+    EXPECT_NEAR(share, expected, expected * 0.01) << "backend " << i << " entries " << counts[i];
+  }
+}
+
+TEST(Maglev, LargeWeightRatios) {
+  auto backends = equal_backends(4);
+  const uint32_t weights[] = {1, 10, 100, 65535};
+  uint64_t total = 0;
+  for (size_t i = 0; i < 4; ++i) total += backends[i].weight = weights[i];
+  auto counts = shares(build_maglev_table(backends, kSize), 4);
+  for (size_t i = 0; i < 4; ++i) {
+    double expected = static_cast<double>(weights[i]) / static_cast<double>(total) * kSize;
+    EXPECT_NEAR(static_cast<double>(counts[i]), expected, std::max(2.0, expected * 0.01)) << "backend " << i;
+  }
+}
+
+TEST(Maglev, RemovingOneBackendRemapsLittle) {
+  for (size_t count : {3u, 10u, 100u, 1000u}) {
+    for (size_t removed : {size_t{0}, count / 2, count - 1}) {
+      double fraction = remapped_fraction(count, removed);
+      EXPECT_LE(fraction, 1.0 / static_cast<double>(count) + 0.01) << count << " backends, removed #" << removed;
+    }
+  }
+}
+
+TEST(Maglev, TableDependsOnTheSetNotTheOrder) {
+  auto backends = equal_backends(50);
+  auto shuffled = backends;
+  std::mt19937 random(7);
+  std::shuffle(shuffled.begin(), shuffled.end(), random);
+  auto table = build_maglev_table(backends, kSize);
+  auto other = build_maglev_table(shuffled, kSize);
+  for (uint32_t slot = 0; slot < kSize; ++slot)
+    ASSERT_EQ(backends[table[slot]].key, shuffled[other[slot]].key) << "slot " << slot;
+}
+
+TEST(Maglev, EmptyAndZeroWeightBackendsLeaveNoEntries) {
+  EXPECT_EQ(build_maglev_table({}, 7), std::vector<uint32_t>(7, kMaglevEmpty));
+  auto backends = equal_backends(2);
+  backends[0].weight = 0;
+  auto table = build_maglev_table(backends, 13);
+  EXPECT_EQ(std::count(table.begin(), table.end(), 1u), 13);
+}
+
+TEST(Maglev, RejectsSizeThatIsNotPrime) {
+  EXPECT_THROW(build_maglev_table(equal_backends(2), 65536), std::invalid_argument);
+  EXPECT_TRUE(is_prime(65537));
+  EXPECT_TRUE(is_prime(2));
+  EXPECT_FALSE(is_prime(1));
+  EXPECT_FALSE(is_prime(65535));
+}

@@ -1,0 +1,316 @@
+#include "dataplane.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "maglev.h"
+#include "stats.h"
+
+namespace tollgate {
+namespace {
+
+std::string errno_text() { return std::strerror(errno); }
+
+uint64_t nanoseconds(std::chrono::seconds value) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(value).count());
+}
+
+Status update(int fd, const void* key, const void* value, const char* map_name) {
+  if (bpf_map_update_elem(fd, key, value, BPF_ANY))
+    return make_error("map update failed: {} [map = {}]", errno_text(), map_name);
+  return {};
+}
+
+Status remove(int fd, const void* key, const char* map_name) {
+  if (bpf_map_delete_elem(fd, key) && errno != ENOENT)
+    return make_error("map delete failed: {} [map = {}]", errno_text(), map_name);
+  return {};
+}
+
+}  // namespace
+
+Status validate_service(const ServiceSpec& spec) {
+  const auto& address = spec.address;
+  if (!is_prime(spec.maglev_size) || spec.maglev_size > TG_MAGLEV_MAX_SIZE)
+    return make_error("maglev_size: {} is not a prime between 2 and {}", spec.maglev_size, TG_MAGLEV_MAX_SIZE);
+  if (spec.backends.size() > spec.maglev_size)
+    return make_error("backends: {} backends do not fit a Maglev table of {} entries", spec.backends.size(),
+                      spec.maglev_size);
+  std::set<Endpoint> seen;
+  for (size_t i = 0; i < spec.backends.size(); ++i) {
+    const auto& backend = spec.backends[i];
+    if (backend.endpoint.address.family != address.endpoint.address.family)
+      return make_error("backends[{}]: {} is not of the service's address family", i, backend.endpoint.to_string());
+    if (backend.endpoint.port == 0) return make_error("backends[{}]: port 0 is not a backend port", i);
+    if (backend.weight < 1 || backend.weight > kMaxWeight)
+      return make_error("backends[{}]: weight {} is out of range 1-{}", i, backend.weight, kMaxWeight);
+    if (!seen.insert(backend.endpoint).second)
+      return make_error("backends[{}]: {} is listed twice", i, backend.endpoint.to_string());
+  }
+  return {};
+}
+
+uint32_t Dataplane::IndexPool::allocate() {
+  if (!free_.empty()) {
+    uint32_t index = *free_.begin();
+    free_.erase(free_.begin());
+    return index;
+  }
+  return next_++;
+}
+
+Dataplane::Dataplane(const MapFds& maps) : maps_(maps) {}
+
+Dataplane::~Dataplane() {
+  // The outer map keeps its own references to the tables in use.
+  for (auto& [address, service] : services_)
+    for (auto& table : service.tables)
+      if (table.fd >= 0) close(table.fd);
+}
+
+Status Dataplane::set_timeouts(const FlowTimeouts& timeouts) {
+  tg_config config{};
+  config.abi_version = TG_ABI_VERSION;
+  config.tcp_syn_timeout_ns = nanoseconds(timeouts.tcp_syn);
+  config.tcp_established_timeout_ns = nanoseconds(timeouts.tcp_established);
+  config.tcp_closing_timeout_ns = nanoseconds(timeouts.tcp_closing);
+  config.udp_timeout_ns = nanoseconds(timeouts.udp);
+  uint32_t zero = 0;
+  return update(maps_.config, &zero, &config, "tg_config");
+}
+
+std::optional<uint32_t> Dataplane::service_id(const ServiceAddress& address) const {
+  auto it = services_.find(address);
+  if (it == services_.end()) return std::nullopt;
+  return it->second.id;
+}
+
+std::optional<uint32_t> Dataplane::backend_index(const ServiceAddress& address, const Endpoint& backend) const {
+  auto it = services_.find(address);
+  if (it == services_.end()) return std::nullopt;
+  auto found = it->second.backend_indexes.find(backend);
+  if (found == it->second.backend_indexes.end()) return std::nullopt;
+  return found->second;
+}
+
+const std::vector<uint32_t>* Dataplane::active_table(const ServiceAddress& address) const {
+  auto it = services_.find(address);
+  if (it == services_.end() || it->second.active_table < 0) return nullptr;
+  return &it->second.tables[it->second.active_table].entries;
+}
+
+Status Dataplane::write_backend(const ServiceState& service, uint32_t index, const BackendSpec& backend) {
+  tg_backend value{};
+  backend.endpoint.address.to_words(value.addr);
+  value.port = htons(backend.endpoint.port);
+  value.family = static_cast<uint8_t>(backend.endpoint.address.family);
+  value.state = static_cast<uint8_t>(backend.state);
+  value.service_id = service.id;
+  value.generation = generations_[index];
+  value.weight = backend.weight;
+  ++last_write_.backend_entries;
+  return update(maps_.backends, &index, &value, "tg_backends");
+}
+
+Status Dataplane::release_backend(uint32_t index) {
+  // Keep the generation: flows that still name this slot see it unused.
+  tg_backend value{};
+  value.generation = generations_[index];
+  ++last_write_.backend_entries;
+  if (auto status = update(maps_.backends, &index, &value, "tg_backends"); !status) return status;
+  backend_slots_.release(index);
+  return {};
+}
+
+std::vector<uint32_t> Dataplane::build_table(const ServiceState& service) const {
+  std::vector<MaglevBackend> candidates;
+  std::vector<uint32_t> indexes;
+  for (const auto& backend : service.spec.backends) {
+    if (backend.state != BackendState::up) continue;
+    const auto& bytes = backend.endpoint.address.bytes;
+    size_t length = backend.endpoint.address.family == Family::ipv4 ? 4 : 16;
+    candidates.push_back({maglev_key(bytes.data(), length, backend.endpoint.port), backend.weight});
+    indexes.push_back(service.backend_indexes.at(backend.endpoint));
+  }
+  std::vector<uint32_t> table = build_maglev_table(candidates, service.spec.maglev_size);
+  for (auto& entry : table) entry = entry == kMaglevEmpty ? TG_BACKEND_NONE : indexes[entry];
+  return table;
+}
+
+Status Dataplane::install_table(ServiceState& service, std::vector<uint32_t> entries) {
+  const uint32_t size = static_cast<uint32_t>(entries.size());
+  int standby_index = service.active_table == 0 ? 1 : 0;
+  Table& standby = service.tables[standby_index];
+
+  if (standby.fd >= 0 && standby.entries.size() != size) {
+    close(standby.fd);
+    standby = Table{};
+  }
+  if (standby.fd < 0) {
+    LIBBPF_OPTS(bpf_map_create_opts, options, .map_flags = BPF_F_INNER_MAP);
+    standby.fd =
+        bpf_map_create(BPF_MAP_TYPE_ARRAY, "tg_maglev_table", sizeof(uint32_t), sizeof(uint32_t), size, &options);
+    if (standby.fd < 0)
+      return make_error("map create failed: {} [map = tg_maglev_table, size = {}]", errno_text(), size);
+    standby.entries.assign(size, TG_BACKEND_NONE);  // a new array map is zeroed
+  }
+
+  // Only the entries where the standby differs from the new table.
+  std::vector<uint32_t> keys;
+  std::vector<uint32_t> values;
+  for (uint32_t slot = 0; slot < size; ++slot) {
+    if (standby.entries[slot] == entries[slot]) continue;
+    keys.push_back(slot);
+    values.push_back(entries[slot]);
+  }
+  if (!keys.empty()) {
+    uint32_t count = static_cast<uint32_t>(keys.size());
+    if (bpf_map_update_batch(standby.fd, keys.data(), values.data(), &count, nullptr))
+      return make_error("map batch update failed: {} [map = tg_maglev_table, entries = {}]", errno_text(), keys.size());
+  }
+  last_write_.table_entries += keys.size();
+  standby.entries = std::move(entries);
+
+  // The switch. For a map-in-map update the kernel waits for an RCU grace
+  // period before returning, so no program still reads the table this
+  // replaces by the time we next write into it as the standby.
+  int table_fd = standby.fd;
+  if (auto status = update(maps_.maglev, &service.id, &table_fd, "tg_maglev"); !status) return status;
+  service.active_table = standby_index;
+  return {};
+}
+
+Status Dataplane::write_service_value(const ServiceState& service) {
+  tg_service value{};
+  value.service_id = service.id;
+  value.maglev_size = service.spec.maglev_size;
+  value.algorithm = TG_ALGORITHM_MAGLEV;
+  value.forward_mode = TG_FORWARD_NAT;
+  tg_service_key key = service.spec.address.to_key();
+  return update(maps_.services, &key, &value, "tg_services");
+}
+
+Status Dataplane::add_vip_reference(const IpAddress& address) {
+  uint32_t& references = vip_references_[address];
+  tg_vip_address key{};
+  address.to_words(key.addr);
+  key.family = static_cast<uint8_t>(address.family);
+  uint32_t value = references + 1;
+  if (auto status = update(maps_.vip_addresses, &key, &value, "tg_vip_addresses"); !status) {
+    if (references == 0) vip_references_.erase(address);
+    return status;
+  }
+  references = value;
+  return {};
+}
+
+Status Dataplane::drop_vip_reference(const IpAddress& address) {
+  auto it = vip_references_.find(address);
+  if (it == vip_references_.end()) return {};
+  tg_vip_address key{};
+  address.to_words(key.addr);
+  key.family = static_cast<uint8_t>(address.family);
+  if (--it->second == 0) {
+    vip_references_.erase(it);
+    return remove(maps_.vip_addresses, &key, "tg_vip_addresses");
+  }
+  return update(maps_.vip_addresses, &key, &it->second, "tg_vip_addresses");
+}
+
+Status Dataplane::apply_service(const ServiceSpec& spec) {
+  if (auto status = validate_service(spec); !status) return status;
+  last_write_ = {};
+
+  auto existing = services_.find(spec.address);
+  const bool is_new = existing == services_.end();
+  const ServiceState* previous = is_new ? nullptr : &existing->second;
+
+  size_t new_backends = 0;
+  for (const auto& backend : spec.backends)
+    if (!previous || !previous->backend_indexes.contains(backend.endpoint)) ++new_backends;
+  if (is_new && service_ids_.available() == 0)
+    return make_error("service: the data path holds {} services already", TG_MAX_SERVICES);
+  if (new_backends > backend_slots_.available())
+    return make_error("backends: {} new backends, but only {} backend slots are free", new_backends,
+                      backend_slots_.available());
+
+  ServiceState next = is_new ? ServiceState{} : existing->second;
+  next.spec = spec;
+  if (is_new) {
+    next.id = service_ids_.allocate();
+    if (auto status = reset_counters(maps_.service_stats, next.id); !status) {
+      service_ids_.release(next.id);
+      return status;
+    }
+  }
+
+  // 1. Backend slots, new ones first, so no table can name a missing slot.
+  std::map<Endpoint, uint32_t> indexes;
+  for (const auto& backend : spec.backends) {
+    auto known = next.backend_indexes.find(backend.endpoint);
+    uint32_t index;
+    if (known != next.backend_indexes.end()) {
+      index = known->second;
+    } else {
+      index = backend_slots_.allocate();
+      ++generations_[index];
+      if (auto status = reset_counters(maps_.backend_stats, index); !status) return status;
+    }
+    indexes[backend.endpoint] = index;
+    if (auto status = write_backend(next, index, backend); !status) return status;
+  }
+  std::vector<uint32_t> released;
+  for (const auto& [endpoint, index] : next.backend_indexes)
+    if (!indexes.contains(endpoint)) released.push_back(index);
+  next.backend_indexes = std::move(indexes);
+
+  // 2. The table, switched in whole. When the size changes, the service
+  // value that tells the size must never exceed the table in place.
+  const uint32_t old_size = previous ? previous->spec.maglev_size : 0;
+  const bool shrinking = previous && spec.maglev_size < old_size;
+  if (shrinking) {
+    if (auto status = write_service_value(next); !status) return status;
+  }
+  if (auto status = install_table(next, build_table(next)); !status) return status;
+
+  // 3. The service itself, visible to packets last.
+  if (is_new) {
+    if (auto status = add_vip_reference(spec.address.endpoint.address); !status) return status;
+  }
+  if (is_new || (!shrinking && spec.maglev_size != old_size)) {
+    if (auto status = write_service_value(next); !status) return status;
+  }
+
+  // 4. Slots of removed backends: no table names them any more.
+  for (uint32_t index : released)
+    if (auto status = release_backend(index); !status) return status;
+
+  services_[spec.address] = std::move(next);
+  return {};
+}
+
+Status Dataplane::remove_service(const ServiceAddress& address) {
+  auto it = services_.find(address);
+  if (it == services_.end()) return make_error("service {} does not exist", address.to_string());
+  ServiceState& service = it->second;
+  last_write_ = {};
+
+  tg_service_key key = address.to_key();
+  if (auto status = remove(maps_.services, &key, "tg_services"); !status) return status;
+  if (auto status = drop_vip_reference(address.endpoint.address); !status) return status;
+  if (auto status = remove(maps_.maglev, &service.id, "tg_maglev"); !status) return status;
+  for (auto& table : service.tables)
+    if (table.fd >= 0) close(table.fd);
+  service.tables = {};
+  for (const auto& [endpoint, index] : service.backend_indexes)
+    if (auto status = release_backend(index); !status) return status;
+  service_ids_.release(service.id);
+  services_.erase(it);
+  return {};
+}
+
+}  // namespace tollgate

@@ -1,0 +1,119 @@
+// Writes services, backends and Maglev tables into the data path's maps.
+//
+// Ordering keeps every packet consistent: a backend slot is written before
+// any table points at it; a table is filled aside (the standby of a pair)
+// and switched in with one write of the outer map; a removed backend's slot
+// is released only after no table points at it.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <vector>
+
+#include "address.h"
+#include "loader.h"
+#include "result.h"
+
+namespace tollgate {
+
+enum class BackendState : uint8_t {
+  up = TG_BACKEND_UP,
+  draining = TG_BACKEND_DRAINING,
+  down = TG_BACKEND_DOWN,
+};
+
+inline constexpr uint32_t kMaxWeight = 65535;
+
+struct BackendSpec {
+  Endpoint endpoint;
+  uint32_t weight = 1;  // 1 .. kMaxWeight
+  BackendState state = BackendState::up;
+};
+
+struct ServiceSpec {
+  ServiceAddress address;
+  uint32_t maglev_size = TG_MAGLEV_DEFAULT_SIZE;  // prime
+  std::vector<BackendSpec> backends;
+};
+
+struct FlowTimeouts {
+  std::chrono::seconds tcp_syn{30};
+  std::chrono::seconds tcp_established{3600};
+  std::chrono::seconds tcp_closing{60};
+  std::chrono::seconds udp{120};
+};
+
+// Checks a spec whole; the error names the offending field.
+Status validate_service(const ServiceSpec& spec);
+
+// How many map entries the last apply_service() wrote.
+struct WriteCounts {
+  size_t backend_entries = 0;
+  size_t table_entries = 0;
+};
+
+class Dataplane {
+ public:
+  explicit Dataplane(const MapFds& maps);
+  ~Dataplane();
+  Dataplane(const Dataplane&) = delete;
+  Dataplane& operator=(const Dataplane&) = delete;
+
+  Status set_timeouts(const FlowTimeouts& timeouts);
+  // Creates the service or brings it to `spec`.
+  Status apply_service(const ServiceSpec& spec);
+  Status remove_service(const ServiceAddress& address);
+
+  std::optional<uint32_t> service_id(const ServiceAddress& address) const;
+  std::optional<uint32_t> backend_index(const ServiceAddress& address, const Endpoint& backend) const;
+  // The table the data path uses now (backend indexes; TG_BACKEND_NONE).
+  const std::vector<uint32_t>* active_table(const ServiceAddress& address) const;
+  const WriteCounts& last_write() const { return last_write_; }
+
+ private:
+  struct Table {
+    int fd = -1;
+    std::vector<uint32_t> entries;  // what the kernel map holds
+  };
+  struct ServiceState {
+    uint32_t id = 0;
+    ServiceSpec spec;
+    std::map<Endpoint, uint32_t> backend_indexes;
+    std::array<Table, 2> tables;
+    int active_table = -1;  // index into tables, -1 before the first
+  };
+  class IndexPool {
+   public:
+    IndexPool(uint32_t first, uint32_t end) : next_(first), end_(end) {}
+    size_t available() const { return free_.size() + (end_ - next_); }
+    uint32_t allocate();
+    void release(uint32_t index) { free_.insert(index); }
+
+   private:
+    std::set<uint32_t> free_;
+    uint32_t next_;
+    uint32_t end_;
+  };
+
+  Status write_backend(const ServiceState& service, uint32_t index, const BackendSpec& backend);
+  Status release_backend(uint32_t index);
+  Status install_table(ServiceState& service, std::vector<uint32_t> entries);
+  Status write_service_value(const ServiceState& service);
+  Status add_vip_reference(const IpAddress& address);
+  Status drop_vip_reference(const IpAddress& address);
+  std::vector<uint32_t> build_table(const ServiceState& service) const;
+
+  MapFds maps_;
+  std::map<ServiceAddress, ServiceState> services_;
+  std::map<IpAddress, uint32_t> vip_references_;
+  IndexPool service_ids_{0, TG_MAX_SERVICES};
+  IndexPool backend_slots_{1, TG_MAX_BACKENDS};
+  std::vector<uint32_t> generations_ = std::vector<uint32_t>(TG_MAX_BACKENDS, 0);
+  WriteCounts last_write_;
+};
+
+}  // namespace tollgate

@@ -1,0 +1,67 @@
+// Loads the BPF data path from the skeleton compiled into the binary and
+// attaches it to interfaces.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "abi.h"
+#include "result.h"
+
+struct tollgate_xdp;
+
+namespace tollgate {
+
+// File descriptors of the data path's maps, owned by the DataPath.
+struct MapFds {
+  int config = -1;
+  int services = -1;
+  int vip_addresses = -1;
+  int backends = -1;
+  int maglev = -1;
+  int flows = -1;
+  int service_stats = -1;
+  int backend_stats = -1;
+  int drops = -1;
+};
+
+struct LoadOptions {
+  uint32_t flow_capacity = TG_FLOWS_DEFAULT;  // entries in tg_flows
+};
+
+enum class XdpMode { native, generic };
+
+struct XdpAttachment {
+  int ifindex = 0;
+  std::string interface;
+  XdpMode mode = XdpMode::native;
+  uint32_t program_id = 0;
+};
+
+class DataPath {
+ public:
+  static Result<std::unique_ptr<DataPath>> load(const LoadOptions& options);
+  ~DataPath();
+  DataPath(const DataPath&) = delete;
+  DataPath& operator=(const DataPath&) = delete;
+
+  int xdp_program_fd() const;
+  uint32_t xdp_program_id() const;
+  const MapFds& maps() const { return maps_; }
+
+  // Attaches the XDP program to `interface`; replaces a program already
+  // there. Generic mode only when asked for.
+  Result<XdpAttachment> attach_xdp(const std::string& interface, XdpMode mode);
+  Status detach_xdp(const XdpAttachment& attachment);
+
+ private:
+  explicit DataPath(tollgate_xdp* skeleton);
+
+  tollgate_xdp* skeleton_;
+  MapFds maps_;
+};
+
+std::string_view xdp_mode_name(XdpMode mode);
+
+}  // namespace tollgate

@@ -1,0 +1,84 @@
+#include "maglev.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace tollgate {
+namespace {
+
+// SplitMix64 finalizer: a strong 64-bit mix, deterministic across runs.
+uint64_t mix64(uint64_t value) {
+  value += 0x9e3779b97f4a7c15ULL;
+  value = (value ^ (value >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  value = (value ^ (value >> 27)) * 0x94d049bb133111ebULL;
+  return value ^ (value >> 31);
+}
+
+struct Permutation {
+  uint64_t offset = 0;
+  uint64_t skip = 0;
+  uint64_t next = 0;    // how far along its preference list the backend is
+  uint64_t target = 0;  // weighted turn bookkeeping
+};
+
+}  // namespace
+
+uint64_t maglev_key(const uint8_t* address, size_t length, uint16_t port) {
+  uint64_t key = mix64(length);
+  for (size_t i = 0; i < length; ++i) key = mix64(key ^ address[i]);
+  return mix64(key ^ port);
+}
+
+bool is_prime(uint32_t value) {
+  if (value < 2) return false;
+  if (value % 2 == 0) return value == 2;
+  for (uint32_t divisor = 3; static_cast<uint64_t>(divisor) * divisor <= value; divisor += 2)
+    if (value % divisor == 0) return false;
+  return true;
+}
+
+std::vector<uint32_t> build_maglev_table(std::span<const MaglevBackend> backends, uint32_t size) {
+  // (offset, skip) per backend walk a permutation of the slots; each takes
+  // its next free preferred slot in turn until the table is full.
+  if (!is_prime(size)) throw std::invalid_argument("Maglev table size must be prime");
+  std::vector<uint32_t> table(size, kMaglevEmpty);
+
+  uint64_t max_weight = 0;
+  for (const auto& backend : backends) max_weight = std::max<uint64_t>(max_weight, backend.weight);
+  if (max_weight == 0) return table;
+
+  std::vector<Permutation> permutations(backends.size());
+  for (size_t i = 0; i < backends.size(); ++i) {
+    permutations[i].offset = mix64(backends[i].key ^ 0x6d61676c65763031ULL) % size;
+    permutations[i].skip = mix64(backends[i].key ^ 0x736b69707065726dULL) % (size - 1) + 1;
+  }
+
+  // Turns go in key order, so the table depends on the set of backends and
+  // not on the order they were listed in.
+  std::vector<size_t> order(backends.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return backends[a].key < backends[b].key; });
+
+  uint32_t filled = 0;
+  // A backend of weight w takes a turn in round r when r * w has caught up
+  // with its turns so far times the largest weight: turns stay proportional
+  // to weights, and the heaviest backend moves every round.
+  for (uint64_t round = 0; filled < size; ++round) {
+    for (size_t i : order) {
+      if (filled == size) break;
+      auto& permutation = permutations[i];
+      if (backends[i].weight == 0 || round * backends[i].weight < permutation.target) continue;
+      permutation.target += max_weight;
+      uint64_t slot;
+      do {
+        slot = (permutation.offset + permutation.next * permutation.skip) % size;
+        ++permutation.next;
+      } while (table[slot] != kMaglevEmpty);
+      table[slot] = static_cast<uint32_t>(i);
+      ++filled;
+    }
+  }
+  return table;
+}
+
+}  // namespace tollgate

@@ -1,0 +1,31 @@
+// Weighted Maglev lookup table (Eisenbud et al., NSDI'16, section 3.4),
+// with weights as in the paper's round-robin population: in each round a
+// backend takes its next preferred free slot only if its share so far is
+// below its weight's share.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace tollgate {
+
+struct MaglevBackend {
+  uint64_t key = 0;     // stable identity (see maglev_key); decides the permutation
+  uint32_t weight = 0;  // 0: not in the table
+};
+
+// A table slot no backend took: only when no backend has weight > 0.
+inline constexpr uint32_t kMaglevEmpty = UINT32_MAX;
+
+// Stable identity of a backend, from its address bytes and port.
+uint64_t maglev_key(const uint8_t* address, size_t length, uint16_t port);
+
+bool is_prime(uint32_t value);
+
+// Returns `size` entries, each an index into `backends` (or kMaglevEmpty
+// when no backend has weight). `size` must be prime; the share of a backend
+// is proportional to its weight.
+std::vector<uint32_t> build_maglev_table(std::span<const MaglevBackend> backends, uint32_t size);
+
+}  // namespace tollgate
