@@ -151,6 +151,18 @@ struct tg_flow {
 	__u8 pad[3]; /* 0 */
 };
 
+/*
+ * tg_reverse_flows: the reply direction of a NAT'd flow, keyed by a
+ * struct tg_flow_key as the backend sends it (src = backend, dst = client);
+ * the value is what the client addressed, restored on the reply.
+ */
+struct tg_reverse_nat {
+	__u32 addr[4]; /* service address */
+	__u16 port; /* service port the client used */
+	__u8 family; /* enum tg_family */
+	__u8 pad; /* 0 */
+};
+
 /* Per-CPU traffic counters, per service and per backend. */
 struct tg_counters {
 	__u64 packets;

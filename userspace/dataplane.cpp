@@ -83,6 +83,17 @@ Status Dataplane::set_timeouts(const FlowTimeouts& timeouts) {
   return update(maps_.config, &zero, &config, "tg_config");
 }
 
+std::vector<ServiceAddress> Dataplane::service_addresses() const {
+  std::vector<ServiceAddress> addresses;
+  for (const auto& [address, service] : services_) addresses.push_back(address);
+  return addresses;
+}
+
+const ServiceSpec* Dataplane::service_spec(const ServiceAddress& address) const {
+  auto it = services_.find(address);
+  return it == services_.end() ? nullptr : &it->second.spec;
+}
+
 std::optional<uint32_t> Dataplane::service_id(const ServiceAddress& address) const {
   auto it = services_.find(address);
   if (it == services_.end()) return std::nullopt;

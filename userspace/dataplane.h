@@ -68,6 +68,8 @@ class Dataplane {
   Status apply_service(const ServiceSpec& spec);
   Status remove_service(const ServiceAddress& address);
 
+  std::vector<ServiceAddress> service_addresses() const;
+  const ServiceSpec* service_spec(const ServiceAddress& address) const;
   std::optional<uint32_t> service_id(const ServiceAddress& address) const;
   std::optional<uint32_t> backend_index(const ServiceAddress& address, const Endpoint& backend) const;
   // The table the data path uses now (backend indexes; TG_BACKEND_NONE).

@@ -10,6 +10,7 @@
 #include "result.h"
 
 struct tollgate_xdp;
+struct tollgate_tc;
 
 namespace tollgate {
 
@@ -21,13 +22,14 @@ struct MapFds {
   int backends = -1;
   int maglev = -1;
   int flows = -1;
+  int reverse_flows = -1;
   int service_stats = -1;
   int backend_stats = -1;
   int drops = -1;
 };
 
 struct LoadOptions {
-  uint32_t flow_capacity = TG_FLOWS_DEFAULT;  // entries in tg_flows
+  uint32_t flow_capacity = TG_FLOWS_DEFAULT;  // entries in tg_flows and tg_reverse_flows
 };
 
 enum class XdpMode { native, generic };
@@ -39,6 +41,14 @@ struct XdpAttachment {
   uint32_t program_id = 0;
 };
 
+struct TcAttachment {
+  int ifindex = 0;
+  std::string interface;
+  uint32_t program_id = 0;
+};
+
+// Both programs of the data path: XDP (client side, requests) and TC
+// (backend side, replies), sharing one set of maps.
 class DataPath {
  public:
   static Result<std::unique_ptr<DataPath>> load(const LoadOptions& options);
@@ -48,17 +58,23 @@ class DataPath {
 
   int xdp_program_fd() const;
   uint32_t xdp_program_id() const;
+  int tc_program_fd() const;
+  uint32_t tc_program_id() const;
   const MapFds& maps() const { return maps_; }
 
   // Attaches the XDP program to `interface`; replaces a program already
   // there. Generic mode only when asked for.
   Result<XdpAttachment> attach_xdp(const std::string& interface, XdpMode mode);
   Status detach_xdp(const XdpAttachment& attachment);
+  // Attaches the TC reply program at ingress of `interface` (clsact).
+  Result<TcAttachment> attach_tc(const std::string& interface);
+  Status detach_tc(const TcAttachment& attachment);
 
  private:
-  explicit DataPath(tollgate_xdp* skeleton);
+  DataPath(tollgate_xdp* xdp, tollgate_tc* tc);
 
-  tollgate_xdp* skeleton_;
+  tollgate_xdp* xdp_;
+  tollgate_tc* tc_;
   MapFds maps_;
 };
 

@@ -67,6 +67,14 @@ struct {
 	__type(value, struct tg_flow);
 } tg_flows SEC(".maps");
 
+/* Written by XDP when a flow gets a backend, read by TC on the reply. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TG_FLOWS_DEFAULT);
+	__type(key, struct tg_flow_key);
+	__type(value, struct tg_reverse_nat);
+} tg_reverse_flows SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, TG_MAX_SERVICES);

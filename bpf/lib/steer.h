@@ -38,6 +38,27 @@ tg_lookup_service(const struct tg_flow_key *flow)
 	return bpf_map_lookup_elem(&tg_services, &key);
 }
 
+/* Remember how to translate the replies of a flow steered to `backend`. */
+static __always_inline void tg_remember_reply(const struct tg_flow_key *key,
+					      const struct tg_backend *backend)
+{
+	struct tg_flow_key reply = {
+		.src_port = backend->port,
+		.dst_port = key->src_port,
+		.protocol = key->protocol,
+		.family = key->family,
+	};
+	struct tg_reverse_nat nat = {
+		.port = key->dst_port,
+		.family = key->family,
+	};
+
+	__builtin_memcpy(reply.src_addr, backend->addr, sizeof(reply.src_addr));
+	__builtin_memcpy(reply.dst_addr, key->src_addr, sizeof(reply.dst_addr));
+	__builtin_memcpy(nat.addr, key->dst_addr, sizeof(nat.addr));
+	bpf_map_update_elem(&tg_reverse_flows, &reply, &nat, BPF_ANY);
+}
+
 /*
  * The backend this packet goes to, with connection tracking and counters.
  * Returns NULL with *drop_reason set when it cannot go anywhere.
@@ -88,6 +109,7 @@ tg_steer(const struct tg_service *service, const struct tg_flow_key *key,
 	/* Best effort: an LRU update evicts rather than fails; if it did fail,
 	 * the next packet selects again, consistently through Maglev. */
 	bpf_map_update_elem(&tg_flows, key, &new_flow, BPF_ANY);
+	tg_remember_reply(key, backend);
 	tg_count_traffic(&tg_service_stats, service_id, bytes, 1);
 	tg_count_traffic(&tg_backend_stats, backend_index, bytes, 1);
 	return backend;

@@ -43,6 +43,8 @@ std::string TestNetwork::create() {
       "ip neigh replace 2001:db8:1::14 lladdr 02:00:00:00:01:14 nud permanent dev tgb0",
       "ip neigh replace 198.18.0.21 lladdr 02:00:00:00:00:21 nud permanent dev tgc0",
       "ip neigh replace 2001:db8::21 lladdr 02:00:00:00:00:21 nud permanent dev tgc0",
+      "ip neigh replace 198.18.0.100 lladdr 02:00:00:00:c1:01 nud permanent dev tgc0",
+      "ip neigh replace 2001:db8::100 lladdr 02:00:00:00:c1:01 nud permanent dev tgc0",
   };
   for (const auto& command : commands) {
     std::string quiet = command + " >/dev/null 2>&1";

@@ -1,0 +1,253 @@
+// The data path loaded through the real loader and configured through the
+// real Dataplane, in a private network namespace, with helpers to run its
+// programs through BPF_PROG_TEST_RUN.
+#pragma once
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <gtest/gtest.h>
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+#include <optional>
+
+#include "dataplane.h"
+#include "loader.h"
+#include "netns.h"
+#include "packet.h"
+#include "stats.h"
+
+namespace tollgate::test {
+
+struct RunResult {
+  int verdict = -1;
+  Bytes data;
+};
+
+inline const char* verdict_name(int verdict) {
+  switch (verdict) {
+    case XDP_ABORTED: return "XDP_ABORTED";
+    case XDP_DROP: return "XDP_DROP";
+    case XDP_PASS: return "XDP_PASS";
+    case XDP_TX: return "XDP_TX";
+    case XDP_REDIRECT: return "XDP_REDIRECT";
+    default: return "?";
+  }
+}
+
+inline uint16_t get16(const Bytes& bytes, size_t offset) {
+  return static_cast<uint16_t>(bytes[offset] << 8 | bytes[offset + 1]);
+}
+inline void put16(Bytes& bytes, size_t offset, uint16_t value) {
+  bytes[offset] = static_cast<uint8_t>(value >> 8);
+  bytes[offset + 1] = static_cast<uint8_t>(value);
+}
+
+// Per family: the service, its backends and a client.
+struct Addresses {
+  bool ipv6;
+  const char* service;
+  const char* other_address;  // not a service address
+  const char* client;
+  const char* backends[4];       // on the backend side, hosts 11..14
+  const char* client_side_host;  // on the client side, host 21
+};
+inline const Addresses kIpv4{false,
+                             "198.18.100.1",
+                             "198.18.200.1",
+                             "198.18.0.100",
+                             {"198.18.1.11", "198.18.1.12", "198.18.1.13", "198.18.1.14"},
+                             "198.18.0.21"};
+inline const Addresses kIpv6{true,
+                             "2001:db8:100::1",
+                             "2001:db8:200::1",
+                             "2001:db8::100",
+                             {"2001:db8:1::11", "2001:db8:1::12", "2001:db8:1::13", "2001:db8:1::14"},
+                             "2001:db8::21"};
+
+inline std::string bracket(const Addresses& family, const char* address) {
+  return family.ipv6 ? fmt::format("[{}]", address) : std::string(address);
+}
+
+class DataPathTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root: loads BPF programs and makes a network namespace";
+    std::string failure = network_.create();
+    ASSERT_TRUE(failure.empty()) << failure;
+    auto loaded = DataPath::load(LoadOptions{});
+    ASSERT_TRUE(loaded) << loaded.error().message;
+    datapath_ = std::move(loaded).value();
+    dataplane_ = std::make_unique<Dataplane>(datapath_->maps());
+    ASSERT_TRUE(dataplane_->set_timeouts(FlowTimeouts{}));
+  }
+
+  // Runs the TC reply program on `packet` arriving on the backend side.
+  RunResult run_tc(const Bytes& packet) {
+    RunResult result;
+    result.data.resize(packet.size() + 256);
+    __sk_buff context{};
+    context.ifindex = static_cast<uint32_t>(network_.backend_ifindex);
+    LIBBPF_OPTS(bpf_test_run_opts, options, .data_in = packet.data(), .data_out = result.data.data(),
+                .data_size_in = static_cast<uint32_t>(packet.size()),
+                .data_size_out = static_cast<uint32_t>(result.data.size()), .ctx_in = &context,
+                .ctx_size_in = sizeof(context), .repeat = 1);
+    int err = bpf_prog_test_run_opts(datapath_->tc_program_fd(), &options);
+    EXPECT_EQ(err, 0) << "BPF_PROG_TEST_RUN: " << std::strerror(errno);
+    result.verdict = static_cast<int>(options.retval);
+    result.data.resize(options.data_size_out);
+    return result;
+  }
+
+  RunResult run(const Bytes& packet, int ingress_ifindex = 0) {
+    RunResult result;
+    result.data.resize(packet.size() + 256);
+    xdp_md context{};
+    context.data_end = static_cast<uint32_t>(packet.size());
+    context.ingress_ifindex = static_cast<uint32_t>(ingress_ifindex ? ingress_ifindex : network_.client_ifindex);
+    LIBBPF_OPTS(bpf_test_run_opts, options, .data_in = packet.data(), .data_out = result.data.data(),
+                .data_size_in = static_cast<uint32_t>(packet.size()),
+                .data_size_out = static_cast<uint32_t>(result.data.size()), .ctx_in = &context,
+                .ctx_size_in = sizeof(context), .repeat = 1);
+    int err = bpf_prog_test_run_opts(datapath_->xdp_program_fd(), &options);
+    EXPECT_EQ(err, 0) << "BPF_PROG_TEST_RUN: " << std::strerror(errno);
+    result.verdict = static_cast<int>(options.retval);
+    result.data.resize(options.data_size_out);
+    return result;
+  }
+
+  ServiceAddress service_address(const Addresses& family, uint8_t protocol, uint16_t port = 80) {
+    auto address = ServiceAddress::parse(
+        fmt::format("{}:{}/{}", bracket(family, family.service), port, protocol == 6 ? "tcp" : "udp"));
+    EXPECT_TRUE(address);
+    return *address;
+  }
+
+  Endpoint backend_endpoint(const Addresses& family, int number, uint16_t port = 8080) {
+    auto endpoint = Endpoint::parse(fmt::format("{}:{}", bracket(family, family.backends[number]), port));
+    EXPECT_TRUE(endpoint);
+    return *endpoint;
+  }
+
+  // A service with backends 0..count-1 of `family`, weights from `weights`.
+  ServiceSpec service_spec(const Addresses& family, uint8_t protocol, size_t count,
+                           std::vector<uint32_t> weights = {}) {
+    ServiceSpec spec{service_address(family, protocol), TG_MAGLEV_DEFAULT_SIZE, {}};
+    for (size_t i = 0; i < count; ++i)
+      spec.backends.push_back({backend_endpoint(family, static_cast<int>(i)), i < weights.size() ? weights[i] : 1});
+    return spec;
+  }
+
+  void apply(const ServiceSpec& spec) {
+    auto status = dataplane_->apply_service(spec);
+    ASSERT_TRUE(status) << status.error().message;
+  }
+
+  PacketSpec client_packet(const Addresses& family, uint8_t protocol, uint16_t src_port = 40000) {
+    PacketSpec spec;
+    spec.ipv6 = family.ipv6;
+    spec.src = family.client;
+    spec.dst = family.service;
+    spec.protocol = protocol;
+    spec.src_port = src_port;
+    spec.dst_port = 80;
+    spec.tcp_flags = kTcpSyn;
+    spec.payload = protocol == 17 ? Bytes{'p', 'i', 'n', 'g'} : Bytes{};
+    return spec;
+  }
+
+  // Which backend (number into family.backends) the output frame goes to.
+  int backend_of(const Addresses& family, const Bytes& frame) {
+    const size_t offset = family.ipv6 ? 14 + 24 : 14 + 16;
+    const size_t length = family.ipv6 ? 16 : 4;
+    if (frame.size() < offset + length) return -1;
+    for (int i = 0; i < 4; ++i) {
+      Bytes address(length);
+      inet_pton(family.ipv6 ? AF_INET6 : AF_INET, family.backends[i], address.data());
+      if (std::equal(address.begin(), address.end(), frame.begin() + static_cast<long>(offset))) return i;
+    }
+    return -1;
+  }
+
+  // The frame the data path must produce for `input` sent to backend
+  // `number` on the backend side, built from scratch.
+  Bytes expected_output(const Addresses& family, PacketSpec input, int number, uint16_t port = 8080) {
+    input.dst = family.backends[number];
+    input.dst_port = port;
+    input.ttl -= 1;
+    input.vlan_ids.clear();
+    input.src_mac = TestNetwork::kBackendSideMac;
+    input.dst_mac = TestNetwork::backend_mac(11 + number);
+    return build_packet(input);
+  }
+
+  std::optional<tg_flow> flow_of(const Addresses& family, const PacketSpec& packet) {
+    tg_flow_key key{};
+    inet_pton(family.ipv6 ? AF_INET6 : AF_INET, packet.src.c_str(), key.src_addr);
+    inet_pton(family.ipv6 ? AF_INET6 : AF_INET, packet.dst.c_str(), key.dst_addr);
+    key.src_port = htons(packet.src_port);
+    key.dst_port = htons(packet.dst_port);
+    key.protocol = packet.protocol;
+    key.family = family.ipv6 ? TG_FAMILY_IPV6 : TG_FAMILY_IPV4;
+    tg_flow flow{};
+    if (bpf_map_lookup_elem(datapath_->maps().flows, &key, &flow)) return std::nullopt;
+    return flow;
+  }
+
+  void age_flow(const Addresses& family, const PacketSpec& packet, std::chrono::seconds by) {
+    tg_flow_key key{};
+    inet_pton(family.ipv6 ? AF_INET6 : AF_INET, packet.src.c_str(), key.src_addr);
+    inet_pton(family.ipv6 ? AF_INET6 : AF_INET, packet.dst.c_str(), key.dst_addr);
+    key.src_port = htons(packet.src_port);
+    key.dst_port = htons(packet.dst_port);
+    key.protocol = packet.protocol;
+    key.family = family.ipv6 ? TG_FAMILY_IPV6 : TG_FAMILY_IPV4;
+    tg_flow flow{};
+    ASSERT_EQ(bpf_map_lookup_elem(datapath_->maps().flows, &key, &flow), 0);
+    flow.last_seen_ns -= static_cast<uint64_t>(std::chrono::nanoseconds(by).count());
+    ASSERT_EQ(bpf_map_update_elem(datapath_->maps().flows, &key, &flow, BPF_EXIST), 0);
+  }
+
+  size_t flow_count() {
+    size_t count = 0;
+    tg_flow_key key{}, next{};
+    const void* previous = nullptr;
+    while (bpf_map_get_next_key(datapath_->maps().flows, previous, &next) == 0) {
+      ++count;
+      key = next;
+      previous = &key;
+    }
+    return count;
+  }
+
+  DropCounts drops() {
+    auto counts = read_drops(datapath_->maps().drops);
+    EXPECT_TRUE(counts);
+    return counts ? *counts : DropCounts{};
+  }
+
+  tg_counters service_counters(const ServiceAddress& address) {
+    auto id = dataplane_->service_id(address);
+    EXPECT_TRUE(id);
+    auto counters = read_counters(datapath_->maps().service_stats, id.value_or(0));
+    EXPECT_TRUE(counters);
+    return counters ? *counters : tg_counters{};
+  }
+
+  tg_counters backend_counters(const ServiceAddress& address, const Endpoint& backend) {
+    auto index = dataplane_->backend_index(address, backend);
+    EXPECT_TRUE(index);
+    auto counters = read_counters(datapath_->maps().backend_stats, index.value_or(0));
+    EXPECT_TRUE(counters);
+    return counters ? *counters : tg_counters{};
+  }
+
+  TestNetwork network_;
+  std::unique_ptr<DataPath> datapath_;
+  std::unique_ptr<Dataplane> dataplane_;
+};
+
+}  // namespace tollgate::test

@@ -1,0 +1,92 @@
+// The TC reply program: a backend's reply to a NAT'd flow leaves with the
+// service address and port as its source, towards the client.
+#include "datapath_fixture.h"
+
+using namespace tollgate;
+using namespace tollgate::test;
+
+namespace {
+
+struct ReplyCase {
+  const char* name;
+  const Addresses* family;
+  uint8_t protocol;
+};
+void PrintTo(const ReplyCase& test_case, std::ostream* out) { *out << test_case.name; }
+
+class TcReplyTest : public DataPathTest, public ::testing::WithParamInterface<ReplyCase> {
+ protected:
+  // The backend's answer to `request`, as the backend sends it.
+  PacketSpec reply_to(const PacketSpec& request, int backend) {
+    const auto& family = *GetParam().family;
+    PacketSpec reply = request;
+    reply.src = family.backends[backend];
+    reply.dst = request.src;
+    reply.src_port = 8080;
+    reply.dst_port = request.src_port;
+    reply.tcp_flags = kTcpSyn | kTcpAck;
+    reply.payload = request.protocol == 17 ? Bytes{'b', ' ', 'p', 'o', 'n', 'g'} : Bytes{};
+    reply.src_mac = TestNetwork::backend_mac(11 + backend);
+    reply.dst_mac = TestNetwork::kBackendSideMac;
+    return reply;
+  }
+};
+
+TEST_P(TcReplyTest, ReplyOfATrackedFlowGetsTheServiceAddressBack) {
+  const auto& family = *GetParam().family;
+  const uint8_t protocol = GetParam().protocol;
+  apply(service_spec(family, protocol, 3));
+
+  PacketSpec request = client_packet(family, protocol);
+  RunResult forwarded = run(build_packet(request));
+  ASSERT_EQ(forwarded.verdict, XDP_REDIRECT);
+  int backend = backend_of(family, forwarded.data);
+  ASSERT_GE(backend, 0);
+
+  PacketSpec reply = reply_to(request, backend);
+  RunResult result = run_tc(build_packet(reply));
+  ASSERT_EQ(result.verdict, TC_ACT_REDIRECT) << "TC verdict " << result.verdict;
+
+  PacketSpec expected_spec = reply;
+  expected_spec.src = family.service;
+  expected_spec.src_port = 80;
+  expected_spec.ttl -= 1;
+  expected_spec.src_mac = TestNetwork::kClientSideMac;
+  expected_spec.dst_mac = TestNetwork::kClientMac;
+  Bytes expected = build_packet(expected_spec);
+  EXPECT_EQ(result.data, expected) << hex_diff(expected, result.data);
+  std::string why;
+  EXPECT_TRUE(checksums_valid(result.data, &why)) << why;
+}
+
+TEST_P(TcReplyTest, WhatIsNotAReplyOfATrackedFlowIsLeftAlone) {
+  const auto& family = *GetParam().family;
+  const uint8_t protocol = GetParam().protocol;
+  apply(service_spec(family, protocol, 3));
+  PacketSpec request = client_packet(family, protocol);
+  int backend = backend_of(family, run(build_packet(request)).data);
+  ASSERT_GE(backend, 0);
+
+  std::vector<PacketSpec> others;
+  PacketSpec other = reply_to(request, backend);
+  other.dst_port = 40001;  // another client port: no such flow
+  others.push_back(other);
+  other = reply_to(request, (backend + 1) % 3);  // another backend
+  others.push_back(other);
+  other = reply_to(request, backend);
+  other.src_port = 8081;  // another backend port
+  others.push_back(other);
+  for (const auto& spec : others) {
+    Bytes packet = build_packet(spec);
+    RunResult result = run_tc(packet);
+    EXPECT_EQ(result.verdict, TC_ACT_OK) << spec.src << ":" << spec.src_port << " -> " << spec.dst_port;
+    EXPECT_EQ(result.data, packet) << hex_diff(packet, result.data);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, TcReplyTest,
+                         ::testing::Values(ReplyCase{"Ipv4Tcp", &kIpv4, 6}, ReplyCase{"Ipv4Udp", &kIpv4, 17},
+                                           ReplyCase{"Ipv6Tcp", &kIpv6, 6}, ReplyCase{"Ipv6Udp", &kIpv6, 17}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+}  // namespace

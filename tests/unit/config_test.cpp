@@ -1,0 +1,65 @@
+#include "config.h"
+
+#include <gtest/gtest.h>
+
+using namespace tollgate;
+
+TEST(Config, ParsesTheWholeModel) {
+  auto config = parse_config(R"({
+    "timeouts": {"tcp_established": 600, "udp": 30},
+    "services": [
+      {"address": "198.18.100.1:80/tcp", "maglev_size": 251,
+       "backends": [{"address": "198.18.1.11:8080", "weight": 2},
+                    {"address": "198.18.1.12:8080", "state": "draining"}]},
+      {"address": "[2001:db8:100::1]:53/udp", "backends": []}
+    ]})");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->timeouts.tcp_established.count(), 600);
+  EXPECT_EQ(config->timeouts.udp.count(), 30);
+  EXPECT_EQ(config->timeouts.tcp_syn.count(), FlowTimeouts{}.tcp_syn.count());
+  ASSERT_EQ(config->services.size(), 2u);
+  EXPECT_EQ(config->services[0].maglev_size, 251u);
+  EXPECT_EQ(config->services[0].backends[0].weight, 2u);
+  EXPECT_EQ(config->services[0].backends[1].state, BackendState::draining);
+  EXPECT_EQ(config->services[1].address.to_string(), "[2001:db8:100::1]:53/udp");
+  EXPECT_EQ(config->services[1].maglev_size, static_cast<uint32_t>(TG_MAGLEV_DEFAULT_SIZE));
+}
+
+TEST(Config, BadInputNamesWhere) {
+  struct Case {
+    const char* text;
+    const char* error;
+  };
+  const Case cases[] = {
+      {"{\n  \"services\": [\n    {\"address\": }\n", "line 3, column"},
+      {R"({"servics": []})", "servics: unknown field"},
+      {R"({"services": {}})", "services: expected an array"},
+      {R"({"services": [{"address": "198.18.100.1:80/tcp", "backend": []}]})", "services[0].backend: unknown field"},
+      {R"({"services": [{"backends": []}]})", "services[0].address: missing"},
+      {R"({"services": [{"address": "198.18.100.1:99999/tcp"}]})", "services[0].address: bad port '99999'"},
+      {R"({"services": [{"address": "198.18.100.1:80/tcp", "maglev_size": 65536}]})",
+       "services[0].maglev_size: 65536 is not a prime"},
+      {R"({"services": [{"address": "198.18.100.1:80/tcp", "backends": [{"address": "198.18.1.11:80", "weight": 0}]}]})",
+       "services[0].backends[0].weight: 0 is out of range 1-65535"},
+      {R"({"services": [{"address": "198.18.100.1:80/tcp", "backends": [{"address": "198.18.1.11:80", "weight": -3}]}]})",
+       "services[0].backends[0].weight: expected an integer"},
+      {R"({"services": [{"address": "198.18.100.1:80/tcp", "backends": [{"address": "198.18.1.11:80", "weight": "2"}]}]})",
+       "services[0].backends[0].weight: expected an integer"},
+      {R"({"services": [{"address": "198.18.100.1:80/tcp", "backends": [{"address": "198.18.1.11:80", "state": "sleepy"}]}]})",
+       "services[0].backends[0].state: unknown state 'sleepy'"},
+      {R"({"services": [{"address": "198.18.100.1:80/tcp", "backends": [{"address": "198.18.1.11:80"}, {"address": "198.18.1.11:80"}]}]})",
+       "services[0].backends[1]: 198.18.1.11:80 is listed twice"},
+      {R"({"services": [{"address": "198.18.100.1:80/tcp", "backends": [{"address": "[2001:db8::1]:80"}]}]})",
+       "services[0].backends[0]: [2001:db8::1]:80 is not of the service's address family"},
+      {R"({"services": [{"address": "198.18.100.1:80/tcp"}, {"address": "198.18.100.1:80/tcp"}]})",
+       "services[1].address: 198.18.100.1:80/tcp is listed twice"},
+      {R"({"timeouts": {"udp": 0}})", "timeouts.udp: 0 is out of range"},
+      {R"([])", "(top level): expected an object"},
+  };
+  for (const auto& test_case : cases) {
+    auto config = parse_config(test_case.text);
+    ASSERT_FALSE(config) << test_case.text;
+    EXPECT_NE(config.error().message.find(test_case.error), std::string::npos)
+        << test_case.text << "\n  -> " << config.error().message;
+  }
+}

@@ -1,0 +1,279 @@
+#!/usr/bin/python3
+"""Traffic generator for the tollgate namespace lab (tools/lab).
+
+    lab_traffic.py http URL --count N [--timeout 2] [--keep-alive]
+    lab_traffic.py udp HOST PORT --count N [--timeout 1]
+    lab_traffic.py stream URL --duration S [--interval 0.05] [--stop-file PATH]
+
+Prints ONE JSON object on stdout; exits 0 if nothing failed, 1 otherwise
+(2 on bad usage). Every loop is bounded in count and in time.
+
+http:   N GETs, each on a new TCP connection unless --keep-alive.
+        {"ok", "failed", "backends": {"b1": n, ...}, "errors", "seconds"}
+udp:    N datagrams "ping-<i>", each from a new socket (a new source port,
+        so a new flow); expects "NAME ping-<i>" back from HOST:PORT (the
+        socket is connected, so a reply from any other address is ignored
+        and counts as a timeout). Same JSON shape as http.
+stream: ONE keep-alive TCP connection, a GET every interval until the
+        duration passes or the stop file exists. Any error, a reconnect
+        that would be needed, or an answer from another backend than the
+        first counts as failed and ends the run. Writes "ready" to stderr
+        after the first successful request. SIGTERM/SIGINT end a stream
+        normally, like the stop file.
+        {"ok", "failed", "backend", "errors", "seconds"}
+
+SIGTERM/SIGINT end http and udp early, counted as a failure; the JSON is
+printed all the same.
+
+The backend name is read from the body "backend NAME". Python 3 standard
+library only.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import socket
+import sys
+import time
+import urllib.parse
+
+MAX_ERRORS = 5
+
+
+class Stop(Exception):
+    """Raised by the signal handler to end a run early (results still print)."""
+
+
+def on_signal(_signum, _frame):
+    raise Stop("interrupted by signal")
+
+
+class Tally:
+    def __init__(self):
+        self.start = time.monotonic()
+        self.ok = 0
+        self.failed = 0
+        self.backends = {}
+        self.errors = []
+
+    def success(self, backend):
+        self.ok += 1
+        self.backends[backend] = self.backends.get(backend, 0) + 1
+
+    def failure(self, what):
+        self.failed += 1
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(what)
+
+    def seconds(self):
+        return round(time.monotonic() - self.start, 3)
+
+
+def describe(exc):
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def parse_url(url):
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise SystemExit(f"lab_traffic: not an http:// URL: {url}")
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return parts.hostname, parts.port or 80, path
+
+
+def backend_of(body):
+    text = body.decode(errors="replace").strip()
+    fields = text.split()
+    if len(fields) != 2 or fields[0] != "backend":
+        raise ValueError(f"unexpected body {text[:60]!r}")
+    return fields[1]
+
+
+def get(conn, path):
+    """One GET on conn; returns the backend name or raises."""
+    conn.request("GET", path)
+    response = conn.getresponse()
+    body = response.read()
+    if response.status != 200:
+        raise ValueError(f"HTTP status {response.status}")
+    return backend_of(body)
+
+
+def run_http(args):
+    host, port, path = parse_url(args.url)
+    tally = Tally()
+    deadline = tally.start + args.count * (2 * args.timeout + 0.5) + 5
+    conn = None
+    try:
+        for i in range(args.count):
+            if time.monotonic() > deadline:
+                tally.failure(f"deadline passed before request {i}")
+                tally.failed += args.count - i - 1
+                break
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection(host, port, timeout=args.timeout)
+                tally.success(get(conn, path))
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                tally.failure(f"request {i}: {describe(exc)}")
+                if conn is not None:
+                    conn.close()
+                conn = None
+            if not args.keep_alive and conn is not None:
+                conn.close()
+                conn = None
+    except Stop as exc:
+        tally.failure(str(exc))
+    finally:
+        if conn is not None:
+            conn.close()
+    return {"ok": tally.ok, "failed": tally.failed, "backends": tally.backends,
+            "errors": tally.errors, "seconds": tally.seconds()}
+
+
+def run_udp(args):
+    tally = Tally()
+    deadline = tally.start + args.count * (args.timeout + 0.5) + 5
+    try:
+        infos = socket.getaddrinfo(args.host, args.port, type=socket.SOCK_DGRAM)
+    except OSError as exc:
+        tally.failure(f"resolve {args.host}: {describe(exc)}")
+        tally.failed = args.count
+        infos = []
+    try:
+        for i in range(args.count if infos else 0):
+            if time.monotonic() > deadline:
+                tally.failure(f"deadline passed before datagram {i}")
+                tally.failed += args.count - i - 1
+                break
+            family, socktype, proto, _, addr = infos[0]
+            payload = f"ping-{i}".encode()
+            try:
+                with socket.socket(family, socktype, proto) as sock:
+                    sock.settimeout(args.timeout)
+                    sock.connect(addr)
+                    sock.send(payload)
+                    until = time.monotonic() + args.timeout
+                    while True:
+                        sock.settimeout(max(until - time.monotonic(), 0.001))
+                        reply = sock.recv(65535)
+                        fields = reply.split(b" ", 1)
+                        if len(fields) == 2 and fields[1] == payload:
+                            tally.success(fields[0].decode(errors="replace"))
+                            break
+                        # A stray or wrong reply: keep waiting until the timeout.
+            except (OSError, ValueError) as exc:
+                tally.failure(f"datagram {i}: {describe(exc)}")
+    except Stop as exc:
+        tally.failure(str(exc))
+    return {"ok": tally.ok, "failed": tally.failed, "backends": tally.backends,
+            "errors": tally.errors, "seconds": tally.seconds()}
+
+
+def run_stream(args):
+    host, port, path = parse_url(args.url)
+    tally = Tally()
+    end = tally.start + args.duration
+    first = None
+    conn = http.client.HTTPConnection(host, port, timeout=args.timeout)
+    sock = None
+    i = 0
+    try:
+        while True:
+            try:
+                if sock is not None and conn.sock is not sock:
+                    raise ConnectionError("connection closed; a reconnect would be needed")
+                backend = get(conn, path)
+                if sock is None:
+                    # From now on never reconnect silently.
+                    sock = conn.sock
+                    conn.auto_open = 0
+                    if sock is None:
+                        raise ConnectionError("server closed the connection after the first answer")
+                if first is None:
+                    first = backend
+                elif backend != first:
+                    raise ValueError(f"answer from {backend}, first answers came from {first}")
+                tally.success(backend)
+                if tally.ok == 1:
+                    print("ready", file=sys.stderr, flush=True)
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                tally.failure(f"request {i}: {describe(exc)}")
+                break
+            i += 1
+            now = time.monotonic()
+            if now >= end or (args.stop_file and os.path.exists(args.stop_file)):
+                break
+            time.sleep(min(args.interval, end - now))
+            if args.stop_file and os.path.exists(args.stop_file):
+                break
+            if time.monotonic() >= end:
+                break
+    except Stop:
+        pass  # like the stop file: a normal end of a stream
+    finally:
+        conn.close()
+    return {"ok": tally.ok, "failed": tally.failed, "backend": first,
+            "errors": tally.errors, "seconds": tally.seconds()}
+
+
+def positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def positive_float(text):
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description="Traffic generator for the tollgate lab; prints one JSON object.")
+    sub = parser.add_subparsers(dest="mode", required=True)
+
+    p = sub.add_parser("http", help="N GETs, a new TCP connection each (default)")
+    p.add_argument("url")
+    p.add_argument("--count", type=positive_int, required=True)
+    p.add_argument("--timeout", type=positive_float, default=2.0)
+    p.add_argument("--keep-alive", action="store_true",
+                   help="reuse one connection (reconnect after a failure)")
+
+    p = sub.add_parser("udp", help="N datagrams, a new socket (source port) each")
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    p.add_argument("--count", type=positive_int, required=True)
+    p.add_argument("--timeout", type=positive_float, default=1.0)
+
+    p = sub.add_parser("stream", help="GETs on ONE keep-alive connection")
+    p.add_argument("url")
+    p.add_argument("--duration", type=positive_float, required=True)
+    p.add_argument("--interval", type=positive_float, default=0.05)
+    p.add_argument("--timeout", type=positive_float, default=2.0)
+    p.add_argument("--stop-file")
+
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    result = {"http": run_http, "udp": run_udp, "stream": run_stream}[args.mode](args)
+    # From here on a signal must not lose the result.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if result["ok"] == 0 and result["failed"] == 0:
+        result["failed"] = 1
+        result["errors"].append("no request was made")
+    print(json.dumps(result), flush=True)
+    return 0 if result["failed"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+// Brings the data path to a desired configuration.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "config.h"
+#include "dataplane.h"
+#include "loader.h"
+
+namespace tollgate {
+
+// Applies `config` (already validated whole): timeouts, every service it
+// names, and removes services it no longer names.
+Status reconcile(Dataplane& dataplane, const Config& config);
+
+// Services, backends and their counters, and drops by reason, as JSON.
+nlohmann::json stats_report(const Dataplane& dataplane, const MapFds& maps);
+
+}  // namespace tollgate
