@@ -17,7 +17,7 @@ udp:    N datagrams "ping-<i>", each from a new socket (a new source port,
 stream: ONE keep-alive TCP connection, a GET every interval until the
         duration passes or the stop file exists. Any error, a reconnect
         that would be needed, or an answer from another backend than the
-        first counts as failed and ends the run. Writes "ready" to stderr
+        first counts as failed and ends the run. Writes "ready BACKEND" to stderr
         after the first successful request. SIGTERM/SIGINT end a stream
         normally, like the stop file.
         {"ok", "failed", "backend", "errors", "seconds"}
@@ -201,7 +201,7 @@ def run_stream(args):
                     raise ValueError(f"answer from {backend}, first answers came from {first}")
                 tally.success(backend)
                 if tally.ok == 1:
-                    print("ready", file=sys.stderr, flush=True)
+                    print(f"ready {backend}", file=sys.stderr, flush=True)
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 tally.failure(f"request {i}: {describe(exc)}")
                 break

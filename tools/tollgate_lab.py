@@ -1,0 +1,182 @@
+"""Drives the namespace lab (tools/lab) and a tollgated running in it.
+
+Shared by the README's run command (tools/demo.py) and the e2e tests.
+Every wait has a deadline; every process started here is stopped by its
+own handle; Lab.down() removes everything the lab made.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = Path(os.environ.get("TOLLGATE_BUILD", ROOT / "build"))
+LAB = ROOT / "tools" / "lab"
+TRAFFIC = ROOT / "tools" / "lab_traffic.py"
+
+# Addresses of the lab (tools/lab).
+SERVICE_V4 = "198.18.100.1"
+SERVICE_V6 = "2001:db8:100::1"
+BACKENDS_V4 = {"b1": "198.18.1.11", "b2": "198.18.1.12", "b3": "198.18.1.13"}
+BACKENDS_V6 = {"b1": "2001:db8:1::11", "b2": "2001:db8:1::12", "b3": "2001:db8:1::13"}
+HTTP_PORT = 8080
+UDP_PORT = 9000
+
+
+def bracket(address):
+    return f"[{address}]" if ":" in address else address
+
+
+def wait_until(condition, timeout, what, interval=0.05):
+    """Polls condition() until it is true; raises TimeoutError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class Lab:
+    def up(self):
+        subprocess.run([str(LAB), "up"], check=True, stdout=subprocess.DEVNULL)
+
+    def down(self):
+        subprocess.run([str(LAB), "down"], check=True, stdout=subprocess.DEVNULL)
+
+    def command(self, node, args):
+        return [str(LAB), "exec", node, *map(str, args)]
+
+    def run(self, node, args, timeout=120, check=True):
+        return subprocess.run(self.command(node, args), capture_output=True, text=True,
+                              timeout=timeout, check=check)
+
+    def traffic(self, node, args, timeout=300):
+        """Runs lab_traffic.py in `node`; returns its JSON report."""
+        completed = self.run(node, ["python3", TRAFFIC, *args], timeout=timeout, check=False)
+        try:
+            return json.loads(completed.stdout)
+        except json.JSONDecodeError as error:
+            raise RuntimeError(f"lab_traffic.py {args} in {node} printed no JSON "
+                               f"(exit {completed.returncode}): {completed.stderr.strip()}") from error
+
+    def start_traffic(self, node, args):
+        """Starts lab_traffic.py in `node` in the background."""
+        return subprocess.Popen(self.command(node, ["python3", TRAFFIC, *args]),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def service(address, backends, weights=None, maglev_size=None):
+    """A config entry: `backends` are endpoint strings."""
+    weights = weights or {}
+    entry = {"address": address,
+             "backends": [{"address": b, "weight": weights.get(b, 1)} for b in backends]}
+    if maglev_size:
+        entry["maglev_size"] = maglev_size
+    return entry
+
+
+def lab_services(names=("b1", "b2", "b3"), weights=None):
+    """HTTP and UDP echo services, IPv4 and IPv6, over the named backends.
+
+    `weights` maps a backend name to its weight.
+    """
+    weights = weights or {}
+    services = []
+    for family_service, backends in ((SERVICE_V4, BACKENDS_V4), (SERVICE_V6, BACKENDS_V6)):
+        for port, protocol, backend_port in ((80, "tcp", HTTP_PORT), (53, "udp", UDP_PORT)):
+            endpoints = {f"{bracket(backends[n])}:{backend_port}": weights.get(n, 1) for n in names}
+            services.append(service(f"{bracket(family_service)}:{port}/{protocol}", list(endpoints),
+                                    endpoints))
+    return {"services": services}
+
+
+class Agent:
+    """tollgated in the lab's gateway namespace."""
+
+    def __init__(self, lab, config):
+        self.lab = lab
+        self.directory = Path(tempfile.mkdtemp(prefix="tollgate-lab-"))
+        self.config_path = self.directory / "tollgate.json"
+        self.stats_path = self.directory / "stats.json"
+        self.log_path = self.directory / "tollgated.log"
+        self.process = None
+        self._write_config(config)
+
+    def _write_config(self, config):
+        temporary = self.config_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(config, indent=2))
+        temporary.rename(self.config_path)
+
+    def log(self):
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def start(self, timeout=30):
+        log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            self.lab.command("gw", [BUILD / "tollgated", "--interface", "tgc0", "--backend-interface",
+                                    "tgb0", "--config", self.config_path, "--stats-file",
+                                    self.stats_path]),
+            stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        # `tools/lab down` stops it by this record if we do not (--keep).
+        Path("/run/tollgate-lab/tollgated.pid").write_text(f"{self.process.pid}\n")
+
+        def ready():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"tollgated exited with {self.process.returncode}:\n{self.log()}")
+            return "tollgate info  ready" in self.log()
+
+        wait_until(ready, timeout, "tollgated to be ready")
+
+    def reconfigure(self, config, timeout=10):
+        """Writes the config, sends SIGHUP, waits until it is applied."""
+        applied = self.log().count("applied")
+        self._write_config(config)
+        self.process.send_signal(signal.SIGHUP)
+        wait_until(lambda: self.log().count("applied") > applied or "not applied" in self.log(),
+                   timeout, "tollgated to apply the configuration")
+        if "not applied" in self.log():
+            raise RuntimeError(f"configuration refused:\n{self.log()}")
+
+    def stats(self, timeout=10):
+        """A fresh stats snapshot (SIGUSR1)."""
+        if self.stats_path.exists():
+            self.stats_path.unlink()
+        self.process.send_signal(signal.SIGUSR1)
+        wait_until(self.stats_path.exists, timeout, "a stats snapshot")
+        return json.loads(self.stats_path.read_text())
+
+    def stop(self, timeout=10):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        Path("/run/tollgate-lab/tollgated.pid").unlink(missing_ok=True)
+        for path in (self.config_path, self.stats_path, self.log_path):
+            path.unlink(missing_ok=True)
+        try:
+            self.directory.rmdir()
+        except OSError:
+            pass
+
+
+def backend_counters(stats, service_address):
+    """{backend name: counters} for one service of a stats snapshot."""
+    names = {**{f"{a}:{HTTP_PORT}": n for n, a in BACKENDS_V4.items()},
+             **{f"[{a}]:{HTTP_PORT}": n for n, a in BACKENDS_V6.items()},
+             **{f"{a}:{UDP_PORT}": n for n, a in BACKENDS_V4.items()},
+             **{f"[{a}]:{UDP_PORT}": n for n, a in BACKENDS_V6.items()}}
+    for entry in stats["services"]:
+        if entry["address"] == service_address:
+            return {names.get(b["address"], b["address"]): b["counters"] for b in entry["backends"]}
+    raise KeyError(f"service {service_address} not in stats")
