@@ -87,32 +87,28 @@ class DataPathTest : public ::testing::Test {
 
   // Runs the TC reply program on `packet` arriving on the backend side.
   RunResult run_tc(const Bytes& packet) {
-    RunResult result;
-    result.data.resize(packet.size() + 256);
     __sk_buff context{};
     context.ifindex = static_cast<uint32_t>(network_.backend_ifindex);
-    LIBBPF_OPTS(bpf_test_run_opts, options, .data_in = packet.data(), .data_out = result.data.data(),
-                .data_size_in = static_cast<uint32_t>(packet.size()),
-                .data_size_out = static_cast<uint32_t>(result.data.size()), .ctx_in = &context,
-                .ctx_size_in = sizeof(context), .repeat = 1);
-    int err = bpf_prog_test_run_opts(datapath_->tc_program_fd(), &options);
-    EXPECT_EQ(err, 0) << "BPF_PROG_TEST_RUN: " << std::strerror(errno);
-    result.verdict = static_cast<int>(options.retval);
-    result.data.resize(options.data_size_out);
-    return result;
+    return test_run(datapath_->tc_program_fd(), packet, &context, sizeof(context));
   }
 
+  // Runs the XDP program on `packet` arriving on the client side.
   RunResult run(const Bytes& packet, int ingress_ifindex = 0) {
-    RunResult result;
-    result.data.resize(packet.size() + 256);
     xdp_md context{};
     context.data_end = static_cast<uint32_t>(packet.size());
     context.ingress_ifindex = static_cast<uint32_t>(ingress_ifindex ? ingress_ifindex : network_.client_ifindex);
+    return test_run(datapath_->xdp_program_fd(), packet, &context, sizeof(context));
+  }
+
+  // One BPF_PROG_TEST_RUN (repeat 1: every run sees the packet as given).
+  RunResult test_run(int program_fd, const Bytes& packet, void* context, size_t context_size) {
+    RunResult result;
+    result.data.resize(packet.size() + 256);
     LIBBPF_OPTS(bpf_test_run_opts, options, .data_in = packet.data(), .data_out = result.data.data(),
                 .data_size_in = static_cast<uint32_t>(packet.size()),
-                .data_size_out = static_cast<uint32_t>(result.data.size()), .ctx_in = &context,
-                .ctx_size_in = sizeof(context), .repeat = 1);
-    int err = bpf_prog_test_run_opts(datapath_->xdp_program_fd(), &options);
+                .data_size_out = static_cast<uint32_t>(result.data.size()), .ctx_in = context,
+                .ctx_size_in = static_cast<uint32_t>(context_size), .repeat = 1);
+    int err = bpf_prog_test_run_opts(program_fd, &options);
     EXPECT_EQ(err, 0) << "BPF_PROG_TEST_RUN: " << std::strerror(errno);
     result.verdict = static_cast<int>(options.retval);
     result.data.resize(options.data_size_out);
@@ -184,7 +180,7 @@ class DataPathTest : public ::testing::Test {
     return build_packet(input);
   }
 
-  std::optional<tg_flow> flow_of(const Addresses& family, const PacketSpec& packet) {
+  static tg_flow_key flow_key(const Addresses& family, const PacketSpec& packet) {
     tg_flow_key key{};
     inet_pton(family.ipv6 ? AF_INET6 : AF_INET, packet.src.c_str(), key.src_addr);
     inet_pton(family.ipv6 ? AF_INET6 : AF_INET, packet.dst.c_str(), key.dst_addr);
@@ -192,19 +188,18 @@ class DataPathTest : public ::testing::Test {
     key.dst_port = htons(packet.dst_port);
     key.protocol = packet.protocol;
     key.family = family.ipv6 ? TG_FAMILY_IPV6 : TG_FAMILY_IPV4;
+    return key;
+  }
+
+  std::optional<tg_flow> flow_of(const Addresses& family, const PacketSpec& packet) {
+    tg_flow_key key = flow_key(family, packet);
     tg_flow flow{};
     if (bpf_map_lookup_elem(datapath_->maps().flows, &key, &flow)) return std::nullopt;
     return flow;
   }
 
   void age_flow(const Addresses& family, const PacketSpec& packet, std::chrono::seconds by) {
-    tg_flow_key key{};
-    inet_pton(family.ipv6 ? AF_INET6 : AF_INET, packet.src.c_str(), key.src_addr);
-    inet_pton(family.ipv6 ? AF_INET6 : AF_INET, packet.dst.c_str(), key.dst_addr);
-    key.src_port = htons(packet.src_port);
-    key.dst_port = htons(packet.dst_port);
-    key.protocol = packet.protocol;
-    key.family = family.ipv6 ? TG_FAMILY_IPV6 : TG_FAMILY_IPV4;
+    tg_flow_key key = flow_key(family, packet);
     tg_flow flow{};
     ASSERT_EQ(bpf_map_lookup_elem(datapath_->maps().flows, &key, &flow), 0);
     flow.last_seen_ns -= static_cast<uint64_t>(std::chrono::nanoseconds(by).count());
