@@ -27,6 +27,8 @@
 
 /* Backend index 0 is never used: a zeroed flow or table entry means "none". */
 #define TG_BACKEND_NONE 0
+/* service_id of a released backend slot: no service has it. */
+#define TG_SERVICE_NONE 0xffffffff
 
 enum tg_family {
 	TG_FAMILY_IPV4 = 4,

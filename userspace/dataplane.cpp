@@ -15,6 +15,9 @@ namespace {
 
 std::string errno_text() { return std::strerror(errno); }
 
+// A table entry whose kernel value is not known (never a backend index).
+constexpr uint32_t kUnknownEntry = UINT32_MAX;
+
 uint64_t nanoseconds(std::chrono::seconds value) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(value).count());
 }
@@ -131,24 +134,26 @@ Status Dataplane::release_backend(uint32_t index) {
   // Keep the generation: flows that still name this slot see it unused.
   tg_backend value{};
   value.generation = generations_[index];
+  value.service_id = TG_SERVICE_NONE;
   ++last_write_.backend_entries;
   if (auto status = update(maps_.backends, &index, &value, "tg_backends"); !status) return status;
   backend_slots_.release(index);
   return {};
 }
 
-std::vector<uint32_t> Dataplane::build_table(const ServiceState& service) const {
+std::vector<uint32_t> Dataplane::build_table(const ServiceState& service,
+                                             const std::map<Endpoint, uint32_t>& indexes) const {
   std::vector<MaglevBackend> candidates;
-  std::vector<uint32_t> indexes;
+  std::vector<uint32_t> table_indexes;
   for (const auto& backend : service.spec.backends) {
     if (backend.state != BackendState::up) continue;
     const auto& bytes = backend.endpoint.address.bytes;
     size_t length = backend.endpoint.address.family == Family::ipv4 ? 4 : 16;
     candidates.push_back({maglev_key(bytes.data(), length, backend.endpoint.port), backend.weight});
-    indexes.push_back(service.backend_indexes.at(backend.endpoint));
+    table_indexes.push_back(indexes.at(backend.endpoint));
   }
   std::vector<uint32_t> table = build_maglev_table(candidates, service.spec.maglev_size);
-  for (auto& entry : table) entry = entry == kMaglevEmpty ? TG_BACKEND_NONE : indexes[entry];
+  for (auto& entry : table) entry = entry == kMaglevEmpty ? TG_BACKEND_NONE : table_indexes[entry];
   return table;
 }
 
@@ -180,8 +185,11 @@ Status Dataplane::install_table(ServiceState& service, std::vector<uint32_t> ent
   }
   if (!keys.empty()) {
     uint32_t count = static_cast<uint32_t>(keys.size());
-    if (bpf_map_update_batch(standby.fd, keys.data(), values.data(), &count, nullptr))
+    if (bpf_map_update_batch(standby.fd, keys.data(), values.data(), &count, nullptr)) {
+      // Part of it may be written: make the next diff rewrite every entry.
+      standby.entries.assign(size, kUnknownEntry);
       return make_error("map batch update failed: {} [map = tg_maglev_table, entries = {}]", errno_text(), keys.size());
+    }
   }
   last_write_.table_entries += keys.size();
   standby.entries = std::move(entries);
@@ -225,11 +233,16 @@ Status Dataplane::drop_vip_reference(const IpAddress& address) {
   tg_vip_address key{};
   address.to_words(key.addr);
   key.family = static_cast<uint8_t>(address.family);
-  if (--it->second == 0) {
+  // The count changes only once the kernel has the change.
+  uint32_t remaining = it->second - 1;
+  if (remaining == 0) {
+    if (auto status = remove(maps_.vip_addresses, &key, "tg_vip_addresses"); !status) return status;
     vip_references_.erase(it);
-    return remove(maps_.vip_addresses, &key, "tg_vip_addresses");
+    return {};
   }
-  return update(maps_.vip_addresses, &key, &it->second, "tg_vip_addresses");
+  if (auto status = update(maps_.vip_addresses, &key, &remaining, "tg_vip_addresses"); !status) return status;
+  it->second = remaining;
+  return {};
 }
 
 Status Dataplane::apply_service(const ServiceSpec& spec) {
@@ -238,11 +251,10 @@ Status Dataplane::apply_service(const ServiceSpec& spec) {
 
   auto existing = services_.find(spec.address);
   const bool is_new = existing == services_.end();
-  const ServiceState* previous = is_new ? nullptr : &existing->second;
 
   size_t new_backends = 0;
   for (const auto& backend : spec.backends)
-    if (!previous || !previous->backend_indexes.contains(backend.endpoint)) ++new_backends;
+    if (is_new || !existing->second.backend_indexes.contains(backend.endpoint)) ++new_backends;
   if (is_new && service_ids_.available() == 0)
     return make_error("service: the data path holds {} services already", TG_MAX_SERVICES);
   if (new_backends > backend_slots_.available())
@@ -250,7 +262,8 @@ Status Dataplane::apply_service(const ServiceSpec& spec) {
                       backend_slots_.available());
 
   ServiceState next = is_new ? ServiceState{} : existing->second;
-  next.spec = spec;
+  std::optional<ServiceSpec> previous;
+  if (!is_new) previous = existing->second.spec;
   if (is_new) {
     next.id = service_ids_.allocate();
     if (auto status = reset_counters(maps_.service_stats, next.id); !status) {
@@ -258,8 +271,25 @@ Status Dataplane::apply_service(const ServiceSpec& spec) {
       return status;
     }
   }
+  // From here on the kernel changes: whatever happens, keep what we know of
+  // it (ids, slots, table fds and contents), so that a retry converges and
+  // nothing is leaked or closed twice.
+  Status status = apply_steps(next, spec, previous ? &*previous : nullptr);
+  services_[spec.address] = std::move(next);
+  return status;
+}
 
-  // 1. Backend slots, new ones first, so no table can name a missing slot.
+Status Dataplane::apply_steps(ServiceState& next, const ServiceSpec& spec, const ServiceSpec* previous) {
+  std::map<Endpoint, BackendState> previous_states;
+  if (previous)
+    for (const auto& backend : previous->backends) previous_states[backend.endpoint] = backend.state;
+  const uint32_t old_size = previous ? previous->maglev_size : 0;
+  next.spec = spec;
+
+  // 1. Backend slots before any table names them. A backend leaving UP is
+  // written after the switch: until then the old table still sends new
+  // flows to it, and it must accept them.
+  std::vector<const BackendSpec*> leaving_up;
   std::map<Endpoint, uint32_t> indexes;
   for (const auto& backend : spec.backends) {
     auto known = next.backend_indexes.find(backend.endpoint);
@@ -269,38 +299,45 @@ Status Dataplane::apply_service(const ServiceSpec& spec) {
     } else {
       index = backend_slots_.allocate();
       ++generations_[index];
+      next.backend_indexes[backend.endpoint] = index;
       if (auto status = reset_counters(maps_.backend_stats, index); !status) return status;
     }
     indexes[backend.endpoint] = index;
+    auto before = previous_states.find(backend.endpoint);
+    if (before != previous_states.end() && before->second == BackendState::up && backend.state != BackendState::up) {
+      leaving_up.push_back(&backend);
+      continue;
+    }
     if (auto status = write_backend(next, index, backend); !status) return status;
   }
-  std::vector<uint32_t> released;
-  for (const auto& [endpoint, index] : next.backend_indexes)
-    if (!indexes.contains(endpoint)) released.push_back(index);
-  next.backend_indexes = std::move(indexes);
 
   // 2. The table, switched in whole. When the size changes, the service
   // value that tells the size must never exceed the table in place.
-  const uint32_t old_size = previous ? previous->spec.maglev_size : 0;
   const bool shrinking = previous && spec.maglev_size < old_size;
   if (shrinking) {
     if (auto status = write_service_value(next); !status) return status;
   }
-  if (auto status = install_table(next, build_table(next)); !status) return status;
+  if (auto status = install_table(next, build_table(next, indexes)); !status) return status;
+  for (const BackendSpec* backend : leaving_up)
+    if (auto status = write_backend(next, indexes.at(backend->endpoint), *backend); !status) return status;
 
   // 3. The service itself, visible to packets last.
-  if (is_new) {
+  if (!previous) {
     if (auto status = add_vip_reference(spec.address.endpoint.address); !status) return status;
   }
-  if (is_new || (!shrinking && spec.maglev_size != old_size)) {
+  if (!previous || (!shrinking && spec.maglev_size != old_size)) {
     if (auto status = write_service_value(next); !status) return status;
   }
 
   // 4. Slots of removed backends: no table names them any more.
-  for (uint32_t index : released)
-    if (auto status = release_backend(index); !status) return status;
-
-  services_[spec.address] = std::move(next);
+  for (auto it = next.backend_indexes.begin(); it != next.backend_indexes.end();) {
+    if (indexes.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    if (auto status = release_backend(it->second); !status) return status;
+    it = next.backend_indexes.erase(it);
+  }
   return {};
 }
 

@@ -101,13 +101,14 @@ class Dataplane {
     uint32_t end_;
   };
 
+  Status apply_steps(ServiceState& next, const ServiceSpec& spec, const ServiceSpec* previous);
   Status write_backend(const ServiceState& service, uint32_t index, const BackendSpec& backend);
   Status release_backend(uint32_t index);
   Status install_table(ServiceState& service, std::vector<uint32_t> entries);
   Status write_service_value(const ServiceState& service);
   Status add_vip_reference(const IpAddress& address);
   Status drop_vip_reference(const IpAddress& address);
-  std::vector<uint32_t> build_table(const ServiceState& service) const;
+  std::vector<uint32_t> build_table(const ServiceState& service, const std::map<Endpoint, uint32_t>& indexes) const;
 
   MapFds maps_;
   std::map<ServiceAddress, ServiceState> services_;

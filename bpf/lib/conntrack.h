@@ -58,7 +58,9 @@ tg_flow_backend(const struct tg_flow *flow, __u32 service_id,
 	struct tg_backend *backend;
 	__u32 index = flow->backend_index;
 
-	if (now - flow->last_seen_ns > tg_flow_timeout(config, flow->state))
+	/* Signed: another CPU may have stamped the flow after we read `now`. */
+	if ((__s64)(now - flow->last_seen_ns) >
+	    (__s64)tg_flow_timeout(config, flow->state))
 		return NULL;
 	if (flow->service_id != service_id)
 		return NULL;
