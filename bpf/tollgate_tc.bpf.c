@@ -24,11 +24,6 @@
 #include "lib/maps.h"
 #include "lib/parse.h"
 
-#define TG_AF_INET 2
-#define TG_AF_INET6 10
-#define TG_IP_MF 0x2000
-#define TG_IP_OFFSET 0x1fff
-
 /* Ethernet + IPv6 + TCP: all a reply needs in the linear area. */
 #define TG_REPLY_HEADERS                                                       \
 	(sizeof(struct ethhdr) + sizeof(struct ipv6hdr) + sizeof(struct tcphdr))
@@ -112,7 +107,7 @@ static __always_inline int lb4_reply(struct __sk_buff *skb)
 	__u8 protocol;
 
 	if ((void *)(iph + 1) > data_end || iph->ihl != 5 ||
-	    (iph->frag_off & bpf_htons(TG_IP_MF | TG_IP_OFFSET)))
+	    tg_ipv4_is_fragment(iph))
 		return TC_ACT_OK;
 	protocol = iph->protocol;
 	if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP)

@@ -19,9 +19,6 @@
 #include "lib/parse.h"
 #include "lib/steer.h"
 
-#define TG_IP_MF 0x2000
-#define TG_IP_OFFSET 0x1fff
-
 /* IPv6 next-header values that are extension headers. */
 static __always_inline int lb6_is_extension_header(__u8 nexthdr)
 {
@@ -64,7 +61,7 @@ static __always_inline int lb4_handle(struct xdp_md *ctx, struct iphdr *iph,
 		return tg_drop(TG_DROP_IPV4_BAD_IHL);
 	if ((void *)iph + total_length > data_end)
 		return tg_drop(TG_DROP_IPV4_TRUNCATED);
-	if (iph->frag_off & bpf_htons(TG_IP_MF | TG_IP_OFFSET))
+	if (tg_ipv4_is_fragment(iph))
 		return tg_drop(TG_DROP_IPV4_FRAGMENT);
 	if (iph->ihl != 5)
 		return tg_drop(TG_DROP_IPV4_OPTIONS);

@@ -22,8 +22,7 @@ Status check_fields(const json& object, const std::string& path, std::initialize
 }
 
 Result<uint64_t> unsigned_field(const json& value, const std::string& path, uint64_t low, uint64_t high) {
-  if (!value.is_number_integer() || (value.is_number_integer() && !value.is_number_unsigned()))
-    return make_error("{}: expected an integer {}-{}", path, low, high);
+  if (!value.is_number_unsigned()) return make_error("{}: expected an integer {}-{}", path, low, high);
   uint64_t number = value.get<uint64_t>();
   if (number < low || number > high) return make_error("{}: {} is out of range {}-{}", path, number, low, high);
   return number;

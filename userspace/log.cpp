@@ -24,7 +24,8 @@ constexpr std::string_view level_name(Level level) {
 }
 
 int libbpf_print(enum libbpf_print_level libbpf_level, const char* format, va_list args) {
-  Level mapped = libbpf_level == LIBBPF_WARN ? Level::warn : libbpf_level == LIBBPF_INFO ? Level::debug : Level::debug;
+  // libbpf's info lines are load details: debug for us.
+  Level mapped = libbpf_level == LIBBPF_WARN ? Level::warn : Level::debug;
   if (level() > mapped) return 0;
   char buffer[2048];
   int length = std::vsnprintf(buffer, sizeof(buffer), format, args);

@@ -17,9 +17,6 @@
 #include "csum.h"
 #include "parse.h"
 
-#define TG_AF_INET 2
-#define TG_AF_INET6 10
-
 /*
  * Write the new Ethernet header. VLAN tags are removed: the FIB answers
  * with the egress device, which carries its own tagging.

@@ -9,6 +9,7 @@
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
+#include <linux/ip.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
 #include <bpf/bpf_endian.h>
@@ -18,6 +19,19 @@
 
 #define TG_VLAN_MAX_DEPTH 2
 #define TG_PARSE_OK (-1)
+
+/* AF_INET/AF_INET6 for bpf_fib_lookup (the socket headers are not UAPI). */
+#define TG_AF_INET 2
+#define TG_AF_INET6 10
+
+/* More-fragments flag and fragment offset of iphdr.frag_off. */
+#define TG_IP_MF 0x2000
+#define TG_IP_OFFSET 0x1fff
+
+static __always_inline int tg_ipv4_is_fragment(const struct iphdr *iph)
+{
+	return (iph->frag_off & bpf_htons(TG_IP_MF | TG_IP_OFFSET)) != 0;
+}
 
 struct hdr_cursor {
 	void *pos;

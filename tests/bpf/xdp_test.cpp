@@ -566,6 +566,7 @@ TEST_F(XdpTest, TableUpdateWritesOnlyChangedEntries) {
 TEST_F(XdpTest, InvalidServiceChangesNothing) {
   auto spec = service_spec(kIpv4, 6, 2);
   apply(spec);
+  const std::vector<uint32_t> table_before = *dataplane_->active_table(spec.address);
   auto bad = spec;
   bad.backends.push_back(bad.backends[0]);
   auto status = dataplane_->apply_service(bad);
@@ -582,6 +583,8 @@ TEST_F(XdpTest, InvalidServiceChangesNothing) {
   EXPECT_FALSE(dataplane_->apply_service(bad));
 
   EXPECT_EQ(dataplane_->last_write().table_entries, static_cast<size_t>(TG_MAGLEV_DEFAULT_SIZE));
+  EXPECT_EQ(*dataplane_->active_table(spec.address), table_before);
+  EXPECT_EQ(dataplane_->service_spec(spec.address)->backends.size(), 2u);
   RunResult result = run(build_packet(client_packet(kIpv4, 6)));
   EXPECT_EQ(result.verdict, XDP_REDIRECT);
   int backend = backend_of(kIpv4, result.data);
