@@ -128,4 +128,16 @@ tg_service_key ServiceAddress::to_key() const {
   return key;
 }
 
+Result<ServiceAddress> ServiceAddress::from_key(const tg_service_key& key) {
+  if (key.family != TG_FAMILY_IPV4 && key.family != TG_FAMILY_IPV6)
+    return make_error("service key: unknown family {}", key.family);
+  if (key.protocol != static_cast<uint8_t>(Protocol::tcp) && key.protocol != static_cast<uint8_t>(Protocol::udp))
+    return make_error("service key: unknown protocol {}", key.protocol);
+  ServiceAddress address;
+  address.endpoint.address = IpAddress::from_words(key.addr, static_cast<Family>(key.family));
+  address.endpoint.port = ntohs(key.port);
+  address.protocol = static_cast<Protocol>(key.protocol);
+  return address;
+}
+
 }  // namespace tollgate

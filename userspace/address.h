@@ -54,6 +54,7 @@ struct ServiceAddress {
   static Result<ServiceAddress> parse(std::string_view text);
   std::string to_string() const;
   tg_service_key to_key() const;
+  static Result<ServiceAddress> from_key(const tg_service_key& key);
 
   auto operator<=>(const ServiceAddress&) const = default;
 };

@@ -10,6 +10,7 @@
 //   }
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,12 +23,25 @@ namespace tollgate {
 struct Config {
   FlowTimeouts timeouts;
   std::vector<ServiceSpec> services;
+
+  bool operator==(const Config&) const = default;
 };
 
 // Parses and validates the whole text; an error names the place
 // ("line 3, column 7: ..." or "services[1].backends[0].weight: ...").
 Result<Config> parse_config(std::string_view text);
+Result<Config> parse_config_json(const nlohmann::json& document);
 Result<Config> load_config_file(const std::string& path);
+
+// One service or one backend in the same model (the control API's bodies);
+// `path` prefixes the field names in errors.
+Result<ServiceSpec> parse_service_json(const nlohmann::json& object, const std::string& path);
+Result<BackendSpec> parse_backend_json(const nlohmann::json& object, const std::string& path);
+Result<BackendState> parse_backend_state(const std::string& text, const std::string& path);
+// The inverse of the parsers: parse_config_json(config_to_json(c)) == c.
+nlohmann::json config_to_json(const Config& config);
+nlohmann::json service_to_json(const ServiceSpec& service);
+nlohmann::json backend_to_json(const BackendSpec& backend);
 
 std::string_view backend_state_name(BackendState state);
 

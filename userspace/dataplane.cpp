@@ -66,7 +66,147 @@ uint32_t Dataplane::IndexPool::allocate() {
   return next_++;
 }
 
+void Dataplane::IndexPool::take(uint32_t index) {
+  if (index >= next_) {
+    for (uint32_t skipped = next_; skipped < index; ++skipped) free_.insert(skipped);
+    next_ = index + 1;
+  } else {
+    free_.erase(index);
+  }
+}
+
 Dataplane::Dataplane(const MapFds& maps) : maps_(maps) {}
+
+namespace {
+
+// Reads a whole array map (an adopted Maglev table).
+Result<std::vector<uint32_t>> read_table(int fd, uint32_t size) {
+  std::vector<uint32_t> keys(size), values(size);
+  uint32_t read = 0, batch = 0;
+  while (read < size) {
+    uint32_t count = size - read;
+    int err = bpf_map_lookup_batch(fd, read ? &batch : nullptr, &batch, keys.data() + read, values.data() + read,
+                                   &count, nullptr);
+    read += count;
+    if (err && errno == ENOENT) break;
+    if (err) return make_error("map batch lookup failed: {} [map = tg_maglev_table]", errno_text());
+  }
+  if (read != size) return make_error("map batch lookup read {} of {} entries [map = tg_maglev_table]", read, size);
+  return values;
+}
+
+}  // namespace
+
+Status Dataplane::adopt() {
+  if (!services_.empty()) return make_error("adopt: the agent already holds services");
+
+  // Services.
+  std::map<uint32_t, ServiceAddress> by_id;
+  std::vector<tg_service_key> stale_keys;
+  tg_service_key key{}, next{};
+  bool first = true;
+  while (bpf_map_get_next_key(maps_.services, first ? nullptr : &key, &next) == 0) {
+    first = false;
+    key = next;
+    tg_service value{};
+    if (bpf_map_lookup_elem(maps_.services, &key, &value)) continue;
+    auto address = ServiceAddress::from_key(key);
+    if (!address || value.service_id >= TG_MAX_SERVICES || by_id.contains(value.service_id) ||
+        !is_prime(value.maglev_size)) {
+      stale_keys.push_back(key);
+      continue;
+    }
+    ServiceState state;
+    state.id = value.service_id;
+    state.spec.address = *address;
+    state.spec.maglev_size = value.maglev_size;
+    service_ids_.take(state.id);
+    by_id.emplace(state.id, *address);
+    services_.emplace(*address, std::move(state));
+  }
+  for (const auto& stale : stale_keys)
+    if (auto status = remove(maps_.services, &stale, "tg_services"); !status) return status;
+
+  // Backend slots: every slot's generation, and the owner of each used one.
+  for (uint32_t index = TG_BACKEND_NONE + 1; index < TG_MAX_BACKENDS; ++index) {
+    tg_backend value{};
+    if (bpf_map_lookup_elem(maps_.backends, &index, &value))
+      return make_error("map lookup failed: {} [map = tg_backends, index = {}]", errno_text(), index);
+    generations_[index] = value.generation;
+    if (value.state == TG_BACKEND_UNUSED) continue;
+    backend_slots_.take(index);
+    auto owner = by_id.find(value.service_id);
+    ServiceState* service = owner == by_id.end() ? nullptr : &services_.at(owner->second);
+    Endpoint endpoint{IpAddress::from_words(value.addr, static_cast<Family>(value.family)), ntohs(value.port)};
+    const bool usable = service && value.state <= TG_BACKEND_DOWN && value.weight >= 1 &&
+                        value.weight <= kMaxWeight &&
+                        value.family == static_cast<uint8_t>(service->spec.address.endpoint.address.family) &&
+                        !service->backend_indexes.contains(endpoint);
+    if (!usable) {
+      if (auto status = release_backend(index); !status) return status;
+      continue;
+    }
+    service->spec.backends.push_back({endpoint, value.weight, static_cast<BackendState>(value.state)});
+    service->backend_indexes.emplace(endpoint, index);
+  }
+
+  // The tables in use.
+  for (uint32_t id = 0; id < TG_MAX_SERVICES; ++id) {
+    uint32_t table_id = 0;
+    if (bpf_map_lookup_elem(maps_.maglev, &id, &table_id)) continue;  // no table
+    if (!by_id.contains(id)) {
+      if (auto status = remove(maps_.maglev, &id, "tg_maglev"); !status) return status;
+      continue;
+    }
+    ServiceState& service = services_.at(by_id.at(id));
+    int fd = bpf_map_get_fd_by_id(table_id);
+    if (fd < 0) return make_error("cannot open Maglev table {} of service {}: {}", table_id, id, errno_text());
+    bpf_map_info info{};
+    uint32_t length = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &length)) {
+      close(fd);
+      return make_error("cannot inspect Maglev table {}: {}", table_id, errno_text());
+    }
+    auto entries = read_table(fd, info.max_entries);
+    if (!entries) {
+      close(fd);
+      return entries.error();
+    }
+    service.tables[0] = Table{fd, std::move(*entries)};
+    service.active_table = 0;
+  }
+
+  // Address references, rebuilt from the services.
+  std::map<IpAddress, uint32_t> references;
+  for (const auto& [address, service] : services_) ++references[address.endpoint.address];
+  std::vector<tg_vip_address> vip_keys;
+  tg_vip_address vip{}, vip_next{};
+  first = true;
+  while (bpf_map_get_next_key(maps_.vip_addresses, first ? nullptr : &vip, &vip_next) == 0) {
+    first = false;
+    vip = vip_next;
+    vip_keys.push_back(vip);
+  }
+  for (const auto& stale : vip_keys) {
+    if (stale.family != TG_FAMILY_IPV4 && stale.family != TG_FAMILY_IPV6) continue;
+    if (!references.contains(IpAddress::from_words(stale.addr, static_cast<Family>(stale.family))))
+      if (auto status = remove(maps_.vip_addresses, &stale, "tg_vip_addresses"); !status) return status;
+  }
+  for (const auto& [address, count] : references) {
+    tg_vip_address vip_key{};
+    address.to_words(vip_key.addr);
+    vip_key.family = static_cast<uint8_t>(address.family);
+    if (auto status = update(maps_.vip_addresses, &vip_key, &count, "tg_vip_addresses"); !status) return status;
+    vip_references_[address] = count;
+  }
+  return {};
+}
+
+std::vector<ServiceSpec> Dataplane::service_specs() const {
+  std::vector<ServiceSpec> specs;
+  for (const auto& [address, service] : services_) specs.push_back(service.spec);
+  return specs;
+}
 
 Dataplane::~Dataplane() {
   // The outer map keeps its own references to the tables in use.
@@ -338,6 +478,25 @@ Status Dataplane::apply_steps(ServiceState& next, const ServiceSpec& spec, const
     if (auto status = release_backend(it->second); !status) return status;
     it = next.backend_indexes.erase(it);
   }
+  return {};
+}
+
+Status Dataplane::check_capacity(const std::vector<ServiceSpec>& services) const {
+  if (services.size() > TG_MAX_SERVICES)
+    return make_error("services: {} services, the data path holds at most {}", services.size(), TG_MAX_SERVICES);
+  size_t slots = 0;
+  for (const auto& spec : services) {
+    slots += spec.backends.size();
+    auto existing = services_.find(spec.address);
+    if (existing == services_.end()) continue;
+    std::set<Endpoint> wanted;
+    for (const auto& backend : spec.backends) wanted.insert(backend.endpoint);
+    for (const auto& [endpoint, index] : existing->second.backend_indexes)
+      if (!wanted.contains(endpoint)) ++slots;
+  }
+  const size_t capacity = TG_MAX_BACKENDS - 1;  // slot 0 is TG_BACKEND_NONE
+  if (slots > capacity)
+    return make_error("backends: the change needs {} backend slots at once, the data path has {}", slots, capacity);
   return {};
 }
 

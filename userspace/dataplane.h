@@ -32,12 +32,16 @@ struct BackendSpec {
   Endpoint endpoint;
   uint32_t weight = 1;  // 1 .. kMaxWeight
   BackendState state = BackendState::up;
+
+  bool operator==(const BackendSpec&) const = default;
 };
 
 struct ServiceSpec {
   ServiceAddress address;
   uint32_t maglev_size = TG_MAGLEV_DEFAULT_SIZE;  // prime
   std::vector<BackendSpec> backends;
+
+  bool operator==(const ServiceSpec&) const = default;
 };
 
 struct FlowTimeouts {
@@ -45,6 +49,8 @@ struct FlowTimeouts {
   std::chrono::seconds tcp_established{3600};
   std::chrono::seconds tcp_closing{60};
   std::chrono::seconds udp{120};
+
+  bool operator==(const FlowTimeouts&) const = default;
 };
 
 // Checks a spec whole; the error names the offending field.
@@ -63,10 +69,23 @@ class Dataplane {
   Dataplane(const Dataplane&) = delete;
   Dataplane& operator=(const Dataplane&) = delete;
 
+  // Takes over what an earlier agent left in adopted (pinned) maps:
+  // services, backend slots with their generations, and the tables in use,
+  // so that applying the same specs again keeps every slot and with it
+  // every established flow. What no service owns any more (a crash in the
+  // middle of a change) is cleaned up. Call once, before any change.
+  Status adopt();
+  // What adopt() found, as a configuration (the timeouts included).
+  std::vector<ServiceSpec> service_specs() const;
+
   Status set_timeouts(const FlowTimeouts& timeouts);
   // Creates the service or brings it to `spec`.
   Status apply_service(const ServiceSpec& spec);
   Status remove_service(const ServiceAddress& address);
+  // Whether the data path can hold `services` (the whole desired set),
+  // counted at the peak of a change: a removed backend's slot is released
+  // only after its service's new table is in place.
+  Status check_capacity(const std::vector<ServiceSpec>& services) const;
 
   std::vector<ServiceAddress> service_addresses() const;
   const ServiceSpec* service_spec(const ServiceAddress& address) const;
@@ -93,6 +112,8 @@ class Dataplane {
     IndexPool(uint32_t first, uint32_t end) : next_(first), end_(end) {}
     size_t available() const { return free_.size() + (end_ - next_); }
     uint32_t allocate();
+    // Marks `index` as in use (adopting what the kernel holds).
+    void take(uint32_t index);
     void release(uint32_t index) { free_.insert(index); }
 
    private:

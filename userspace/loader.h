@@ -30,7 +30,14 @@ struct MapFds {
 
 struct LoadOptions {
   uint32_t flow_capacity = TG_FLOWS_DEFAULT;  // entries in tg_flows and tg_reverse_flows
+  // Where the maps are pinned (a directory on a BPF filesystem); empty: no
+  // pins, the maps live as long as the programs and this process.
+  std::string pin_dir;
+  // Drop pinned maps instead of adopting them (their flows are lost).
+  bool recreate = false;
 };
+
+inline constexpr const char* kDefaultPinDir = "/sys/fs/bpf/tollgate";
 
 enum class XdpMode { native, generic };
 
@@ -61,6 +68,13 @@ class DataPath {
   int tc_program_fd() const;
   uint32_t tc_program_id() const;
   const MapFds& maps() const { return maps_; }
+  // True when the maps were pinned by an earlier agent and adopted: they
+  // hold its services, backends, tables, flows and counters.
+  bool adopted() const { return adopted_; }
+
+  // Removes the pinned maps under `pin_dir` (for an uninstall, or before a
+  // re-create). A directory that does not exist is not an error.
+  static Status remove_pins(const std::string& pin_dir);
 
   // Attaches the XDP program to `interface`; replaces a program already
   // there. Generic mode only when asked for.
@@ -69,6 +83,11 @@ class DataPath {
   // Attaches the TC reply program at ingress of `interface` (clsact).
   Result<TcAttachment> attach_tc(const std::string& interface);
   Status detach_tc(const TcAttachment& attachment);
+  // Detach without a loaded DataPath (an uninstall): only programs of ours
+  // are removed. true: one was removed; false: none of ours was there. An
+  // interface missing from this network namespace is an error.
+  static Result<bool> detach_xdp_by_name(const std::string& interface);
+  static Result<bool> detach_tc_by_name(const std::string& interface);
 
  private:
   DataPath(tollgate_xdp* xdp, tollgate_tc* tc);
@@ -76,6 +95,7 @@ class DataPath {
   tollgate_xdp* xdp_;
   tollgate_tc* tc_;
   MapFds maps_;
+  bool adopted_ = false;
 };
 
 std::string_view xdp_mode_name(XdpMode mode);

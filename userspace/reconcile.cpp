@@ -7,16 +7,17 @@
 namespace tollgate {
 
 Status reconcile(Dataplane& dataplane, const Config& config) {
+  if (auto status = dataplane.check_capacity(config.services); !status) return status;
   if (auto status = dataplane.set_timeouts(config.timeouts); !status) return status;
   std::set<ServiceAddress> wanted;
-  for (const auto& service : config.services) {
-    wanted.insert(service.address);
-    if (auto status = dataplane.apply_service(service); !status)
-      return make_error("service {}: {}", service.address.to_string(), status.error().message);
-  }
+  for (const auto& service : config.services) wanted.insert(service.address);
   for (const auto& address : dataplane.service_addresses()) {
     if (wanted.contains(address)) continue;
     if (auto status = dataplane.remove_service(address); !status) return status;
+  }
+  for (const auto& service : config.services) {
+    if (auto status = dataplane.apply_service(service); !status)
+      return make_error("service {}: {}", service.address.to_string(), status.error().message);
   }
   return {};
 }

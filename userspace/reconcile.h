@@ -9,8 +9,9 @@
 
 namespace tollgate {
 
-// Applies `config` (already validated whole): timeouts, every service it
-// names, and removes services it no longer names.
+// Applies `config` (already validated whole): timeouts, removes the
+// services it no longer names (freeing their slots first), then brings
+// every service it names to its spec. Checks capacity before any change.
 Status reconcile(Dataplane& dataplane, const Config& config);
 
 // Services, backends and their counters, and drops by reason, as JSON.

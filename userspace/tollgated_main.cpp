@@ -1,177 +1,357 @@
-// tollgated: loads the data path, attaches it, and keeps its maps in step
-// with the configuration file.
+// tollgated: loads the data path, pins its maps, attaches it, and keeps it
+// in step with the desired state, which the control API and the
+// configuration file change.
 //
-// Signals: SIGHUP re-reads the configuration (validated whole; a bad file
-// changes nothing), SIGUSR1 writes a stats snapshot, SIGINT/SIGTERM detach
-// and exit.
+// A restart, even after kill -9, adopts the pinned maps: established flows
+// keep their backends, and the data path forwards all the while.
+//
+// Signals: SIGHUP re-reads the configuration file (validated whole; a bad
+// file changes nothing). SIGINT/SIGTERM stop the agent and leave the data
+// path forwarding; `tollgated --detach` removes programs and pins.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <optional>
+#include <set>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "api.h"
+#include "audit.h"
 #include "config.h"
+#include "controller.h"
 #include "dataplane.h"
+#include "http_server.h"
 #include "loader.h"
 #include "log.h"
-#include "reconcile.h"
+#include "state.h"
 
 using namespace tollgate;
 
 namespace {
 
+constexpr const char* kVersion = "0.1.0";
+
 struct Options {
   std::vector<std::string> client_interfaces;
   std::vector<std::string> backend_interfaces;
   std::string config_path;
-  std::string stats_path;
   bool generic = false;
   uint32_t flow_capacity = TG_FLOWS_DEFAULT;
+  std::string pin_dir = kDefaultPinDir;
+  std::string state_dir = kDefaultStateDir;
+  std::string socket_path = kDefaultSocketPath;
+  std::string audit_path = kDefaultAuditLog;
+  std::vector<uid_t> allow_uids;
+  std::vector<gid_t> allow_gids;
+  bool recreate = false;
+  bool detach = false;
 };
 
-// Write aside, then rename: a reader never sees half a file.
-Status write_file_atomically(const std::string& path, const std::string& content) {
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream file(temporary, std::ios::trunc);
-    if (!file) return make_error("cannot write {}: {}", temporary, std::strerror(errno));
-    file << content;
-    if (!file.flush()) return make_error("cannot write {}: {}", temporary, std::strerror(errno));
-  }
+nlohmann::json self_actor(std::string_view source) {
+  Caller self;
+  self.pid = getpid();
+  self.uid = getuid();
+  self.gid = getgid();
+  std::ifstream file("/proc/self/cmdline", std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  for (auto& c : text) c = c == '\0' ? ' ' : c;
+  while (!text.empty() && text.back() == ' ') text.pop_back();
+  self.command_line = text;
+  return {{"source", source}, {"caller", self.to_json()}};
+}
+
+// One agent per state directory at a time.
+Result<int> lock_state_dir(const std::string& state_dir) {
   std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  if (error) return make_error("cannot rename {} to {}: {}", temporary, path, error.message());
-  return {};
+  std::filesystem::create_directories(state_dir, error);
+  if (error) return make_error("cannot create state directory {}: {}", state_dir, error.message());
+  const std::string path = state_dir + "/tollgated.lock";
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return make_error("cannot open {}: {}", path, std::strerror(errno));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    close(fd);
+    return make_error("another tollgated uses the state directory {} (lock {})", state_dir, path);
+  }
+  return fd;
 }
 
-Status apply_config_file(Dataplane& dataplane, const std::string& path) {
-  auto config = load_config_file(path);
-  if (!config) return config.error();
-  if (auto status = reconcile(dataplane, *config); !status) return status;
-  log::info("configuration {} applied: {} services", path, config->services.size());
-  return {};
-}
-
-class Attachments {
- public:
-  explicit Attachments(DataPath& datapath) : datapath_(datapath) {}
-  ~Attachments() {
-    for (const auto& attachment : xdp_)
-      if (auto status = datapath_.detach_xdp(attachment); !status) log::error("{}", status.error().message);
-    for (const auto& attachment : tc_)
-      if (auto status = datapath_.detach_tc(attachment); !status) log::error("{}", status.error().message);
-    if (!xdp_.empty() || !tc_.empty()) log::info("detached from {} interfaces", xdp_.size() + tc_.size());
-  }
-
-  Status attach(const Options& options) {
-    const XdpMode mode = options.generic ? XdpMode::generic : XdpMode::native;
-    if (options.generic) log::warn("generic XDP asked for: it runs after the kernel allocates an skb, far slower");
-    for (const auto& interface : options.client_interfaces) {
-      auto attachment = datapath_.attach_xdp(interface, mode);
-      if (!attachment) return attachment.error();
-      log::info("attached XDP program {} to {} (ifindex {}, {} mode): client side", attachment->program_id, interface,
-                attachment->ifindex, xdp_mode_name(mode));
-      xdp_.push_back(*attachment);
-    }
-    for (const auto& interface : options.backend_interfaces) {
-      auto attachment = datapath_.attach_tc(interface);
-      if (!attachment) return attachment.error();
-      log::info("attached TC program {} to {} (ifindex {}, ingress): backend side", attachment->program_id, interface,
-                attachment->ifindex);
-      tc_.push_back(*attachment);
-    }
-    return {};
-  }
-
- private:
-  DataPath& datapath_;
-  std::vector<XdpAttachment> xdp_;
-  std::vector<TcAttachment> tc_;
+struct ConfigFile {
+  Config config;
+  std::string digest;
 };
+
+Result<ConfigFile> read_config_file(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) return make_error("cannot read config file {}: {}", path, std::strerror(errno));
+  std::stringstream buffer;
+  buffer << file.rdbuf();
+  auto config = parse_config(buffer.str());
+  if (!config) return make_error("{}: {}", path, config.error().message);
+  return ConfigFile{std::move(*config), content_digest(buffer.str())};
+}
+
+int detach(const Options& options, AuditLog& audit) {
+  auto state = load_state(options.state_dir);
+  std::set<std::string> xdp(options.client_interfaces.begin(), options.client_interfaces.end());
+  std::set<std::string> tc(options.backend_interfaces.begin(), options.backend_interfaces.end());
+  if (!state) {
+    log::warn("{}; detaching only from the interfaces given", state.error().message);
+  } else if (*state) {
+    xdp.insert((*state)->xdp_interfaces.begin(), (*state)->xdp_interfaces.end());
+    tc.insert((*state)->tc_interfaces.begin(), (*state)->tc_interfaces.end());
+  }
+  int failures = 0;
+  std::vector<std::string> xdp_left, tc_left;  // still to detach: kept in the state
+  auto report = [&](const Result<bool>& detached, std::string_view kind, const std::string& interface) {
+    if (!detached) {
+      log::error("{}", detached.error().message);
+      ++failures;
+      (kind == "XDP" ? xdp_left : tc_left).push_back(interface);
+    } else if (*detached) {
+      log::info("{} program removed from {}", kind, interface);
+    } else {
+      log::info("no {} program of ours on {}", kind, interface);
+    }
+  };
+  for (const auto& interface : xdp) report(DataPath::detach_xdp_by_name(interface), "XDP", interface);
+  for (const auto& interface : tc) report(DataPath::detach_tc_by_name(interface), "TC", interface);
+  if (auto status = DataPath::remove_pins(options.pin_dir); !status) {
+    log::error("{}", status.error().message);
+    ++failures;
+  } else {
+    log::info("pins under {} removed", options.pin_dir);
+  }
+  if (state && *state) {
+    AgentState kept = **state;
+    kept.xdp_interfaces = xdp_left;
+    kept.tc_interfaces = tc_left;
+    if (auto status = save_state(options.state_dir, kept); !status) log::error("{}", status.error().message);
+  }
+  audit.record({{"action", "detach"},
+                {"actor", self_actor("command_line")},
+                {"object", fmt::format("xdp [{}], tc [{}], pins {}", fmt::join(xdp, ","), fmt::join(tc, ","),
+                                       options.pin_dir)},
+                {"result", failures ? "failed" : "ok"}});
+  log::info("the desired state stays in {} for a later start", options.state_dir);
+  return failures ? 1 : 0;
+}
 
 int run(const Options& options) {
   sigset_t signals;
   sigemptyset(&signals);
-  for (int signal_number : {SIGINT, SIGTERM, SIGHUP, SIGUSR1}) sigaddset(&signals, signal_number);
-  sigprocmask(SIG_BLOCK, &signals, nullptr);
+  for (int signal_number : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&signals, signal_number);
+  sigprocmask(SIG_BLOCK, &signals, nullptr);  // threads started later inherit it
 
-  auto datapath = DataPath::load(LoadOptions{options.flow_capacity});
+  auto lock = lock_state_dir(options.state_dir);
+  if (!lock) {
+    log::error("{}", lock.error().message);
+    return 1;
+  }
+  auto audit = AuditLog::open(options.audit_path);
+  if (!audit) {
+    log::error("{}", audit.error().message);
+    return 1;
+  }
+  if (options.detach) return detach(options, **audit);
+
+  auto stored = load_state(options.state_dir);
+  if (!stored) {
+    log::error("{}", stored.error().message);
+    return 1;
+  }
+  std::optional<ConfigFile> config_file;
+  if (!options.config_path.empty()) {
+    auto file = read_config_file(options.config_path);
+    if (!file) {
+      log::error("{}", file.error().message);
+      return 1;
+    }
+    config_file = std::move(*file);
+  }
+
+  LoadOptions load_options{options.flow_capacity, options.pin_dir, options.recreate};
+  auto datapath = DataPath::load(load_options);
   if (!datapath) {
     log::error("{}", datapath.error().message);
     return 1;
   }
   Dataplane dataplane((*datapath)->maps());
-  if (auto status = dataplane.set_timeouts(FlowTimeouts{}); !status) {
-    log::error("{}", status.error().message);
-    return 1;
-  }
-  if (!options.config_path.empty()) {
-    if (auto status = apply_config_file(dataplane, options.config_path); !status) {
-      log::error("{}", status.error().message);
+  AgentState initial;  // what the kernel holds now
+  if ((*datapath)->adopted()) {
+    if (auto status = dataplane.adopt(); !status) {
+      log::error("adopting the maps pinned in {}: {}", options.pin_dir, status.error().message);
       return 1;
     }
+    initial.desired.services = dataplane.service_specs();
+    log::info("adopted the maps pinned in {}: {} services", options.pin_dir, initial.desired.services.size());
   }
-  log::info("data path loaded: XDP program {}, TC program {}, flow table {} entries", (*datapath)->xdp_program_id(),
-            (*datapath)->tc_program_id(), options.flow_capacity);
+  if (*stored) {
+    initial.config_digest = (*stored)->config_digest;
+    initial.xdp_interfaces = (*stored)->xdp_interfaces;
+    initial.tc_interfaces = (*stored)->tc_interfaces;
+  }
 
-  Attachments attachments(**datapath);
-  if (auto status = attachments.attach(options); !status) {
+  // The desired state: the state file (what the API and the config file
+  // made it), unless the config file changed since it was applied last.
+  Config desired = *stored ? (*stored)->desired : initial.desired;
+  if (!*stored && (*datapath)->adopted()) log::warn("no state file in {}: keeping what the kernel holds", options.state_dir);
+  std::optional<std::string> digest;
+  if (config_file && (!*stored || config_file->digest != (*stored)->config_digest)) {
+    desired = config_file->config;
+    digest = config_file->digest;
+    log::info("configuration {} applied at start: {} services", options.config_path, desired.services.size());
+  }
+
+  Controller controller(dataplane, (*datapath)->maps(), **audit, options.state_dir, initial);
+  if (auto status = controller.apply(desired, self_actor("start"), digest); !status) {
     log::error("{}", status.error().message);
     return 1;
   }
+  log::info("data path ready: XDP program {}, TC program {}, flow table {} entries", (*datapath)->xdp_program_id(),
+            (*datapath)->tc_program_id(), options.flow_capacity);
+
+  // Attach (atomically replacing a running predecessor's programs), and
+  // detach from interfaces a predecessor used that this start does not.
+  const XdpMode mode = options.generic ? XdpMode::generic : XdpMode::native;
+  if (options.generic) log::warn("generic XDP asked for: it runs after the kernel allocates an skb, far slower");
+  for (const auto& interface : options.client_interfaces) {
+    auto attachment = (*datapath)->attach_xdp(interface, mode);
+    if (!attachment) {
+      log::error("{}", attachment.error().message);
+      return 1;
+    }
+    log::info("attached XDP program {} to {} (ifindex {}, {} mode): client side", attachment->program_id, interface,
+              attachment->ifindex, xdp_mode_name(mode));
+  }
+  for (const auto& interface : options.backend_interfaces) {
+    auto attachment = (*datapath)->attach_tc(interface);
+    if (!attachment) {
+      log::error("{}", attachment.error().message);
+      return 1;
+    }
+    log::info("attached TC program {} to {} (ifindex {}, ingress): backend side", attachment->program_id, interface,
+              attachment->ifindex);
+  }
+  auto listed = [](const std::vector<std::string>& list, const std::string& name) {
+    return std::find(list.begin(), list.end(), name) != list.end();
+  };
+  for (const auto& interface : controller.state().xdp_interfaces)
+    if (!listed(options.client_interfaces, interface))
+      if (auto detached = DataPath::detach_xdp_by_name(interface); detached && *detached)
+        log::info("detached XDP from {}, which this start does not name", interface);
+  for (const auto& interface : controller.state().tc_interfaces)
+    if (!listed(options.backend_interfaces, interface))
+      if (auto detached = DataPath::detach_tc_by_name(interface); detached && *detached)
+        log::info("detached TC from {}, which this start does not name", interface);
+  if (auto status = controller.set_interfaces(options.client_interfaces, options.backend_interfaces); !status)
+    log::error("{}", status.error().message);
+
+  AccessPolicy access;
+  access.uids.insert(options.allow_uids.begin(), options.allow_uids.end());
+  access.gids.insert(options.allow_gids.begin(), options.allow_gids.end());
+  AgentInfo info{kVersion,
+                 options.pin_dir,
+                 options.state_dir,
+                 (*datapath)->adopted(),
+                 (*datapath)->xdp_program_id(),
+                 (*datapath)->tc_program_id(),
+                 std::string(xdp_mode_name(mode)),
+                 options.flow_capacity};
+  Api api(controller, **audit, access, info);
+  // Anyone may connect; every request is authorized by its peer
+  // credentials (and refused ones are audited).
+  auto server = HttpServer::listen(
+      options.socket_path, 0666, [&api](const HttpRequest& request) { return api.handle(request); },
+      [&api](const Caller& caller, const HttpResponse& response) { api.audit_rejected(caller, response); });
+  if (!server) {
+    log::error("{}", server.error().message);
+    return 1;
+  }
+  std::thread api_thread([&server] { (*server)->serve(); });
+  log::info("control API on {}", options.socket_path);
   log::info("ready");
 
   for (;;) {
     int received = 0;
     sigwait(&signals, &received);
-    if (received == SIGHUP) {
-      if (options.config_path.empty()) {
-        log::warn("SIGHUP: no --config file to re-read");
-      } else if (auto status = apply_config_file(dataplane, options.config_path); !status) {
-        log::error("SIGHUP: configuration not applied, nothing changed: {}", status.error().message);
-      }
-    } else if (received == SIGUSR1) {
-      if (options.stats_path.empty()) {
-        log::warn("SIGUSR1: no --stats-file to write");
-      } else if (auto status = write_file_atomically(options.stats_path,
-                                                     stats_report(dataplane, (*datapath)->maps()).dump(2) + "\n");
-                 !status) {
-        log::error("SIGUSR1: {}", status.error().message);
-      }
-    } else {
-      log::info("signal {}: stopping", received);
-      return 0;
+    if (received != SIGHUP) {
+      log::info("signal {}: stopping; the data path keeps forwarding (tollgated --detach removes it)", received);
+      break;
     }
+    if (options.config_path.empty()) {
+      log::warn("SIGHUP: no --config file to re-read");
+      continue;
+    }
+    auto actor = self_actor("config_file");
+    actor["path"] = options.config_path;
+    auto file = read_config_file(options.config_path);
+    Status status = file ? Status{} : Status{file.error()};
+    if (file) {
+      std::lock_guard guard(controller.mutex());
+      status = controller.apply(file->config, actor, file->digest);
+    }
+    (*audit)->record({{"action", "config.reload"},
+                      {"actor", actor},
+                      {"object", options.config_path},
+                      {"result", status ? "ok" : "invalid"},
+                      {"error", status ? "" : status.error().message}});
+    if (status)
+      log::info("configuration {} applied: {} services", options.config_path, file->config.services.size());
+    else
+      log::error("SIGHUP: configuration not applied, nothing changed: {}", status.error().message);
   }
+  (*server)->stop();
+  api_thread.join();
+  close(*lock);
+  return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "tollgated: the tollgate agent. Loads the XDP load balancer and its TC reply program, attaches them and\n"
-      "configures them from a file.\n"
+      "tollgated: the tollgate agent. Loads the XDP load balancer and its TC reply program, pins their maps,\n"
+      "attaches them, and serves the control API that the tollgate command uses.\n"
       "Example: tollgated --interface eth0 --backend-interface eth1 --config /etc/tollgate/tollgate.json"};
   Options options;
   std::string log_level = "info";
-  app.add_option("-i,--interface", options.client_interfaces,
-                 "client-facing interface: XDP balances what arrives there (repeatable)")
-      ->required();
+  auto* interface = app.add_option("-i,--interface", options.client_interfaces,
+                                   "client-facing interface: XDP balances what arrives there (repeatable)");
   app.add_option("-b,--backend-interface", options.backend_interfaces,
                  "backend-facing interface: TC translates the replies arriving there (repeatable)");
-  app.add_option("-c,--config", options.config_path, "configuration file (JSON), applied at start and on SIGHUP");
-  app.add_option("--stats-file", options.stats_path, "where SIGUSR1 writes a JSON stats snapshot");
+  app.add_option("-c,--config", options.config_path,
+                 "configuration file (JSON), applied at start when it changed since last applied, and on SIGHUP");
   app.add_flag("--generic", options.generic, "attach XDP in generic (skb) mode instead of native");
   app.add_option("--flow-capacity", options.flow_capacity, "entries in the connection table")
       ->check(CLI::Range(1u, 1u << 26));
+  app.add_option("--pin-dir", options.pin_dir, "where the maps are pinned, on a BPF filesystem")
+      ->capture_default_str();
+  app.add_option("--state-dir", options.state_dir, "where the desired state is kept")->capture_default_str();
+  app.add_option("--socket", options.socket_path, "the control API's Unix socket")->capture_default_str();
+  app.add_option("--audit-log", options.audit_path, "the audit log (JSON lines)")->capture_default_str();
+  app.add_option("--allow-uid", options.allow_uids, "a uid allowed to use the API besides root (repeatable)");
+  app.add_option("--allow-gid", options.allow_gids, "a gid allowed to use the API (repeatable)");
+  app.add_flag("--recreate", options.recreate,
+               "drop pinned maps instead of adopting them, e.g. after an ABI change (established flows are lost)");
+  app.add_flag("--detach", options.detach,
+               "uninstall: remove our programs from the interfaces recorded in the state (and any given) and the "
+               "pins, then exit");
   app.add_option("--log-level", log_level, "debug, info, warn, error or off");
   CLI11_PARSE(app, argc, argv);
 
+  if (!options.detach && options.client_interfaces.empty()) {
+    std::fprintf(stderr, "%s: required unless --detach\n", interface->get_name().c_str());
+    return 2;
+  }
   log::Level level;
   if (!log::parse_level(log_level, level)) {
     std::fprintf(stderr, "--log-level: unknown level '%s' (expected debug, info, warn, error or off)\n",

@@ -1,0 +1,412 @@
+#include "cli.h"
+
+#include <httplib.h>
+#include <sys/socket.h>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <vector>
+
+#include "address.h"
+#include "http_server.h"
+
+namespace tollgate::cli {
+namespace {
+
+using nlohmann::json;
+
+// CLI11 validators: the message names what is wrong; CLI11 adds the name
+// of the argument.
+CLI::Validator service_validator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        auto address = ServiceAddress::parse(text);
+        return address ? std::string() : address.error().message;
+      },
+      "SERVICE", "service address");
+}
+
+CLI::Validator backend_validator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        auto endpoint = Endpoint::parse(text);
+        if (!endpoint) return endpoint.error().message;
+        if (endpoint->port == 0) return "port 0 is not a backend port";
+        return {};
+      },
+      "BACKEND", "backend address");
+}
+
+// One table for people: columns padded to their widest cell.
+void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows)
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (widths.size() <= i) widths.push_back(0);
+      widths[i] = std::max(widths[i], row[i].size());
+    }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i)
+      line += i + 1 == row.size() ? row[i] : fmt::format("{:<{}}  ", row[i], widths[i]);
+    out << line << "\n";
+  }
+}
+
+std::string text_of(const json& value) { return value.is_string() ? value.get<std::string>() : value.dump(); }
+
+struct Session {
+  std::string socket_path = kDefaultSocketPath;
+  std::string output = "table";
+  const std::function<Transport(const std::string&)>& connect;
+  std::ostream& out;
+  std::ostream& err;
+
+  // Sends; on success returns the body as JSON, else prints why.
+  std::optional<json> call(const std::string& method, const std::string& path, const json& body = nullptr) {
+    auto reply = connect(socket_path)(method, path, body.is_null() ? std::string() : body.dump());
+    if (!reply) {
+      err << "tollgate: cannot reach tollgated at " << socket_path << ": " << reply.error().message << "\n";
+      return std::nullopt;
+    }
+    json document = json::parse(reply->body, nullptr, false);
+    if (reply->status >= 400) {
+      std::string message = document.is_object() && document.contains("error") ? text_of(document["error"])
+                                                                              : reply->body;
+      err << "tollgate: " << message << " (HTTP " << reply->status << ")\n";
+      return std::nullopt;
+    }
+    if (document.is_discarded()) {
+      err << "tollgate: the agent answered with something that is not JSON\n";
+      return std::nullopt;
+    }
+    return document;
+  }
+
+  bool json_output() const { return output == "json"; }
+  void print_json(const json& document) { out << document.dump(2) << "\n"; }
+};
+
+std::string service_path(const std::string& service) {
+  return "/v1/services/" + encode_segment(ServiceAddress::parse(service)->to_string());
+}
+std::string backend_path(const std::string& service, const std::string& backend) {
+  return service_path(service) + "/backends/" + encode_segment(Endpoint::parse(backend)->to_string());
+}
+
+void add_output_option(CLI::App* command, Session& session) {
+  command->add_option("-o,--output", session.output, "table (default) or json")
+      ->check(CLI::IsMember({"table", "json"}));
+}
+
+}  // namespace
+
+std::string encode_segment(std::string_view text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~')
+      out.push_back(static_cast<char>(c));
+    else
+      out += fmt::format("%{:02X}", c);
+  }
+  return out;
+}
+
+Transport unix_socket_transport(const std::string& socket_path) {
+  return [socket_path](const std::string& method, const std::string& path, const std::string& body) -> Result<Reply> {
+    httplib::Client client(socket_path);
+    client.set_address_family(AF_UNIX);
+    client.set_connection_timeout(5);
+    client.set_read_timeout(60);
+    client.set_write_timeout(10);
+    const char* type = "application/json";
+    auto send = [&]() {
+      if (method == "POST") return client.Post(path.c_str(), body, type);
+      if (method == "PUT") return client.Put(path.c_str(), body, type);
+      if (method == "PATCH") return client.Patch(path.c_str(), body, type);
+      if (method == "DELETE") return client.Delete(path.c_str());
+      return client.Get(path.c_str());
+    };
+    httplib::Result result = send();
+    if (!result) return make_error("{}", httplib::to_string(result.error()));
+    return Reply{result->status, result->body};
+  };
+}
+
+int run(int argc, const char* const* argv, const std::function<Transport(const std::string&)>& connect,
+        std::ostream& out, std::ostream& err) {
+  Session session{kDefaultSocketPath, "table", connect, out, err};
+  CLI::App app{
+      "tollgate: control the tollgate L4 load balancer through tollgated's API.\n"
+      "Example: tollgate backend add 198.18.100.1:80/tcp 198.18.1.11:8080 --weight 2"};
+  app.name("tollgate");
+  app.require_subcommand(1);
+  app.add_option("--socket", session.socket_path, "tollgated's API socket (default /run/tollgate/tollgate.sock)");
+
+  std::string service, backend;
+  std::vector<std::string> backends;
+  uint32_t maglev_size = 0;
+  uint32_t weight = 0;
+  std::string state;
+  size_t limit = 1000;
+  std::function<int()> action;
+
+  // service add|rm|list
+  auto* service_cmd = app.add_subcommand("service", "add, remove and list services");
+  service_cmd->require_subcommand(1);
+  auto* service_add = service_cmd->add_subcommand(
+      "add", "add a service, optionally with backends\n"
+             "Example: tollgate service add 198.18.100.1:80/tcp --backend 198.18.1.11:8080 --backend 198.18.1.12:8080");
+  service_add->add_option("service", service, "ADDRESS:PORT/PROTOCOL (tcp or udp; port 0 = every port)")
+      ->required()
+      ->check(service_validator());
+  service_add->add_option("--backend", backends, "a backend ADDRESS:PORT, weight 1 (repeatable)")
+      ->check(backend_validator());
+  service_add->add_option("--maglev-size", maglev_size, "entries in the Maglev table, a prime (default 65537)")
+      ->check(CLI::Range(2u, static_cast<uint32_t>(TG_MAGLEV_MAX_SIZE)));
+  add_output_option(service_add, session);
+  service_add->callback([&] {
+    action = [&] {
+      json body = {{"address", service}, {"backends", json::array()}};
+      for (const auto& entry : backends) body["backends"].push_back({{"address", entry}});
+      if (maglev_size) body["maglev_size"] = maglev_size;
+      auto reply = session.call("POST", "/v1/services", body);
+      if (!reply) return 1;
+      if (session.json_output()) session.print_json(*reply);
+      else out << "service " << text_of((*reply)["address"]) << " added\n";
+      return 0;
+    };
+  });
+  auto* service_rm = service_cmd->add_subcommand(
+      "rm", "remove a service and its backends; its flows end\nExample: tollgate service rm 198.18.100.1:80/tcp");
+  service_rm->add_option("service", service, "ADDRESS:PORT/PROTOCOL")->required()->check(service_validator());
+  service_rm->callback([&] {
+    action = [&] {
+      if (!session.call("DELETE", service_path(service))) return 1;
+      out << "service " << ServiceAddress::parse(service)->to_string() << " removed\n";
+      return 0;
+    };
+  });
+  auto* service_list = service_cmd->add_subcommand("list", "list services\nExample: tollgate service list -o json");
+  add_output_option(service_list, session);
+  service_list->callback([&] {
+    action = [&] {
+      auto reply = session.call("GET", "/v1/services");
+      if (!reply) return 1;
+      if (session.json_output()) {
+        session.print_json(*reply);
+        return 0;
+      }
+      std::vector<std::vector<std::string>> rows{{"SERVICE", "BACKENDS", "UP", "MAGLEV"}};
+      for (const auto& entry : *reply) {
+        size_t up = 0;
+        for (const auto& b : entry["backends"]) up += b["state"] == "up";
+        rows.push_back({text_of(entry["address"]), std::to_string(entry["backends"].size()), std::to_string(up),
+                        text_of(entry["maglev_size"])});
+      }
+      print_table(out, rows);
+      return 0;
+    };
+  });
+
+  // backend add|set|drain|rm|list
+  auto* backend_cmd = app.add_subcommand("backend", "add, change, drain, remove and list a service's backends");
+  backend_cmd->require_subcommand(1);
+  auto add_pair = [&](CLI::App* command) {
+    command->add_option("service", service, "the service, ADDRESS:PORT/PROTOCOL")
+        ->required()
+        ->check(service_validator());
+    command->add_option("backend", backend, "the backend, ADDRESS:PORT")->required()->check(backend_validator());
+  };
+  auto add_weight_state = [&](CLI::App* command) {
+    command->add_option("--weight", weight, "relative weight 1-65535")->check(CLI::Range(1u, 65535u));
+    command->add_option("--state", state, "up, draining or down")->check(CLI::IsMember({"up", "draining", "down"}));
+  };
+  auto* backend_add = backend_cmd->add_subcommand(
+      "add", "add a backend to a service (weight 1 unless --weight)\n"
+             "Example: tollgate backend add 198.18.100.1:80/tcp 198.18.1.14:8080 --weight 2");
+  add_pair(backend_add);
+  add_weight_state(backend_add);
+  add_output_option(backend_add, session);
+  backend_add->callback([&] {
+    action = [&] {
+      json body = {{"address", backend}};
+      if (weight) body["weight"] = weight;
+      if (!state.empty()) body["state"] = state;
+      auto reply = session.call("POST", service_path(service) + "/backends", body);
+      if (!reply) return 1;
+      if (session.json_output()) session.print_json(*reply);
+      else out << "backend " << text_of((*reply)["address"]) << " added, weight " << text_of((*reply)["weight"]) << "\n";
+      return 0;
+    };
+  });
+  auto* backend_set = backend_cmd->add_subcommand(
+      "set", "change a backend's weight or state\n"
+             "Example: tollgate backend set 198.18.100.1:80/tcp 198.18.1.11:8080 --weight 3 --state up");
+  add_pair(backend_set);
+  add_weight_state(backend_set);
+  add_output_option(backend_set, session);
+  auto* backend_drain = backend_cmd->add_subcommand(
+      "drain", "stop sending new flows to a backend; its established flows stay\n"
+               "Example: tollgate backend drain 198.18.100.1:80/tcp 198.18.1.11:8080");
+  add_pair(backend_drain);
+  add_output_option(backend_drain, session);
+  auto update = [&](const json& body, std::string_view done) {
+    auto reply = session.call("PATCH", backend_path(service, backend), body);
+    if (!reply) return 1;
+    if (session.json_output()) session.print_json(*reply);
+    else out << "backend " << text_of((*reply)["address"]) << " " << done << ": weight " << text_of((*reply)["weight"])
+             << ", " << text_of((*reply)["state"]) << "\n";
+    return 0;
+  };
+  backend_set->callback([&] {
+    action = [&] {
+      json body = json::object();
+      if (weight) body["weight"] = weight;
+      if (!state.empty()) body["state"] = state;
+      if (body.empty()) {
+        err << "tollgate: backend set: give --weight or --state (or both)\n";
+        return 2;
+      }
+      return update(body, "changed");
+    };
+  });
+  backend_drain->callback([&] { action = [&] { return update({{"state", "draining"}}, "draining"); }; });
+  auto* backend_rm = backend_cmd->add_subcommand(
+      "rm", "remove a backend; its flows move to the others\n"
+            "Example: tollgate backend rm 198.18.100.1:80/tcp 198.18.1.11:8080");
+  add_pair(backend_rm);
+  backend_rm->callback([&] {
+    action = [&] {
+      if (!session.call("DELETE", backend_path(service, backend))) return 1;
+      out << "backend " << Endpoint::parse(backend)->to_string() << " removed from "
+          << ServiceAddress::parse(service)->to_string() << "\n";
+      return 0;
+    };
+  });
+  auto* backend_list = backend_cmd->add_subcommand(
+      "list", "list a service's backends\nExample: tollgate backend list 198.18.100.1:80/tcp");
+  backend_list->add_option("service", service, "the service, ADDRESS:PORT/PROTOCOL")
+      ->required()
+      ->check(service_validator());
+  add_output_option(backend_list, session);
+  backend_list->callback([&] {
+    action = [&] {
+      auto reply = session.call("GET", service_path(service) + "/backends");
+      if (!reply) return 1;
+      if (session.json_output()) {
+        session.print_json(*reply);
+        return 0;
+      }
+      std::vector<std::vector<std::string>> rows{{"BACKEND", "WEIGHT", "STATE"}};
+      for (const auto& entry : *reply)
+        rows.push_back({text_of(entry["address"]), text_of(entry["weight"]), text_of(entry["state"])});
+      print_table(out, rows);
+      return 0;
+    };
+  });
+
+  // status, stats
+  auto* status_cmd = app.add_subcommand("status", "the agent: version, programs, pins, interfaces, counts\n"
+                                                  "Example: tollgate status");
+  add_output_option(status_cmd, session);
+  status_cmd->callback([&] {
+    action = [&] {
+      auto reply = session.call("GET", "/v1/status");
+      if (!reply) return 1;
+      if (session.json_output()) {
+        session.print_json(*reply);
+        return 0;
+      }
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& [key, value] : reply->items()) rows.push_back({key + ":", text_of(value)});
+      print_table(out, rows);
+      return 0;
+    };
+  });
+  auto* stats_cmd = app.add_subcommand("stats", "packets, bytes and new flows per service and backend; drops\n"
+                                                "Example: tollgate stats -o json");
+  add_output_option(stats_cmd, session);
+  stats_cmd->callback([&] {
+    action = [&] {
+      auto reply = session.call("GET", "/v1/stats");
+      if (!reply) return 1;
+      if (session.json_output()) {
+        session.print_json(*reply);
+        return 0;
+      }
+      std::vector<std::vector<std::string>> rows{{"SERVICE / BACKEND", "STATE", "PACKETS", "BYTES", "NEW FLOWS"}};
+      auto counters = [](const json& c) -> std::vector<std::string> {
+        if (!c.contains("packets")) return {"?", "?", "?"};
+        return {text_of(c["packets"]), text_of(c["bytes"]), text_of(c["new_flows"])};
+      };
+      for (const auto& entry : (*reply)["services"]) {
+        auto row = std::vector<std::string>{text_of(entry["address"]), ""};
+        for (auto& cell : counters(entry["counters"])) row.push_back(cell);
+        rows.push_back(row);
+        for (const auto& b : entry["backends"]) {
+          row = {"  " + text_of(b["address"]), text_of(b["state"])};
+          for (auto& cell : counters(b["counters"])) row.push_back(cell);
+          rows.push_back(row);
+        }
+      }
+      print_table(out, rows);
+      std::vector<std::vector<std::string>> drops{{"DROP REASON", "PACKETS"}};
+      for (const auto& [reason, count] : (*reply)["drops"].items())
+        if (count != 0) drops.push_back({reason, text_of(count)});
+      if (drops.size() > 1) {
+        out << "\n";
+        print_table(out, drops);
+      }
+      return 0;
+    };
+  });
+
+  // conntrack list|flush
+  auto* conntrack_cmd = app.add_subcommand("conntrack", "list or flush the connection table");
+  conntrack_cmd->require_subcommand(1);
+  auto* conntrack_list = conntrack_cmd->add_subcommand(
+      "list", "list flows: client, service, backend, state, idle time\nExample: tollgate conntrack list --limit 20");
+  conntrack_list->add_option("--limit", limit, "at most this many flows (default 1000)")
+      ->check(CLI::Range(size_t{1}, size_t{999999999}));
+  add_output_option(conntrack_list, session);
+  conntrack_list->callback([&] {
+    action = [&] {
+      auto reply = session.call("GET", fmt::format("/v1/conntrack?limit={}", limit));
+      if (!reply) return 1;
+      if (session.json_output()) {
+        session.print_json(*reply);
+        return 0;
+      }
+      std::vector<std::vector<std::string>> rows{{"CLIENT", "SERVICE", "BACKEND", "STATE", "IDLE"}};
+      for (const auto& flow : (*reply)["flows"])
+        rows.push_back({text_of(flow["client"]), text_of(flow["service"]), text_of(flow["backend"]),
+                        text_of(flow["state"]), fmt::format("{:.1f}s", flow["idle_seconds"].get<double>())});
+      print_table(out, rows);
+      out << fmt::format("{} flows{}\n", text_of((*reply)["total"]),
+                         (*reply)["truncated"].get<bool>() ? fmt::format(", {} shown", limit) : "");
+      return 0;
+    };
+  });
+  auto* conntrack_flush = conntrack_cmd->add_subcommand(
+      "flush", "forget every flow; each is steered afresh on its next packet\nExample: tollgate conntrack flush");
+  conntrack_flush->callback([&] {
+    action = [&] {
+      auto reply = session.call("DELETE", "/v1/conntrack");
+      if (!reply) return 1;
+      out << text_of((*reply)["flushed"]) << " flows flushed\n";
+      return 0;
+    };
+  });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    int code = app.exit(error, out, err);
+    return code == 0 ? 0 : 2;
+  }
+  return action ? action() : 2;
+}
+
+}  // namespace tollgate::cli

@@ -1,0 +1,278 @@
+#include "http_server.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "log.h"
+
+namespace tollgate {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string_view reason_phrase(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+  }
+  return "Status";
+}
+
+HttpResponse error_response(int status, std::string message) {
+  return {status, nlohmann::json{{"error", std::move(message)}}.dump() + "\n"};
+}
+
+void send_all(int fd, const std::string& data) {
+  size_t sent = 0;
+  while (sent < data.size()) {
+    ssize_t n = send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // the caller went away; nothing to tell
+    sent += static_cast<size_t>(n);
+  }
+}
+
+void send_response(int fd, const HttpResponse& response) {
+  send_all(fd, fmt::format("HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n"
+                           "Connection: close\r\n\r\n{}",
+                           response.status, reason_phrase(response.status), response.body.size(), response.body));
+}
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  return text;
+}
+
+// Reads more bytes into `buffer` before `deadline`. false: closed, error or late.
+enum class ReadResult { ok, closed, late };
+ReadResult read_more(int fd, std::string& buffer, Clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  if (left <= 0) return ReadResult::late;
+  pollfd descriptor{fd, POLLIN, 0};
+  int ready = poll(&descriptor, 1, static_cast<int>(left));
+  if (ready == 0) return ReadResult::late;
+  if (ready < 0) return errno == EINTR ? ReadResult::ok : ReadResult::closed;
+  char chunk[4096];
+  ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+  if (n < 0 && errno == EINTR) return ReadResult::ok;
+  if (n <= 0) return ReadResult::closed;
+  buffer.append(chunk, static_cast<size_t>(n));
+  return ReadResult::ok;
+}
+
+}  // namespace
+
+Result<std::string> percent_decode(std::string_view text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out.push_back(text[i]);
+      continue;
+    }
+    auto hex = [](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+      return -1;
+    };
+    if (i + 2 >= text.size()) return make_error("bad percent escape in '{}'", text);
+    int high = hex(text[i + 1]), low = hex(text[i + 2]);
+    if (high < 0 || low < 0) return make_error("bad percent escape in '{}'", text);
+    out.push_back(static_cast<char>(high * 16 + low));
+    i += 2;
+  }
+  return out;
+}
+
+Result<std::unique_ptr<HttpServer>> HttpServer::listen(const std::string& socket_path, unsigned mode,
+                                                       Handler handler, Rejected rejected, HttpLimits limits) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (socket_path.empty() || socket_path.size() >= sizeof(address.sun_path))
+    return make_error("socket path '{}' is empty or longer than {} bytes", socket_path, sizeof(address.sun_path) - 1);
+  std::memcpy(address.sun_path, socket_path.c_str(), socket_path.size() + 1);
+
+  auto dir = std::filesystem::path(socket_path).parent_path();
+  std::error_code error;
+  if (!dir.empty() && !std::filesystem::exists(dir, error)) {
+    std::filesystem::create_directories(dir, error);
+    if (error) return make_error("cannot create {}: {}", dir.string(), error.message());
+    chmod(dir.c_str(), 0755);
+  }
+
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return make_error("socket: {}", std::strerror(errno));
+  struct stat info {};
+  if (lstat(socket_path.c_str(), &info) == 0) {
+    if (!S_ISSOCK(info.st_mode)) {
+      close(fd);
+      return make_error("{} exists and is not a socket", socket_path);
+    }
+    if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
+      close(fd);
+      return make_error("another process serves {}", socket_path);
+    }
+    close(fd);
+    unlink(socket_path.c_str());  // stale: its server is gone
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return make_error("socket: {}", std::strerror(errno));
+  }
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+      chmod(socket_path.c_str(), mode) != 0 || ::listen(fd, 64) != 0) {
+    int saved = errno;
+    close(fd);
+    unlink(socket_path.c_str());
+    return make_error("cannot listen on {}: {}", socket_path, std::strerror(saved));
+  }
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+    close(fd);
+    unlink(socket_path.c_str());
+    return make_error("pipe: {}", std::strerror(errno));
+  }
+  return std::unique_ptr<HttpServer>(new HttpServer(fd, pipe_fds[0], pipe_fds[1], socket_path, std::move(handler),
+                                                    std::move(rejected), limits));
+}
+
+HttpServer::HttpServer(int listen_fd, int stop_read, int stop_write, std::string path, Handler handler,
+                       Rejected rejected, HttpLimits limits)
+    : listen_fd_(listen_fd),
+      stop_read_(stop_read),
+      stop_write_(stop_write),
+      path_(std::move(path)),
+      handler_(std::move(handler)),
+      rejected_(std::move(rejected)),
+      limits_(limits) {}
+
+HttpServer::~HttpServer() {
+  close(listen_fd_);
+  close(stop_read_);
+  close(stop_write_);
+  unlink(path_.c_str());
+}
+
+void HttpServer::stop() {
+  char byte = 1;
+  [[maybe_unused]] ssize_t n = write(stop_write_, &byte, 1);
+}
+
+void HttpServer::serve() {
+  for (;;) {
+    pollfd descriptors[2] = {{listen_fd_, POLLIN, 0}, {stop_read_, POLLIN, 0}};
+    if (poll(descriptors, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      log::error("API: poll failed: {}", std::strerror(errno));
+      return;
+    }
+    if (descriptors[1].revents) return;
+    if (!(descriptors[0].revents & POLLIN)) continue;
+    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    handle_connection(fd);
+    close(fd);
+  }
+}
+
+void HttpServer::handle_connection(int fd) {
+  HttpRequest request;
+  request.caller = Caller::of_socket(fd);
+  auto reject = [&](int status, std::string message) {
+    HttpResponse response = error_response(status, std::move(message));
+    send_response(fd, response);
+    if (rejected_) rejected_(request.caller, response);
+  };
+  const auto deadline = Clock::now() + limits_.read_deadline;
+
+  // The request line and headers.
+  std::string buffer;
+  size_t header_end;
+  for (;;) {
+    header_end = buffer.find("\r\n\r\n");
+    if (header_end != std::string::npos) break;
+    if (buffer.size() > limits_.max_header_bytes)
+      return reject(431, fmt::format("request headers exceed {} bytes", limits_.max_header_bytes));
+    auto result = read_more(fd, buffer, deadline);
+    if (result == ReadResult::late) return reject(408, "request not complete within the read deadline");
+    if (result == ReadResult::closed) return;  // nobody to answer
+  }
+  if (header_end > limits_.max_header_bytes)
+    return reject(431, fmt::format("request headers exceed {} bytes", limits_.max_header_bytes));
+
+  std::string_view head(buffer.data(), header_end);
+  size_t line_end = head.find("\r\n");
+  std::string_view request_line = head.substr(0, line_end);
+  size_t first_space = request_line.find(' ');
+  size_t last_space = request_line.rfind(' ');
+  if (first_space == std::string_view::npos || first_space == last_space)
+    return reject(400, "malformed request line");
+  request.method = std::string(request_line.substr(0, first_space));
+  std::string_view target = request_line.substr(first_space + 1, last_space - first_space - 1);
+  std::string_view version = request_line.substr(last_space + 1);
+  if (version != "HTTP/1.1" && version != "HTTP/1.0") return reject(400, "unsupported HTTP version");
+  if (target.empty() || target.front() != '/') return reject(400, "request target must start with '/'");
+  for (char c : request.method)
+    if (c < 'A' || c > 'Z') return reject(400, "malformed method");
+  size_t question = target.find('?');
+  request.path = std::string(target.substr(0, question));
+  if (question != std::string_view::npos) request.query = std::string(target.substr(question + 1));
+
+  std::string_view rest = line_end == std::string_view::npos ? std::string_view() : head.substr(line_end + 2);
+  while (!rest.empty()) {
+    size_t end = rest.find("\r\n");
+    std::string_view line = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 2);
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) return reject(400, "malformed header line");
+    request.headers[lower(trim(line.substr(0, colon)))] = std::string(trim(line.substr(colon + 1)));
+  }
+
+  if (request.headers.contains("transfer-encoding"))
+    return reject(501, "Transfer-Encoding is not supported; send a Content-Length");
+  size_t length = 0;
+  if (auto it = request.headers.find("content-length"); it != request.headers.end()) {
+    const std::string& text = it->second;
+    if (text.empty() || text.size() > 12 || text.find_first_not_of("0123456789") != std::string::npos)
+      return reject(400, "malformed Content-Length");
+    length = std::stoull(text);
+    if (length > limits_.max_body_bytes)
+      return reject(413, fmt::format("body of {} bytes exceeds the limit of {} bytes", length, limits_.max_body_bytes));
+  }
+  request.body = buffer.substr(header_end + 4);
+  while (request.body.size() < length) {
+    auto result = read_more(fd, request.body, deadline);
+    if (result == ReadResult::late) return reject(408, "request body not complete within the read deadline");
+    if (result == ReadResult::closed) return;
+  }
+  if (request.body.size() > length) request.body.resize(length);  // one request per connection
+
+  send_response(fd, handler_(request));
+}
+
+}  // namespace tollgate

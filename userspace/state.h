@@ -1,0 +1,41 @@
+// The agent's desired state on disk: what it was told (services, backends,
+// timeouts), which configuration file it last applied, and where its
+// programs are attached. Written atomically: a crash at any point leaves
+// either the old file or the new one, never a mix.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config.h"
+#include "result.h"
+
+namespace tollgate {
+
+inline constexpr const char* kDefaultStateDir = "/var/lib/tollgate";
+
+struct AgentState {
+  Config desired;
+  // content_digest() of the configuration file applied last; a start with
+  // the same file keeps what the API changed since.
+  std::string config_digest;
+  std::vector<std::string> xdp_interfaces;
+  std::vector<std::string> tc_interfaces;
+
+  bool operator==(const AgentState&) const = default;
+};
+
+std::string content_digest(std::string_view content);
+
+// `dir`/state.json. No file yet: std::nullopt. A file that cannot be read
+// or parsed is an error (never silently an empty state).
+Result<std::optional<AgentState>> load_state(const std::string& dir);
+Status save_state(const std::string& dir, const AgentState& state);
+
+// Writes `path` aside, fsyncs it, renames it over `path` and fsyncs the
+// directory, so that the rename itself survives a crash.
+Status write_file_atomically(const std::string& path, std::string_view content);
+
+}  // namespace tollgate
