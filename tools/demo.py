@@ -98,11 +98,30 @@ def main():
         drops = {reason: count for reason, count in stats["drops"].items() if count}
         say(f"  drops in the data path: {drops or 'none'}")
 
+        service = f"{SERVICE_V4}:80/tcp"
+        say(f"\n  {BOLD}the tollgate CLI{RESET}: tollgate backend drain {service} {BACKENDS_V4['b1']}:8080")
+        agent.cli("backend", "drain", service, f"{BACKENDS_V4['b1']}:8080")
+        for line in agent.cli("backend", "list", service).stdout.splitlines():
+            say(f"    {line}")
+        drained = lab.traffic("c1", ["http", f"http://{SERVICE_V4}/", "--count", 60])
+        say(f"  60 new connections after the drain: {drained['backends']} (b1 gets none)")
+        failed += drained["failed"] + drained["backends"].get("b1", 0)
+
+        before = agent.cli_json("service", "list")
+        agent.kill()
+        during = lab.traffic("c1", ["http", f"http://{SERVICE_V4}/", "--count", 60])
+        agent.start()
+        after = agent.cli_json("service", "list")
+        say(f"  kill -9 tollgated: 60 connections while it was gone, {during['failed']} failed; "
+            f"restarted with {'the same' if after == before else 'a DIFFERENT'} state "
+            f"(adopted from the pinned maps)")
+        failed += during["failed"] + (after != before)
+
         if args.keep:
             keep = True
             say(f"\n  {BOLD}the lab stays up{RESET}; tollgated (pid {agent.process.pid}) logs to {agent.log_path}")
             say(f"    tools/lab exec c1 curl -s http://{SERVICE_V4}/         # ask the service yourself")
-            say(f"    kill -USR1 {agent.process.pid}; cat {agent.stats_path}   # tollgate's counters")
+            say(f"    build/tollgate --socket {agent.socket_path} stats        # tollgate's counters")
             say("    tools/lab down                                         # remove everything")
         return 1 if failed else 0
     finally:

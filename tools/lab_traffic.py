@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 """Traffic generator for the tollgate namespace lab (tools/lab).
 
-    lab_traffic.py http URL --count N [--timeout 2] [--keep-alive]
+    lab_traffic.py http URL --count N [--timeout 2] [--keep-alive] [--stop-file PATH]
     lab_traffic.py udp HOST PORT --count N [--timeout 1]
     lab_traffic.py stream URL --duration S [--interval 0.05] [--stop-file PATH]
 
 Prints ONE JSON object on stdout; exits 0 if nothing failed, 1 otherwise
 (2 on bad usage). Every loop is bounded in count and in time.
 
-http:   N GETs, each on a new TCP connection unless --keep-alive.
+http:   N GETs, each on a new TCP connection unless --keep-alive; with
+        --stop-file, fewer once that file exists (it is load to run across
+        an event, stopped by the caller; the count still bounds it).
         {"ok", "failed", "backends": {"b1": n, ...}, "errors", "seconds"}
 udp:    N datagrams "ping-<i>", each from a new socket (a new source port,
         so a new flow); expects "NAME ping-<i>" back from HOST:PORT (the
@@ -111,6 +113,8 @@ def run_http(args):
     conn = None
     try:
         for i in range(args.count):
+            if args.stop_file and os.path.exists(args.stop_file):
+                break
             if time.monotonic() > deadline:
                 tally.failure(f"deadline passed before request {i}")
                 tally.failed += args.count - i - 1
@@ -247,6 +251,7 @@ def main():
     p.add_argument("--timeout", type=positive_float, default=2.0)
     p.add_argument("--keep-alive", action="store_true",
                    help="reuse one connection (reconnect after a failure)")
+    p.add_argument("--stop-file", help="stop early once this file exists")
 
     p = sub.add_parser("udp", help="N datagrams, a new socket (source port) each")
     p.add_argument("host")

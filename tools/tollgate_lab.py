@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +24,9 @@ BACKENDS_V4 = {"b1": "198.18.1.11", "b2": "198.18.1.12", "b3": "198.18.1.13"}
 BACKENDS_V6 = {"b1": "2001:db8:1::11", "b2": "2001:db8:1::12", "b3": "2001:db8:1::13"}
 HTTP_PORT = 8080
 UDP_PORT = 9000
+GATEWAY_NS = "tg-gw"
+PIN_DIR = "/sys/fs/bpf/tollgate-lab"  # tools/lab down removes it
+AGENT_DIR = Path("/run/tollgate-lab/agent")  # inside the lab's state dir
 
 
 def bracket(address):
@@ -98,32 +100,52 @@ def lab_services(names=("b1", "b2", "b3"), weights=None):
 
 
 class Agent:
-    """tollgated in the lab's gateway namespace."""
+    """tollgated in the lab's gateway, driven by signals and the tollgate CLI.
+
+    It runs in the gateway's network namespace only (nsenter --net), so that
+    it pins its maps on the host's BPF filesystem (PIN_DIR) and a restarted
+    agent finds them. Its state, socket, audit log and log live in
+    AGENT_DIR, which `tools/lab down` removes with the pins.
+    """
 
     def __init__(self, lab, config):
         self.lab = lab
-        self.directory = Path(tempfile.mkdtemp(prefix="tollgate-lab-"))
+        self.directory = AGENT_DIR
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.chmod(0o755)  # the socket must be reachable by other uids
         self.config_path = self.directory / "tollgate.json"
-        self.stats_path = self.directory / "stats.json"
         self.log_path = self.directory / "tollgated.log"
+        self.audit_path = self.directory / "audit.log"
+        self.socket_path = self.directory / "tollgate.sock"
         self.process = None
         self._write_config(config)
 
     def _write_config(self, config):
         temporary = self.config_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(config, indent=2))
+        temporary.write_text(json.dumps(config, indent=2) if isinstance(config, dict) else config)
         temporary.rename(self.config_path)
+
+    def _command(self, *extra):
+        return ["nsenter", f"--net=/run/netns/{GATEWAY_NS}", str(BUILD / "tollgated"),
+                "--interface", "tgc0", "--backend-interface", "tgb0",
+                "--pin-dir", PIN_DIR, "--state-dir", str(self.directory / "state"),
+                "--socket", str(self.socket_path), "--audit-log", str(self.audit_path), *extra]
 
     def log(self):
         return self.log_path.read_text() if self.log_path.exists() else ""
 
-    def start(self, timeout=30):
-        log = open(self.log_path, "w")
-        self.process = subprocess.Popen(
-            self.lab.command("gw", [BUILD / "tollgated", "--interface", "tgc0", "--backend-interface",
-                                    "tgb0", "--config", self.config_path, "--stats-file",
-                                    self.stats_path]),
-            stdout=log, stderr=subprocess.STDOUT)
+    def audit(self):
+        """The audit log, one dict per line."""
+        if not self.audit_path.exists():
+            return []
+        return [json.loads(line) for line in self.audit_path.read_text().splitlines() if line.strip()]
+
+    def start(self, timeout=30, extra=()):
+        """Starts tollgated (with --config) and waits for its "ready"."""
+        readies = self.log().count("tollgate info  ready")
+        log = open(self.log_path, "a")
+        self.process = subprocess.Popen(self._command("--config", str(self.config_path), *extra),
+                                        stdout=log, stderr=subprocess.STDOUT)
         log.close()
         # `tools/lab down` stops it by this record if we do not (--keep).
         Path("/run/tollgate-lab/tollgated.pid").write_text(f"{self.process.pid}\n")
@@ -131,29 +153,47 @@ class Agent:
         def ready():
             if self.process.poll() is not None:
                 raise RuntimeError(f"tollgated exited with {self.process.returncode}:\n{self.log()}")
-            return "tollgate info  ready" in self.log()
+            return self.log().count("tollgate info  ready") > readies
 
         wait_until(ready, timeout, "tollgated to be ready")
 
-    def reconfigure(self, config, timeout=10):
-        """Writes the config, sends SIGHUP, waits until it is applied."""
-        applied = self.log().count("applied")
+    def kill(self):
+        """kill -9: the agent dies at once; the data path stays."""
+        self.process.kill()
+        self.process.wait()
+
+    def cli(self, *args, uid=None, check=True, timeout=30):
+        """Runs the tollgate CLI against this agent (as `uid` if given)."""
+        command = [str(BUILD / "tollgate"), "--socket", str(self.socket_path), *map(str, args)]
+        if uid is not None:
+            command = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *command]
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        if check and completed.returncode != 0:
+            raise RuntimeError(f"tollgate {' '.join(map(str, args))} exited {completed.returncode}: "
+                               f"{completed.stderr.strip()}")
+        return completed
+
+    def cli_json(self, *args):
+        return json.loads(self.cli(*args, "-o", "json").stdout)
+
+    def reconfigure(self, config, timeout=10, expect_applied=True):
+        """Writes the config, sends SIGHUP, waits until it is applied (or refused)."""
+        applied = self.log().count("applied:")
+        refused = self.log().count("not applied")
         self._write_config(config)
         self.process.send_signal(signal.SIGHUP)
-        wait_until(lambda: self.log().count("applied") > applied or "not applied" in self.log(),
-                   timeout, "tollgated to apply the configuration")
-        if "not applied" in self.log():
-            raise RuntimeError(f"configuration refused:\n{self.log()}")
+        wait_until(lambda: self.log().count("applied:") > applied or self.log().count("not applied") > refused,
+                   timeout, "tollgated to read the configuration")
+        was_applied = self.log().count("applied:") > applied
+        if was_applied != expect_applied:
+            raise RuntimeError(f"configuration {'refused' if expect_applied else 'applied'}:\n{self.log()}")
 
-    def stats(self, timeout=10):
-        """A fresh stats snapshot (SIGUSR1)."""
-        if self.stats_path.exists():
-            self.stats_path.unlink()
-        self.process.send_signal(signal.SIGUSR1)
-        wait_until(self.stats_path.exists, timeout, "a stats snapshot")
-        return json.loads(self.stats_path.read_text())
+    def stats(self):
+        return self.cli_json("stats")
 
-    def stop(self, timeout=10):
+    def stop(self, timeout=10, detach=True):
+        """SIGTERM (the data path stays), then, unless told not to,
+        `tollgated --detach`: programs and pins removed."""
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -162,12 +202,8 @@ class Agent:
                 self.process.kill()
                 self.process.wait()
         Path("/run/tollgate-lab/tollgated.pid").unlink(missing_ok=True)
-        for path in (self.config_path, self.stats_path, self.log_path):
-            path.unlink(missing_ok=True)
-        try:
-            self.directory.rmdir()
-        except OSError:
-            pass
+        if detach:
+            subprocess.run(self._command("--detach"), capture_output=True, timeout=30)
 
 
 def backend_counters(stats, service_address):

@@ -11,18 +11,21 @@ import os
 import selectors
 import subprocess
 import sys
+import time
 import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 import tollgate_lab as lab_driver  # noqa: E402
-from tollgate_lab import (SERVICE_V4, SERVICE_V6, Agent, Lab, backend_counters,  # noqa: E402
-                          lab_services)
+from tollgate_lab import (BACKENDS_V4, PIN_DIR, SERVICE_V4, SERVICE_V6, Agent, Lab,  # noqa: E402
+                          backend_counters, lab_services, wait_until)
 
 SKIP = 77  # ctest's SKIP_RETURN_CODE for this test
 
 V4_HTTP = f"http://{SERVICE_V4}:80/"
 V6_HTTP = f"http://[{SERVICE_V6}]:80/"
+V4_WEB = f"{SERVICE_V4}:80/tcp"
+NOBODY = 65534
 
 
 def leftovers():
@@ -35,7 +38,8 @@ def leftovers():
              if line.split(": ")[1].startswith("tg")]
     processes = subprocess.run(["pgrep", "-af", "build/tollgated|lab_server.py"], capture_output=True,
                                text=True).stdout.splitlines()
-    return namespaces + links + [p for p in processes if "pgrep" not in p]
+    pins = [PIN_DIR] if os.path.exists(PIN_DIR) else []
+    return namespaces + links + [p for p in processes if "pgrep" not in p] + pins
 
 
 class LabTest(unittest.TestCase):
@@ -146,6 +150,147 @@ class LabTest(unittest.TestCase):
               f"{result['failed']} failed")
         self.assertEqual(result["failed"], 0, f"{result} {err}")
         self.assertGreater(result["ok"], 10)
+
+    def start_stream(self, stop_file):
+        """A keep-alive connection through the service; returns (process, its backend)."""
+        stream = self.lab.start_traffic("c1", ["stream", V4_HTTP, "--duration", 120, "--stop-file", stop_file])
+        self.addCleanup(lambda: stream.poll() is None and stream.kill())
+        selector = selectors.DefaultSelector()
+        selector.register(stream.stderr, selectors.EVENT_READ)
+        self.assertTrue(selector.select(timeout=15), "the stream did not start within 15 s")
+        first = stream.stderr.readline().split()
+        self.assertEqual(first[:1], ["ready"], f"stream did not start: {first}")
+        return stream, first[1]
+
+    def new_flows(self, service=V4_WEB):
+        return sum(c["new_flows"] for c in backend_counters(self.agent.stats(), service).values())
+
+    def stop_file(self, name):
+        path = Path(f"/tmp/tollgate-e2e-{name}")
+        path.unlink(missing_ok=True)
+        self.addCleanup(lambda: path.unlink(missing_ok=True))
+        return path
+
+    def test_kill_9_and_restart_under_load_fails_nothing(self):
+        self.start_agent(lab_services())
+        # State made through the API must survive too: b3 drained.
+        self.agent.cli("backend", "drain", V4_WEB, f"{BACKENDS_V4['b3']}:8080")
+        state_before = self.agent.cli_json("service", "list")
+        stop = self.stop_file("restart")
+        stream, stream_backend = self.start_stream(str(stop))
+        load = self.lab.start_traffic("c2", ["http", V4_HTTP, "--count", 50000, "--stop-file", stop])
+        self.addCleanup(lambda: load.poll() is None and load.kill())
+
+        start = self.new_flows()
+        wait_until(lambda: self.new_flows() >= start + 100, 30, "load through the service")
+        self.agent.kill()
+        killed = time.monotonic()
+        self.agent.start()
+        restart = time.monotonic() - killed
+        mark = self.new_flows()
+        wait_until(lambda: self.new_flows() >= mark + 100, 30, "load through the service after the restart")
+        self.assertIsNone(load.poll(), "the load ended before the restart was over; it proves nothing")
+        stop.touch()
+        load_result = json.loads(load.communicate(timeout=60)[0])
+        stream_result = json.loads(stream.communicate(timeout=60)[0])
+        print(f"kill -9 and restart took {restart:.2f} s; new connections: {load_result['ok']} ok, "
+              f"{load_result['failed']} failed {load_result['backends']}; keep-alive connection to "
+              f"{stream_backend}: {stream_result['ok']} ok, {stream_result['failed']} failed")
+        self.assertEqual(load_result["failed"], 0, load_result)
+        self.assertEqual(stream_result["failed"], 0, stream_result)
+        self.assertNotIn("b3", load_result["backends"], "the drained backend got new connections")
+        self.assertEqual(self.agent.cli_json("service", "list"), state_before)
+        self.assertTrue(self.agent.cli_json("status")["adopted"])
+
+    def test_non_root_caller_is_refused_and_audited(self):
+        self.start_agent(lab_services())
+        before = self.agent.cli_json("service", "list")
+        backend = f"{BACKENDS_V4['b1']}:8080"
+        for args in (("backend", "rm", V4_WEB, backend), ("service", "list")):
+            refused = self.agent.cli(*args, uid=NOBODY, check=False)
+            self.assertEqual(refused.returncode, 1, refused)
+            self.assertIn("HTTP 403", refused.stderr)
+            self.assertIn(f"uid {NOBODY}", refused.stderr)
+        self.assertEqual(self.agent.cli_json("service", "list"), before)
+        denied = [e for e in self.agent.audit() if e.get("result") == "denied"]
+        self.assertEqual(len(denied), 2, self.agent.audit())
+        self.assertEqual({e["actor"]["caller"]["uid"] for e in denied}, {NOBODY})
+        self.assertTrue(denied[0]["action"].startswith("DELETE /v1/services/"), denied[0])
+        self.assertIn("tollgate", denied[0]["actor"]["caller"]["command_line"])
+
+    def test_every_mutation_is_audited(self):
+        self.start_agent(lab_services(names=("b1", "b2")))
+        web2 = "198.18.100.2:80/tcp"
+        b1, b2 = f"{BACKENDS_V4['b1']}:8080", f"{BACKENDS_V4['b2']}:8080"
+        cli = self.agent.cli
+        cli("service", "add", web2, "--backend", b1)
+        self.assertEqual(self.lab.traffic("c1", ["http", "http://198.18.100.2/", "--count", 10])["backends"],
+                         {"b1": 10})
+        cli("backend", "add", web2, b2, "--weight", 3)
+        cli("backend", "set", web2, b2, "--weight", 2)
+        cli("backend", "drain", web2, b2)
+        cli("backend", "rm", web2, b2)
+        cli("conntrack", "flush")
+        cli("service", "rm", web2)
+        missing = cli("backend", "add", web2, b2, check=False)
+        self.assertEqual(missing.returncode, 1)
+        # A bad body straight to the API: 400 naming the field; nothing changes.
+        before = self.agent.cli_json("service", "list")
+        answer = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", "--unix-socket", str(self.agent.socket_path),
+                                 "-X", "POST", "-d", '{"address": "198.18.1.14:99999"}',
+                                 "http://tollgate/v1/services/198.18.100.1%3A80%2Ftcp/backends"],
+                                capture_output=True, text=True, timeout=30)
+        body, code = answer.stdout.rsplit("\n", 1)
+        self.assertEqual(code, "400", answer.stdout)
+        self.assertTrue(json.loads(body)["error"].startswith("address:"), body)
+        self.assertEqual(self.agent.cli_json("service", "list"), before)
+
+        audit = self.agent.audit()
+        actions = [(e["action"], e.get("object"), e["result"]) for e in audit if "action" in e]
+        self.assertEqual(actions[-9:], [
+            ("service.add", web2, "ok"),
+            ("backend.add", f"{web2} {b2}", "ok"),
+            ("backend.update", f"{web2} {b2}", "ok"),
+            ("backend.update", f"{web2} {b2}", "ok"),
+            ("backend.remove", f"{web2} {b2}", "ok"),
+            ("conntrack.flush", "conntrack", "ok"),
+            ("service.remove", web2, "ok"),
+            ("backend.add", web2, "not_found"),
+            ("backend.add", f"{V4_WEB}", "invalid"),
+        ], audit)
+        update = [e for e in audit if e.get("action") == "backend.update"][0]
+        self.assertEqual((update["before"]["weight"], update["after"]["weight"]), (3, 2))
+        self.assertEqual(update["actor"]["caller"]["uid"], 0)
+        self.assertIn("backend set", update["actor"]["caller"]["command_line"])
+        changes = [(e["backend"], e["before"], e["after"]) for e in audit
+                   if e.get("event") == "backend_state" and e["service"] == web2]
+        self.assertEqual(changes, [(b1, "absent", "up"), (b2, "absent", "up"), (b2, "up", "draining"),
+                                   (b2, "draining", "absent"), (b1, "up", "absent")])
+
+    def test_sighup_with_broken_config_changes_nothing(self):
+        self.start_agent(lab_services())
+        before = self.agent.cli_json("service", "list")
+        good = lab_services()
+        bad_weight = json.loads(json.dumps(good))
+        bad_weight["services"][0]["backends"][1]["weight"] = 0
+        unknown_field = json.loads(json.dumps(good))
+        unknown_field["services"][1]["backend"] = []
+        broken = {
+            "truncated JSON": (json.dumps(good)[:-7], "line 1, column"),
+            "weight 0": (bad_weight, "services[0].backends[1].weight: 0 is out of range"),
+            "unknown field": (unknown_field, "services[1].backend: unknown field"),
+        }
+        for name, (config, where) in broken.items():
+            with self.subTest(name):
+                self.agent.reconfigure(config, expect_applied=False)
+                self.assertIn(where, self.agent.log().splitlines()[-1])
+                self.assertEqual(self.agent.cli_json("service", "list"), before)
+                self.http("c1", V4_HTTP, 10)
+        reloads = [e for e in self.agent.audit() if e.get("action") == "config.reload"]
+        self.assertEqual([e["result"] for e in reloads], ["invalid"] * 3)
+        # The same file fixed is applied.
+        self.agent.reconfigure(lab_services(names=("b1", "b2")))
+        self.assertEqual(len(self.agent.cli_json("service", "list")[0]["backends"]), 2)
 
     def test_kernel_netfilter_and_conntrack_are_not_involved(self):
         self.start_agent(lab_services())
