@@ -141,7 +141,6 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
       "tollgate: control the tollgate L4 load balancer through tollgated's API.\n"
       "Example: tollgate backend add 198.18.100.1:80/tcp 198.18.1.11:8080 --weight 2"};
   app.name("tollgate");
-  app.require_subcommand(1);
   app.add_option("--socket", session.socket_path, "tollgated's API socket (default /run/tollgate/tollgate.sock)");
 
   std::string service, backend;
@@ -154,7 +153,6 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
 
   // service add|rm|list
   auto* service_cmd = app.add_subcommand("service", "add, remove and list services");
-  service_cmd->require_subcommand(1);
   auto* service_add = service_cmd->add_subcommand(
       "add", "add a service, optionally with backends\n"
              "Example: tollgate service add 198.18.100.1:80/tcp --backend 198.18.1.11:8080 --backend 198.18.1.12:8080");
@@ -212,7 +210,6 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
 
   // backend add|set|drain|rm|list
   auto* backend_cmd = app.add_subcommand("backend", "add, change, drain, remove and list a service's backends");
-  backend_cmd->require_subcommand(1);
   auto add_pair = [&](CLI::App* command) {
     command->add_option("service", service, "the service, ADDRESS:PORT/PROTOCOL")
         ->required()
@@ -365,7 +362,6 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
 
   // conntrack list|flush
   auto* conntrack_cmd = app.add_subcommand("conntrack", "list or flush the connection table");
-  conntrack_cmd->require_subcommand(1);
   auto* conntrack_list = conntrack_cmd->add_subcommand(
       "list", "list flows: client, service, backend, state, idle time\nExample: tollgate conntrack list --limit 20");
   conntrack_list->add_option("--limit", limit, "at most this many flows (default 1000)")
@@ -406,7 +402,17 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
     int code = app.exit(error, out, err);
     return code == 0 ? 0 : 2;
   }
-  return action ? action() : 2;
+  if (!action) {
+    // A command without its verb: name the level and what it takes.
+    CLI::App* level = &app;
+    while (!level->get_subcommands().empty()) level = level->get_subcommands().front();
+    std::vector<std::string> verbs;
+    for (const auto* sub : level->get_subcommands({})) verbs.push_back(sub->get_name());
+    err << fmt::format("{}: a subcommand is required: {}\nRun with --help for more information.\n",
+                       level == &app ? "tollgate" : level->get_name(), fmt::join(verbs, ", "));
+    return 2;
+  }
+  return action();
 }
 
 }  // namespace tollgate::cli

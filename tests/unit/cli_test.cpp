@@ -1,0 +1,147 @@
+// The tollgate CLI against a fake API: what it sends, and what it refuses
+// before sending anything.
+#include "cli.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <vector>
+
+using namespace tollgate;
+
+namespace {
+
+struct Sent {
+  std::string method, path, body;
+};
+
+struct CliRun {
+  int code;
+  std::string out, err;
+  std::vector<Sent> sent;
+};
+
+CliRun run_cli(std::vector<std::string> args, cli::Reply reply = {200, "{}"}) {
+  args.insert(args.begin(), "tollgate");
+  std::vector<const char*> argv;
+  for (const auto& arg : args) argv.push_back(arg.c_str());
+  CliRun run;
+  auto connect = [&](const std::string&) -> cli::Transport {
+    return [&](const std::string& method, const std::string& path, const std::string& body) -> Result<cli::Reply> {
+      run.sent.push_back({method, path, body});
+      return reply;
+    };
+  };
+  std::ostringstream out, err;
+  run.code = cli::run(static_cast<int>(argv.size()), argv.data(), connect, out, err);
+  run.out = out.str();
+  run.err = err.str();
+  return run;
+}
+
+TEST(Cli, BadArgumentsAreNamedAndNothingIsSent) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string error;
+  };
+  const Case cases[] = {
+      {{}, "tollgate: a subcommand is required: service, backend, status, stats, conntrack"},
+      {{"service"}, "service: a subcommand is required: add, rm, list"},
+      {{"service", "add"}, "service is required"},
+      {{"service", "add", "198.18.100.1:99999/tcp"}, "bad port '99999'"},
+      {{"service", "add", "198.18.100.1:80/sctp"}, "sctp"},
+      {{"service", "add", "198.18.100.300:80/tcp"}, "198.18.100.300"},
+      {{"service", "add", "198.18.100.1:80/tcp", "--backend", "198.18.1.11"}, "--backend"},
+      {{"service", "add", "198.18.100.1:80/tcp", "--backend", "198.18.1.11:0"}, "port 0 is not a backend port"},
+      {{"service", "add", "198.18.100.1:80/tcp", "--maglev-size", "1"}, "--maglev-size"},
+      {{"backend", "add", "198.18.100.1:80/tcp"}, "backend is required"},
+      {{"backend", "add", "198.18.100.1:80/tcp", "198.18.1.11:8080", "--weight", "0"}, "--weight"},
+      {{"backend", "add", "198.18.100.1:80/tcp", "198.18.1.11:8080", "--weight", "65536"}, "--weight"},
+      {{"backend", "add", "198.18.100.1:80/tcp", "198.18.1.11:8080", "--weight", "two"}, "--weight"},
+      {{"backend", "add", "198.18.100.1:80/tcp", "198.18.1.11:8080", "--state", "sleepy"}, "--state"},
+      {{"backend", "add", "198.18.100.1:80/tcp", "[2001:db8::1:8080"}, "backend"},
+      {{"backend", "drain", "not-an-address", "198.18.1.11:8080"}, "service"},
+      {{"backend", "set", "198.18.100.1:80/tcp", "198.18.1.11:8080"}, "give --weight or --state"},
+      {{"backend", "list"}, "service is required"},
+      {{"service", "list", "-o", "yaml"}, "--output"},
+      {{"conntrack", "list", "--limit", "0"}, "--limit"},
+      {{"conntrack", "wipe"}, "not expected: wipe"},
+      {{"frobnicate"}, "not expected: frobnicate"},
+  };
+  for (const auto& test_case : cases) {
+    CliRun run = run_cli(test_case.args);
+    std::string line = fmt::format("tollgate {}", fmt::join(test_case.args, " "));
+    EXPECT_EQ(run.code, 2) << line << "\n" << run.err;
+    EXPECT_NE(run.err.find(test_case.error), std::string::npos) << line << "\n  -> " << run.err;
+    EXPECT_TRUE(run.sent.empty()) << line;
+  }
+}
+
+TEST(Cli, HelpAtEveryLevelHasAnExample) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"--help"},
+                                        {"backend", "add", "--help"},
+                                        {"backend", "drain", "--help"},
+                                        {"service", "add", "--help"},
+                                        {"conntrack", "flush", "--help"}}) {
+    CliRun run = run_cli(args);
+    EXPECT_EQ(run.code, 0);
+    EXPECT_NE(run.out.find("Example: tollgate"), std::string::npos) << fmt::format("{}", fmt::join(args, " "));
+  }
+}
+
+TEST(Cli, RequestsAreWhatTheApiExpects) {
+  CliRun run = run_cli({"backend", "add", "198.18.100.1:80/tcp", "198.18.1.11:8080", "--weight", "3"},
+                    {201, R"({"address": "198.18.1.11:8080", "weight": 3, "state": "up"})"});
+  EXPECT_EQ(run.code, 0) << run.err;
+  ASSERT_EQ(run.sent.size(), 1u);
+  EXPECT_EQ(run.sent[0].method, "POST");
+  EXPECT_EQ(run.sent[0].path, "/v1/services/198.18.100.1%3A80%2Ftcp/backends");
+  EXPECT_EQ(nlohmann::json::parse(run.sent[0].body), nlohmann::json::parse(R"({"address": "198.18.1.11:8080", "weight": 3})"));
+
+  run = run_cli({"backend", "drain", "[2001:db8:100::1]:443/tcp", "[2001:db8:1::11]:8443"},
+                {200, R"({"address": "[2001:db8:1::11]:8443", "weight": 1, "state": "draining"})"});
+  EXPECT_EQ(run.code, 0) << run.err;
+  ASSERT_EQ(run.sent.size(), 1u);
+  EXPECT_EQ(run.sent[0].method, "PATCH");
+  EXPECT_EQ(run.sent[0].path, "/v1/services/%5B2001%3Adb8%3A100%3A%3A1%5D%3A443%2Ftcp/backends/"
+                              "%5B2001%3Adb8%3A1%3A%3A11%5D%3A8443");
+  EXPECT_EQ(nlohmann::json::parse(run.sent[0].body), nlohmann::json::parse(R"({"state": "draining"})"));
+
+  // Written the short way, sent the canonical way: the protocol defaults to tcp.
+  run = run_cli({"service", "rm", "198.18.100.1:80"});
+  ASSERT_EQ(run.sent.size(), 1u);
+  EXPECT_EQ(run.sent[0].method, "DELETE");
+  EXPECT_EQ(run.sent[0].path, "/v1/services/198.18.100.1%3A80%2Ftcp");
+}
+
+TEST(Cli, TheAgentsRefusalIsShownAndExitsOne) {
+  CliRun run = run_cli({"backend", "rm", "198.18.100.1:80/tcp", "198.18.1.11:8080"},
+                    {403, R"({"error": "uid 1000 (gid 1000) is not allowed to use the tollgate API"})"});
+  EXPECT_EQ(run.code, 1);
+  EXPECT_NE(run.err.find("uid 1000 (gid 1000) is not allowed"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("HTTP 403"), std::string::npos) << run.err;
+}
+
+TEST(Cli, ListingsAsTablesAndJson) {
+  const std::string services =
+      R"([{"address": "198.18.100.1:80/tcp", "maglev_size": 65537, "backends": [
+           {"address": "198.18.1.11:8080", "weight": 1, "state": "up"},
+           {"address": "198.18.1.12:8080", "weight": 2, "state": "draining"}]}])";
+  CliRun table = run_cli({"service", "list"}, {200, services});
+  EXPECT_EQ(table.code, 0);
+  EXPECT_NE(table.out.find("SERVICE"), std::string::npos);
+  EXPECT_NE(table.out.find("198.18.100.1:80/tcp  2         1   65537"), std::string::npos) << table.out;
+  CliRun json = run_cli({"service", "list", "-o", "json"}, {200, services});
+  EXPECT_EQ(nlohmann::json::parse(json.out), nlohmann::json::parse(services));
+}
+
+TEST(Cli, AnUnreachableAgentIsSaidSo) {
+  std::vector<const char*> argv{"tollgate", "--socket", "/nonexistent/tollgate.sock", "status"};
+  std::ostringstream out, err;
+  int code = cli::run(static_cast<int>(argv.size()), argv.data(), cli::unix_socket_transport, out, err);
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(err.str().find("cannot reach tollgated at /nonexistent/tollgate.sock"), std::string::npos) << err.str();
+}
+
+}  // namespace

@@ -1,0 +1,120 @@
+#include "state.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+using namespace tollgate;
+
+namespace {
+
+class StateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/tollgate-state-test-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // A state with `backends` backends in one service, tagged by its weight.
+  static AgentState sample(size_t backends, uint32_t weight) {
+    AgentState state;
+    ServiceSpec service;
+    service.address = *ServiceAddress::parse("198.18.100.1:80/tcp");
+    for (size_t i = 0; i < backends; ++i) {
+      BackendSpec backend;
+      backend.endpoint = *Endpoint::parse(fmt::format("198.18.{}.{}:8080", 1 + i / 250, 1 + i % 250));
+      backend.weight = weight;
+      backend.state = i % 3 == 0 ? BackendState::draining : BackendState::up;
+      service.backends.push_back(backend);
+    }
+    state.desired.services.push_back(service);
+    state.desired.timeouts.udp = std::chrono::seconds(weight);
+    state.config_digest = content_digest(fmt::format("config {}", weight));
+    state.xdp_interfaces = {"eth0"};
+    state.tc_interfaces = {"eth1", "eth2"};
+    return state;
+  }
+
+  std::string dir_;
+};
+
+TEST_F(StateTest, NoFileIsNoState) {
+  auto state = load_state(dir_);
+  ASSERT_TRUE(state) << state.error().message;
+  EXPECT_FALSE(state->has_value());
+}
+
+TEST_F(StateTest, RoundTrip) {
+  AgentState saved = sample(300, 7);
+  ASSERT_TRUE(save_state(dir_, saved));
+  auto loaded = load_state(dir_);
+  ASSERT_TRUE(loaded) << loaded.error().message;
+  ASSERT_TRUE(loaded->has_value());
+  EXPECT_EQ(**loaded, saved);
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/state.json.tmp"));
+}
+
+TEST_F(StateTest, CorruptFileIsAnErrorNotAnEmptyState) {
+  std::ofstream(dir_ + "/state.json") << "{\"version\": 1, \"config\": {\"services\": [";
+  auto loaded = load_state(dir_);
+  ASSERT_FALSE(loaded);
+  EXPECT_NE(loaded.error().message.find("state.json"), std::string::npos) << loaded.error().message;
+  std::ofstream(dir_ + "/state.json") << R"({"version": 1, "config": {"services": [{"address": "1.2.3.4:99999"}]}})";
+  loaded = load_state(dir_);
+  ASSERT_FALSE(loaded);
+  EXPECT_NE(loaded.error().message.find("config.services[0].address"), std::string::npos) << loaded.error().message;
+}
+
+TEST_F(StateTest, AWriteCutShortLeavesTheOldStateReadable) {
+  AgentState old_state = sample(10, 1);
+  ASSERT_TRUE(save_state(dir_, old_state));
+  // What a crash in the middle of the next write leaves: half a temporary.
+  std::ofstream(dir_ + "/state.json.tmp") << "{\"version\": 1, \"config\": {\"serv";
+  auto loaded = load_state(dir_);
+  ASSERT_TRUE(loaded) << loaded.error().message;
+  EXPECT_EQ(**loaded, old_state);
+  // And the next write goes through.
+  AgentState new_state = sample(10, 2);
+  ASSERT_TRUE(save_state(dir_, new_state));
+  EXPECT_EQ(**load_state(dir_), new_state);
+}
+
+TEST_F(StateTest, KilledWhileWritingLeavesOneWholeState) {
+  // A child rewrites a large state over and over, alternating two
+  // versions; it is killed at random moments. Whatever is on disk must be
+  // one of the two, whole.
+  const AgentState first = sample(3000, 1), second = sample(3000, 2);
+  ASSERT_TRUE(save_state(dir_, first));
+  std::mt19937 random(12345);
+  for (int round = 0; round < 20; ++round) {
+    pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      for (int i = 0; i < 200; ++i) (void)save_state(dir_, i % 2 ? first : second);
+      _exit(0);
+    }
+    usleep(std::uniform_int_distribution<useconds_t>(1000, 30000)(random));  // a random moment to crash at
+    kill(child, SIGKILL);
+    int status = 0;
+    waitpid(child, &status, 0);
+    auto loaded = load_state(dir_);
+    ASSERT_TRUE(loaded) << "round " << round << ": " << loaded.error().message;
+    ASSERT_TRUE(loaded->has_value());
+    EXPECT_TRUE(**loaded == first || **loaded == second) << "round " << round;
+  }
+}
+
+TEST(ContentDigest, DependsOnEveryByte) {
+  EXPECT_EQ(content_digest("abc"), content_digest("abc"));
+  EXPECT_NE(content_digest("abc"), content_digest("abd"));
+  EXPECT_EQ(content_digest("").size(), 16u);
+}
+
+}  // namespace
