@@ -151,7 +151,9 @@ Api::Outcome Api::route(const HttpRequest& request) {
     segments.push_back(*decoded);
   }
   const std::string& method = request.method;
-  auto not_allowed = [&]() { return Outcome{failure(405, fmt::format("{} is not allowed on {}", method, request.path))}; };
+  auto not_allowed = [&]() {
+    return Outcome{failure(405, fmt::format("{} is not allowed on {}", method, request.path))};
+  };
   if (segments.empty() || segments[0] != "v1")
     return {failure(404, fmt::format("no such endpoint {}; the API lives under /v1", request.path))};
 

@@ -138,8 +138,7 @@ Status Dataplane::adopt() {
     auto owner = by_id.find(value.service_id);
     ServiceState* service = owner == by_id.end() ? nullptr : &services_.at(owner->second);
     Endpoint endpoint{IpAddress::from_words(value.addr, static_cast<Family>(value.family)), ntohs(value.port)};
-    const bool usable = service && value.state <= TG_BACKEND_DOWN && value.weight >= 1 &&
-                        value.weight <= kMaxWeight &&
+    const bool usable = service && value.state <= TG_BACKEND_DOWN && value.weight >= 1 && value.weight <= kMaxWeight &&
                         value.family == static_cast<uint8_t>(service->spec.address.endpoint.address.family) &&
                         !service->backend_indexes.contains(endpoint);
     if (!usable) {

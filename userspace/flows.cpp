@@ -65,12 +65,12 @@ Result<nlohmann::json> list_flows(const Dataplane& dataplane, const MapFds& maps
                            static_cast<Protocol>(key.protocol)};
     auto backend = backends.find(value.backend_index);
     const double idle = now_ns > value.last_seen_ns ? static_cast<double>(now_ns - value.last_seen_ns) / 1e9 : 0.0;
-    flows.push_back({{"client", client.to_string()},
-                     {"service", service.to_string()},
-                     {"backend", backend == backends.end() ? fmt::format("slot {}", value.backend_index)
-                                                           : backend->second},
-                     {"state", flow_state_name(value.state)},
-                     {"idle_seconds", idle}});
+    flows.push_back(
+        {{"client", client.to_string()},
+         {"service", service.to_string()},
+         {"backend", backend == backends.end() ? fmt::format("slot {}", value.backend_index) : backend->second},
+         {"state", flow_state_name(value.state)},
+         {"idle_seconds", idle}});
   }
   return nlohmann::json{{"flows", flows}, {"total", total}, {"truncated", total > flows.size()}};
 }

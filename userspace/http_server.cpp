@@ -111,8 +111,8 @@ Result<std::string> percent_decode(std::string_view text) {
   return out;
 }
 
-Result<std::unique_ptr<HttpServer>> HttpServer::listen(const std::string& socket_path, unsigned mode,
-                                                       Handler handler, Rejected rejected, HttpLimits limits) {
+Result<std::unique_ptr<HttpServer>> HttpServer::listen(const std::string& socket_path, unsigned mode, Handler handler,
+                                                       Rejected rejected, HttpLimits limits) {
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   if (socket_path.empty() || socket_path.size() >= sizeof(address.sun_path))
@@ -144,8 +144,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::listen(const std::string& socket
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return make_error("socket: {}", std::strerror(errno));
   }
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
-      chmod(socket_path.c_str(), mode) != 0 || ::listen(fd, 64) != 0) {
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 || chmod(socket_path.c_str(), mode) != 0 ||
+      ::listen(fd, 64) != 0) {
     int saved = errno;
     close(fd);
     unlink(socket_path.c_str());
@@ -157,8 +157,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::listen(const std::string& socket
     unlink(socket_path.c_str());
     return make_error("pipe: {}", std::strerror(errno));
   }
-  return std::unique_ptr<HttpServer>(new HttpServer(fd, pipe_fds[0], pipe_fds[1], socket_path, std::move(handler),
-                                                    std::move(rejected), limits));
+  return std::unique_ptr<HttpServer>(
+      new HttpServer(fd, pipe_fds[0], pipe_fds[1], socket_path, std::move(handler), std::move(rejected), limits));
 }
 
 HttpServer::HttpServer(int listen_fd, int stop_read, int stop_write, std::string path, Handler handler,
@@ -230,8 +230,7 @@ void HttpServer::handle_connection(int fd) {
   std::string_view request_line = head.substr(0, line_end);
   size_t first_space = request_line.find(' ');
   size_t last_space = request_line.rfind(' ');
-  if (first_space == std::string_view::npos || first_space == last_space)
-    return reject(400, "malformed request line");
+  if (first_space == std::string_view::npos || first_space == last_space) return reject(400, "malformed request line");
   request.method = std::string(request_line.substr(0, first_space));
   std::string_view target = request_line.substr(first_space + 1, last_space - first_space - 1);
   std::string_view version = request_line.substr(last_space + 1);

@@ -26,8 +26,8 @@ inline constexpr const char* kDefaultSocketPath = "/run/tollgate/tollgate.sock";
 
 struct HttpRequest {
   std::string method;
-  std::string path;   // percent-encoded, without the query
-  std::string query;  // after '?', percent-encoded
+  std::string path;                            // percent-encoded, without the query
+  std::string query;                           // after '?', percent-encoded
   std::map<std::string, std::string> headers;  // names in lower case
   std::string body;
   Caller caller;

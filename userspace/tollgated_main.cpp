@@ -136,11 +136,11 @@ int detach(const Options& options, AuditLog& audit) {
     kept.tc_interfaces = tc_left;
     if (auto status = save_state(options.state_dir, kept); !status) log::error("{}", status.error().message);
   }
-  audit.record({{"action", "detach"},
-                {"actor", self_actor("command_line")},
-                {"object", fmt::format("xdp [{}], tc [{}], pins {}", fmt::join(xdp, ","), fmt::join(tc, ","),
-                                       options.pin_dir)},
-                {"result", failures ? "failed" : "ok"}});
+  audit.record(
+      {{"action", "detach"},
+       {"actor", self_actor("command_line")},
+       {"object", fmt::format("xdp [{}], tc [{}], pins {}", fmt::join(xdp, ","), fmt::join(tc, ","), options.pin_dir)},
+       {"result", failures ? "failed" : "ok"}});
   log::info("the desired state stays in {} for a later start", options.state_dir);
   return failures ? 1 : 0;
 }
@@ -203,7 +203,8 @@ int run(const Options& options) {
   // The desired state: the state file (what the API and the config file
   // made it), unless the config file changed since it was applied last.
   Config desired = *stored ? (*stored)->desired : initial.desired;
-  if (!*stored && (*datapath)->adopted()) log::warn("no state file in {}: keeping what the kernel holds", options.state_dir);
+  if (!*stored && (*datapath)->adopted())
+    log::warn("no state file in {}: keeping what the kernel holds", options.state_dir);
   std::optional<std::string> digest;
   if (config_file && (!*stored || config_file->digest != (*stored)->config_digest)) {
     desired = config_file->config;
@@ -333,8 +334,7 @@ int main(int argc, char** argv) {
   app.add_flag("--generic", options.generic, "attach XDP in generic (skb) mode instead of native");
   app.add_option("--flow-capacity", options.flow_capacity, "entries in the connection table")
       ->check(CLI::Range(1u, 1u << 26));
-  app.add_option("--pin-dir", options.pin_dir, "where the maps are pinned, on a BPF filesystem")
-      ->capture_default_str();
+  app.add_option("--pin-dir", options.pin_dir, "where the maps are pinned, on a BPF filesystem")->capture_default_str();
   app.add_option("--state-dir", options.state_dir, "where the desired state is kept")->capture_default_str();
   app.add_option("--socket", options.socket_path, "the control API's Unix socket")->capture_default_str();
   app.add_option("--audit-log", options.audit_path, "the audit log (JSON lines)")->capture_default_str();

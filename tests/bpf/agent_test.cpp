@@ -2,8 +2,8 @@
 // and changes nothing on bad input, refuses callers who are not allowed,
 // audits; and pinned maps are adopted by the next agent with every slot,
 // table and flow in place.
-#include <sys/mount.h>
 #include <sched.h>
+#include <sys/mount.h>
 
 #include <filesystem>
 #include <fstream>
@@ -42,8 +42,8 @@ class AgentTest : public DataPathTest {
     if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
 
-  HttpResponse call(const std::string& method, const std::string& path, const std::string& body = "",
-                    uid_t uid = 0, std::vector<gid_t> groups = {}) {
+  HttpResponse call(const std::string& method, const std::string& path, const std::string& body = "", uid_t uid = 0,
+                    std::vector<gid_t> groups = {}) {
     HttpRequest request;
     request.method = method;
     auto question = path.find('?');
@@ -112,7 +112,8 @@ TEST_F(AgentTest, BadRequestsChangeNothingAndAreAudited) {
       {"DELETE", "/v1/services/198.18.100.9%3A80%2Ftcp", "", 404, "does not exist"},
       {"DELETE", "/v1/services/bogus", "", 400, "service: "},
       {"DELETE", "/v1/services/198.18.100.1%3A80%2", "", 400, "bad percent escape"},
-      {"PUT", "/v1/config", R"({"services": [{"address": "198.18.100.1:80/tcp", "backends": [{"address": "198.18.1.11:80", "weight": 0}]}]})",
+      {"PUT", "/v1/config",
+       R"({"services": [{"address": "198.18.100.1:80/tcp", "backends": [{"address": "198.18.1.11:80", "weight": 0}]}]})",
        400, "services[0].backends[0].weight: 0 is out of range"},
       {"PUT", "/v1/config", R"({"timeouts": {"udp": -1}})", 400, "timeouts.udp: expected an integer"},
       {"PUT", "/v1/status", "{}", 405, "not allowed"},
@@ -193,9 +194,9 @@ TEST_F(AgentTest, MutationsReachTheKernelAndTheAuditLog) {
     if (line.contains("event")) seen.push_back({line["event"], line["after"]});
   }
   std::vector<std::pair<std::string, std::string>> expected = {
-      {"backend_state", "up"},       {"backend_state", "up"},       {"backend_state", "up"},
-      {"backend_state", "up"},       {"backend.add", "ok"},         {"backend_state", "draining"},
-      {"backend.update", "ok"},      {"backend_state", "absent"},   {"backend.remove", "ok"}};
+      {"backend_state", "up"},  {"backend_state", "up"},     {"backend_state", "up"},
+      {"backend_state", "up"},  {"backend.add", "ok"},       {"backend_state", "draining"},
+      {"backend.update", "ok"}, {"backend_state", "absent"}, {"backend.remove", "ok"}};
   EXPECT_EQ(seen, expected);
 }
 
@@ -338,7 +339,8 @@ TEST_F(AdoptionTest, PinsThatDoNotFitThisBuildAreAClearError) {
   ASSERT_TRUE(DataPath::remove_pins(pin_dir_));
   EXPECT_FALSE(std::filesystem::exists(pin_dir_));
 
-  auto elsewhere = DataPath::load(LoadOptions{TG_FLOWS_DEFAULT, "/tmp/tollgate-not-bpffs-" + std::to_string(getpid()), false});
+  auto elsewhere =
+      DataPath::load(LoadOptions{TG_FLOWS_DEFAULT, "/tmp/tollgate-not-bpffs-" + std::to_string(getpid()), false});
   std::filesystem::remove_all("/tmp/tollgate-not-bpffs-" + std::to_string(getpid()));
   ASSERT_FALSE(elsewhere);
   EXPECT_NE(elsewhere.error().message.find("not on a BPF filesystem"), std::string::npos) << elsewhere.error().message;

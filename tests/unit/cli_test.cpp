@@ -92,20 +92,22 @@ TEST(Cli, HelpAtEveryLevelHasAnExample) {
 
 TEST(Cli, RequestsAreWhatTheApiExpects) {
   CliRun run = run_cli({"backend", "add", "198.18.100.1:80/tcp", "198.18.1.11:8080", "--weight", "3"},
-                    {201, R"({"address": "198.18.1.11:8080", "weight": 3, "state": "up"})"});
+                       {201, R"({"address": "198.18.1.11:8080", "weight": 3, "state": "up"})"});
   EXPECT_EQ(run.code, 0) << run.err;
   ASSERT_EQ(run.sent.size(), 1u);
   EXPECT_EQ(run.sent[0].method, "POST");
   EXPECT_EQ(run.sent[0].path, "/v1/services/198.18.100.1%3A80%2Ftcp/backends");
-  EXPECT_EQ(nlohmann::json::parse(run.sent[0].body), nlohmann::json::parse(R"({"address": "198.18.1.11:8080", "weight": 3})"));
+  EXPECT_EQ(nlohmann::json::parse(run.sent[0].body),
+            nlohmann::json::parse(R"({"address": "198.18.1.11:8080", "weight": 3})"));
 
   run = run_cli({"backend", "drain", "[2001:db8:100::1]:443/tcp", "[2001:db8:1::11]:8443"},
                 {200, R"({"address": "[2001:db8:1::11]:8443", "weight": 1, "state": "draining"})"});
   EXPECT_EQ(run.code, 0) << run.err;
   ASSERT_EQ(run.sent.size(), 1u);
   EXPECT_EQ(run.sent[0].method, "PATCH");
-  EXPECT_EQ(run.sent[0].path, "/v1/services/%5B2001%3Adb8%3A100%3A%3A1%5D%3A443%2Ftcp/backends/"
-                              "%5B2001%3Adb8%3A1%3A%3A11%5D%3A8443");
+  EXPECT_EQ(run.sent[0].path,
+            "/v1/services/%5B2001%3Adb8%3A100%3A%3A1%5D%3A443%2Ftcp/backends/"
+            "%5B2001%3Adb8%3A1%3A%3A11%5D%3A8443");
   EXPECT_EQ(nlohmann::json::parse(run.sent[0].body), nlohmann::json::parse(R"({"state": "draining"})"));
 
   // Written the short way, sent the canonical way: the protocol defaults to tcp.
@@ -117,7 +119,7 @@ TEST(Cli, RequestsAreWhatTheApiExpects) {
 
 TEST(Cli, TheAgentsRefusalIsShownAndExitsOne) {
   CliRun run = run_cli({"backend", "rm", "198.18.100.1:80/tcp", "198.18.1.11:8080"},
-                    {403, R"({"error": "uid 1000 (gid 1000) is not allowed to use the tollgate API"})"});
+                       {403, R"({"error": "uid 1000 (gid 1000) is not allowed to use the tollgate API"})"});
   EXPECT_EQ(run.code, 1);
   EXPECT_NE(run.err.find("uid 1000 (gid 1000) is not allowed"), std::string::npos) << run.err;
   EXPECT_NE(run.err.find("HTTP 403"), std::string::npos) << run.err;

@@ -30,7 +30,7 @@ class HttpServerTest : public ::testing::Test {
         path_, 0600,
         [this](const HttpRequest& request) {
           ++handled_;
-          nlohmann::json echo = {{"method", request.method}, {"path", request.path}, {"query", request.query},
+          nlohmann::json echo = {{"method", request.method}, {"path", request.path},      {"query", request.query},
                                  {"body", request.body},     {"uid", request.caller.uid}, {"pid", request.caller.pid}};
           return HttpResponse{200, echo.dump()};
         },

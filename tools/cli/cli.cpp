@@ -72,8 +72,8 @@ struct Session {
     }
     json document = json::parse(reply->body, nullptr, false);
     if (reply->status >= 400) {
-      std::string message = document.is_object() && document.contains("error") ? text_of(document["error"])
-                                                                              : reply->body;
+      std::string message =
+          document.is_object() && document.contains("error") ? text_of(document["error"]) : reply->body;
       err << "tollgate: " << message << " (HTTP " << reply->status << ")\n";
       return std::nullopt;
     }
@@ -154,8 +154,9 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
   // service add|rm|list
   auto* service_cmd = app.add_subcommand("service", "add, remove and list services");
   auto* service_add = service_cmd->add_subcommand(
-      "add", "add a service, optionally with backends\n"
-             "Example: tollgate service add 198.18.100.1:80/tcp --backend 198.18.1.11:8080 --backend 198.18.1.12:8080");
+      "add",
+      "add a service, optionally with backends\n"
+      "Example: tollgate service add 198.18.100.1:80/tcp --backend 198.18.1.11:8080 --backend 198.18.1.12:8080");
   service_add->add_option("service", service, "ADDRESS:PORT/PROTOCOL (tcp or udp; port 0 = every port)")
       ->required()
       ->check(service_validator());
@@ -171,8 +172,10 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
       if (maglev_size) body["maglev_size"] = maglev_size;
       auto reply = session.call("POST", "/v1/services", body);
       if (!reply) return 1;
-      if (session.json_output()) session.print_json(*reply);
-      else out << "service " << text_of((*reply)["address"]) << " added\n";
+      if (session.json_output())
+        session.print_json(*reply);
+      else
+        out << "service " << text_of((*reply)["address"]) << " added\n";
       return 0;
     };
   });
@@ -220,9 +223,10 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
     command->add_option("--weight", weight, "relative weight 1-65535")->check(CLI::Range(1u, 65535u));
     command->add_option("--state", state, "up, draining or down")->check(CLI::IsMember({"up", "draining", "down"}));
   };
-  auto* backend_add = backend_cmd->add_subcommand(
-      "add", "add a backend to a service (weight 1 unless --weight)\n"
-             "Example: tollgate backend add 198.18.100.1:80/tcp 198.18.1.14:8080 --weight 2");
+  auto* backend_add =
+      backend_cmd->add_subcommand("add",
+                                  "add a backend to a service (weight 1 unless --weight)\n"
+                                  "Example: tollgate backend add 198.18.100.1:80/tcp 198.18.1.14:8080 --weight 2");
   add_pair(backend_add);
   add_weight_state(backend_add);
   add_output_option(backend_add, session);
@@ -233,28 +237,34 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
       if (!state.empty()) body["state"] = state;
       auto reply = session.call("POST", service_path(service) + "/backends", body);
       if (!reply) return 1;
-      if (session.json_output()) session.print_json(*reply);
-      else out << "backend " << text_of((*reply)["address"]) << " added, weight " << text_of((*reply)["weight"]) << "\n";
+      if (session.json_output())
+        session.print_json(*reply);
+      else
+        out << "backend " << text_of((*reply)["address"]) << " added, weight " << text_of((*reply)["weight"]) << "\n";
       return 0;
     };
   });
   auto* backend_set = backend_cmd->add_subcommand(
-      "set", "change a backend's weight or state\n"
-             "Example: tollgate backend set 198.18.100.1:80/tcp 198.18.1.11:8080 --weight 3 --state up");
+      "set",
+      "change a backend's weight or state\n"
+      "Example: tollgate backend set 198.18.100.1:80/tcp 198.18.1.11:8080 --weight 3 --state up");
   add_pair(backend_set);
   add_weight_state(backend_set);
   add_output_option(backend_set, session);
-  auto* backend_drain = backend_cmd->add_subcommand(
-      "drain", "stop sending new flows to a backend; its established flows stay\n"
-               "Example: tollgate backend drain 198.18.100.1:80/tcp 198.18.1.11:8080");
+  auto* backend_drain =
+      backend_cmd->add_subcommand("drain",
+                                  "stop sending new flows to a backend; its established flows stay\n"
+                                  "Example: tollgate backend drain 198.18.100.1:80/tcp 198.18.1.11:8080");
   add_pair(backend_drain);
   add_output_option(backend_drain, session);
   auto update = [&](const json& body, std::string_view done) {
     auto reply = session.call("PATCH", backend_path(service, backend), body);
     if (!reply) return 1;
-    if (session.json_output()) session.print_json(*reply);
-    else out << "backend " << text_of((*reply)["address"]) << " " << done << ": weight " << text_of((*reply)["weight"])
-             << ", " << text_of((*reply)["state"]) << "\n";
+    if (session.json_output())
+      session.print_json(*reply);
+    else
+      out << "backend " << text_of((*reply)["address"]) << " " << done << ": weight " << text_of((*reply)["weight"])
+          << ", " << text_of((*reply)["state"]) << "\n";
     return 0;
   };
   backend_set->callback([&] {
@@ -270,9 +280,9 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
     };
   });
   backend_drain->callback([&] { action = [&] { return update({{"state", "draining"}}, "draining"); }; });
-  auto* backend_rm = backend_cmd->add_subcommand(
-      "rm", "remove a backend; its flows move to the others\n"
-            "Example: tollgate backend rm 198.18.100.1:80/tcp 198.18.1.11:8080");
+  auto* backend_rm = backend_cmd->add_subcommand("rm",
+                                                 "remove a backend; its flows move to the others\n"
+                                                 "Example: tollgate backend rm 198.18.100.1:80/tcp 198.18.1.11:8080");
   add_pair(backend_rm);
   backend_rm->callback([&] {
     action = [&] {
@@ -305,8 +315,9 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
   });
 
   // status, stats
-  auto* status_cmd = app.add_subcommand("status", "the agent: version, programs, pins, interfaces, counts\n"
-                                                  "Example: tollgate status");
+  auto* status_cmd = app.add_subcommand("status",
+                                        "the agent: version, programs, pins, interfaces, counts\n"
+                                        "Example: tollgate status");
   add_output_option(status_cmd, session);
   status_cmd->callback([&] {
     action = [&] {
@@ -322,8 +333,9 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
       return 0;
     };
   });
-  auto* stats_cmd = app.add_subcommand("stats", "packets, bytes and new flows per service and backend; drops\n"
-                                                "Example: tollgate stats -o json");
+  auto* stats_cmd = app.add_subcommand("stats",
+                                       "packets, bytes and new flows per service and backend; drops\n"
+                                       "Example: tollgate stats -o json");
   add_output_option(stats_cmd, session);
   stats_cmd->callback([&] {
     action = [&] {

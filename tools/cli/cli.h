@@ -15,8 +15,8 @@ struct Reply {
 };
 
 // Sends one request to the API; an error means no answer came.
-using Transport = std::function<Result<Reply>(const std::string& method, const std::string& path,
-                                              const std::string& body)>;
+using Transport =
+    std::function<Result<Reply>(const std::string& method, const std::string& path, const std::string& body)>;
 // The transport for a socket path (the real one: HTTP over a Unix socket).
 Transport unix_socket_transport(const std::string& socket_path);
 
