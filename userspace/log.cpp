@@ -32,6 +32,7 @@ int libbpf_print(enum libbpf_print_level libbpf_level, const char* format, va_li
   if (length < 0) return 0;
   std::string_view message(buffer, std::min<size_t>(length, sizeof(buffer) - 1));
   while (!message.empty() && message.back() == '\n') message.remove_suffix(1);
+  if (message.starts_with("libbpf: ")) message.remove_prefix(8);  // most of its lines name it already
   write(mapped, fmt::format("libbpf: {}", message));
   return length;
 }
