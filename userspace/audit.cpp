@@ -60,6 +60,15 @@ Caller Caller::of_socket(int fd) {
   return caller;
 }
 
+Caller Caller::of_self() {
+  Caller caller;
+  caller.pid = getpid();
+  caller.uid = getuid();
+  caller.gid = getgid();
+  caller.command_line = command_line_of(caller.pid);
+  return caller;
+}
+
 nlohmann::json Caller::to_json() const {
   return {{"uid", uid}, {"gid", gid}, {"pid", pid}, {"command_line", command_line}};
 }

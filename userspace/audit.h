@@ -24,6 +24,8 @@ struct Caller {
   std::string command_line;   // from /proc, best effort; "" once it is gone
 
   static Caller of_socket(int fd);
+  // This process (actions the agent takes on its own: start, reload, detach).
+  static Caller of_self();
   nlohmann::json to_json() const;
 };
 

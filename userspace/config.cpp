@@ -201,14 +201,23 @@ json config_to_json(const Config& config) {
           {"services", services}};
 }
 
-Result<Config> load_config_file(const std::string& path) {
+std::string content_digest(std::string_view content) {
+  uint64_t hash = 14695981039346656037ull;
+  for (unsigned char byte : content) {
+    hash ^= byte;
+    hash *= 1099511628211ull;
+  }
+  return fmt::format("{:016x}", hash);
+}
+
+Result<ConfigFile> load_config_file(const std::string& path) {
   std::ifstream file(path);
   if (!file) return make_error("cannot read config file {}: {}", path, std::strerror(errno));
   std::stringstream buffer;
   buffer << file.rdbuf();
   auto config = parse_config(buffer.str());
   if (!config) return make_error("{}: {}", path, config.error().message);
-  return config;
+  return ConfigFile{std::move(*config), content_digest(buffer.str())};
 }
 
 }  // namespace tollgate

@@ -31,7 +31,16 @@ struct Config {
 // ("line 3, column 7: ..." or "services[1].backends[0].weight: ...").
 Result<Config> parse_config(std::string_view text);
 Result<Config> parse_config_json(const nlohmann::json& document);
-Result<Config> load_config_file(const std::string& path);
+
+// A configuration file as read: the config, and the digest of its bytes
+// (to tell whether the file changed since it was applied).
+struct ConfigFile {
+  Config config;
+  std::string digest;
+};
+Result<ConfigFile> load_config_file(const std::string& path);
+// FNV-1a 64 of `content`, 16 hex digits.
+std::string content_digest(std::string_view content);
 
 // One service or one backend in the same model (the control API's bodies);
 // `path` prefixes the field names in errors.

@@ -40,15 +40,6 @@ Result<std::vector<std::string>> string_list(const json& object, const char* fie
 
 }  // namespace
 
-std::string content_digest(std::string_view content) {
-  uint64_t hash = 14695981039346656037ull;  // FNV-1a, 64 bits
-  for (unsigned char byte : content) {
-    hash ^= byte;
-    hash *= 1099511628211ull;
-  }
-  return fmt::format("{:016x}", hash);
-}
-
 Status write_file_atomically(const std::string& path, std::string_view content) {
   const std::string temporary = path + ".tmp";
   int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

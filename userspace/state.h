@@ -27,8 +27,6 @@ struct AgentState {
   bool operator==(const AgentState&) const = default;
 };
 
-std::string content_digest(std::string_view content);
-
 // `dir`/state.json. No file yet: std::nullopt. A file that cannot be read
 // or parsed is an error (never silently an empty state).
 Result<std::optional<AgentState>> load_state(const std::string& dir);

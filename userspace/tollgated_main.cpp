@@ -17,9 +17,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -57,16 +55,7 @@ struct Options {
 };
 
 nlohmann::json self_actor(std::string_view source) {
-  Caller self;
-  self.pid = getpid();
-  self.uid = getuid();
-  self.gid = getgid();
-  std::ifstream file("/proc/self/cmdline", std::ios::binary);
-  std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  for (auto& c : text) c = c == '\0' ? ' ' : c;
-  while (!text.empty() && text.back() == ' ') text.pop_back();
-  self.command_line = text;
-  return {{"source", source}, {"caller", self.to_json()}};
+  return {{"source", source}, {"caller", Caller::of_self().to_json()}};
 }
 
 // One agent per state directory at a time.
@@ -82,21 +71,6 @@ Result<int> lock_state_dir(const std::string& state_dir) {
     return make_error("another tollgated uses the state directory {} (lock {})", state_dir, path);
   }
   return fd;
-}
-
-struct ConfigFile {
-  Config config;
-  std::string digest;
-};
-
-Result<ConfigFile> read_config_file(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) return make_error("cannot read config file {}: {}", path, std::strerror(errno));
-  std::stringstream buffer;
-  buffer << file.rdbuf();
-  auto config = parse_config(buffer.str());
-  if (!config) return make_error("{}: {}", path, config.error().message);
-  return ConfigFile{std::move(*config), content_digest(buffer.str())};
 }
 
 int detach(const Options& options, AuditLog& audit) {
@@ -170,7 +144,7 @@ int run(const Options& options) {
   }
   std::optional<ConfigFile> config_file;
   if (!options.config_path.empty()) {
-    auto file = read_config_file(options.config_path);
+    auto file = load_config_file(options.config_path);
     if (!file) {
       log::error("{}", file.error().message);
       return 1;
@@ -294,7 +268,7 @@ int run(const Options& options) {
     }
     auto actor = self_actor("config_file");
     actor["path"] = options.config_path;
-    auto file = read_config_file(options.config_path);
+    auto file = load_config_file(options.config_path);
     Status status = file ? Status{} : Status{file.error()};
     if (file) {
       std::lock_guard guard(controller.mutex());

@@ -118,17 +118,8 @@ class LabTest(unittest.TestCase):
 
     def test_long_lived_connection_survives_backend_changes(self):
         self.start_agent(lab_services(names=("b1", "b2")))
-        stop_file = "/tmp/tollgate-e2e-stream-stop"
-        Path(stop_file).unlink(missing_ok=True)
-        stream = self.lab.start_traffic("c1", ["stream", V4_HTTP, "--duration", 60, "--stop-file", stop_file])
-        self.addCleanup(lambda: stream.poll() is None and stream.kill())
-        # lab_traffic.py says "ready BACKEND" on stderr after the first answer.
-        selector = selectors.DefaultSelector()
-        selector.register(stream.stderr, selectors.EVENT_READ)
-        self.assertTrue(selector.select(timeout=15), "the stream did not start within 15 s")
-        first = stream.stderr.readline().split()
-        self.assertEqual(first[:1], ["ready"], f"stream did not start: {first}")
-        stream_backend = first[1]
+        stop_file = self.stop_file("stream")
+        stream, stream_backend = self.start_stream(str(stop_file))
 
         self.agent.reconfigure(lab_services(names=("b1", "b2", "b3")))  # a backend added
         report = self.http("c2", V4_HTTP, 30)
@@ -142,8 +133,7 @@ class LabTest(unittest.TestCase):
         report = self.http("c2", V4_HTTP, 30)
         self.assertNotIn(removed, report["backends"], "a removed backend still got new connections")
 
-        Path(stop_file).touch()
-        self.addCleanup(lambda: Path(stop_file).unlink(missing_ok=True))
+        stop_file.touch()
         out, err = stream.communicate(timeout=30)
         result = json.loads(out)
         print(f"stream: {result['ok']} requests on one connection to {result['backend']}, "
@@ -152,7 +142,8 @@ class LabTest(unittest.TestCase):
         self.assertGreater(result["ok"], 10)
 
     def start_stream(self, stop_file):
-        """A keep-alive connection through the service; returns (process, its backend)."""
+        """A keep-alive connection through the service; returns (process, its backend).
+        lab_traffic.py says "ready BACKEND" on stderr after the first answer."""
         stream = self.lab.start_traffic("c1", ["stream", V4_HTTP, "--duration", 120, "--stop-file", stop_file])
         self.addCleanup(lambda: stream.poll() is None and stream.kill())
         selector = selectors.DefaultSelector()

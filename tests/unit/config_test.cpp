@@ -63,3 +63,9 @@ TEST(Config, BadInputNamesWhere) {
         << test_case.text << "\n  -> " << config.error().message;
   }
 }
+
+TEST(ContentDigest, DependsOnEveryByte) {
+  EXPECT_EQ(content_digest("abc"), content_digest("abc"));
+  EXPECT_NE(content_digest("abc"), content_digest("abd"));
+  EXPECT_EQ(content_digest("").size(), 16u);
+}
