@@ -21,6 +21,8 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+#include "lib/conntrack.h"
+#include "lib/counters.h"
 #include "lib/maps.h"
 #include "lib/parse.h"
 
@@ -46,6 +48,34 @@ static __always_inline __u32 tg_l4_check_offset(__u32 l4_offset, __u8 protocol)
 static __always_inline __u64 tg_l4_csum_flags(__u8 protocol)
 {
 	return protocol == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+}
+
+/*
+ * A backend that answers a flow's SYN with RST refused the connection:
+ * counted for passive ejection, once (the flow is closing after it).
+ */
+static __always_inline void tg_note_refusal(const struct tg_flow_key *reply,
+					    const struct tg_reverse_nat *nat,
+					    __u8 tcp_flags)
+{
+	struct tg_flow_key forward = {
+		.src_port = reply->dst_port,
+		.dst_port = nat->port,
+		.protocol = reply->protocol,
+		.family = reply->family,
+	};
+	struct tg_flow *flow;
+
+	if (reply->protocol != IPPROTO_TCP || !(tcp_flags & TG_TCP_RST))
+		return;
+	__builtin_memcpy(forward.src_addr, reply->dst_addr,
+			 sizeof(forward.src_addr));
+	__builtin_memcpy(forward.dst_addr, nat->addr, sizeof(forward.dst_addr));
+	flow = bpf_map_lookup_elem(&tg_flows, &forward);
+	if (!flow || flow->state != TG_FLOW_TCP_SYN)
+		return;
+	tg_count_health(flow->backend_index, TG_HEALTH_SYN_RESET);
+	flow->state = TG_FLOW_TCP_CLOSING;
 }
 
 /*
@@ -125,6 +155,7 @@ static __always_inline int lb4_reply(struct __sk_buff *skb)
 	nat = bpf_map_lookup_elem(&tg_reverse_flows, &key);
 	if (!nat)
 		return TC_ACT_OK;
+	tg_note_refusal(&key, nat, l4.tcp_flags);
 
 	old_addr = iph->saddr;
 	new_addr = nat->addr[0];
@@ -183,6 +214,7 @@ static __always_inline int lb6_reply(struct __sk_buff *skb)
 	if (!nat)
 		return TC_ACT_OK;
 	struct tg_reverse_nat restore = *nat;
+	tg_note_refusal(&key, &restore, l4.tcp_flags);
 
 	l4_offset = TG_ETH_LEN + sizeof(*ip6h);
 	check_offset = tg_l4_check_offset(l4_offset, protocol);

@@ -14,7 +14,7 @@
 
 #include <linux/types.h>
 
-#define TG_ABI_VERSION 1
+#define TG_ABI_VERSION 2
 
 /* Map sizes. TG_FLOWS_DEFAULT can be changed by the agent before load. */
 #define TG_MAX_SERVICES 16384
@@ -24,6 +24,15 @@
 /* Maglev table sizes: prime, default as in the Maglev paper. */
 #define TG_MAGLEV_DEFAULT_SIZE 65537
 #define TG_MAGLEV_MAX_SIZE 1048573
+
+/*
+ * A SYN seen again on a flow at least this long after the previous one is a
+ * retransmission (the backend did not answer), not a duplicate. Linux waits
+ * 1 s before its first SYN retransmission, other stacks as long or longer.
+ */
+#define TG_SYN_RETRANSMIT_MIN_NS 200000000ULL
+/* How many other Maglev slots a retried SYN tries for another backend. */
+#define TG_RETRY_PROBES 4
 
 /* Backend index 0 is never used: a zeroed flow or table entry means "none". */
 #define TG_BACKEND_NONE 0
@@ -170,6 +179,17 @@ struct tg_counters {
 	__u64 packets;
 	__u64 bytes;
 	__u64 new_flows;
+};
+
+/*
+ * Per-CPU, per backend index: how connection attempts to it went. The agent
+ * reads the deltas for passive ejection (circuit breaking) and metrics.
+ */
+struct tg_backend_health {
+	__u64 handshakes; /* a steered SYN was answered: the client's ACK came */
+	__u64 syn_retransmits; /* a steered SYN came again: no answer */
+	__u64 syn_resets; /* the backend answered a SYN with RST */
+	__u64 retried; /* retransmitted SYNs steered away to another backend */
 };
 
 #endif /* TOLLGATE_ABI_H */

@@ -440,6 +440,7 @@ Status Dataplane::apply_steps(ServiceState& next, const ServiceSpec& spec, const
       ++generations_[index];
       next.backend_indexes[backend.endpoint] = index;
       if (auto status = reset_counters(maps_.backend_stats, index); !status) return status;
+      if (auto status = reset_health(maps_.backend_health, index); !status) return status;
     }
     indexes[backend.endpoint] = index;
     auto before = previous_states.find(backend.endpoint);

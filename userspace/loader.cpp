@@ -109,6 +109,8 @@ DataPath::DataPath(tollgate_xdp* xdp, tollgate_tc* tc) : xdp_(xdp), tc_(tc) {
   maps_.reverse_flows = bpf_map__fd(xdp->maps.tg_reverse_flows);
   maps_.service_stats = bpf_map__fd(xdp->maps.tg_service_stats);
   maps_.backend_stats = bpf_map__fd(xdp->maps.tg_backend_stats);
+  maps_.backend_health = bpf_map__fd(xdp->maps.tg_backend_health);
+  maps_.backend_last_handshake = bpf_map__fd(xdp->maps.tg_backend_last_handshake);
   maps_.drops = bpf_map__fd(xdp->maps.tg_drops);
 }
 

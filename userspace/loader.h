@@ -25,6 +25,8 @@ struct MapFds {
   int reverse_flows = -1;
   int service_stats = -1;
   int backend_stats = -1;
+  int backend_health = -1;
+  int backend_last_handshake = -1;
   int drops = -1;
 };
 

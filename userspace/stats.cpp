@@ -18,6 +18,15 @@ size_t possible_cpus() {
   return count;
 }
 
+// Zeroes `index` on every CPU of a per-CPU map of `Value`s.
+template <class Value>
+Status zero_per_cpu(int map_fd, uint32_t index, const char* map_name) {
+  std::vector<Value> zeros(possible_cpus());
+  if (bpf_map_update_elem(map_fd, &index, zeros.data(), BPF_ANY))
+    return make_error("map update failed: {} [map = {}, index = {}]", std::strerror(errno), map_name, index);
+  return {};
+}
+
 }  // namespace
 
 Result<tg_counters> read_counters(int stats_map_fd, uint32_t index) {
@@ -44,11 +53,26 @@ Result<DropCounts> read_drops(int drops_map_fd) {
   return totals;
 }
 
+Result<tg_backend_health> read_health(int health_map_fd, uint32_t index) {
+  std::vector<tg_backend_health> per_cpu(possible_cpus());
+  if (bpf_map_lookup_elem(health_map_fd, &index, per_cpu.data()))
+    return make_error("map lookup failed: {} [map = tg_backend_health, index = {}]", std::strerror(errno), index);
+  tg_backend_health total{};
+  for (const auto& health : per_cpu) {
+    total.handshakes += health.handshakes;
+    total.syn_retransmits += health.syn_retransmits;
+    total.syn_resets += health.syn_resets;
+    total.retried += health.retried;
+  }
+  return total;
+}
+
 Status reset_counters(int stats_map_fd, uint32_t index) {
-  std::vector<tg_counters> zeros(possible_cpus());
-  if (bpf_map_update_elem(stats_map_fd, &index, zeros.data(), BPF_ANY))
-    return make_error("map update failed: {} [map = stats, index = {}]", std::strerror(errno), index);
-  return {};
+  return zero_per_cpu<tg_counters>(stats_map_fd, index, "stats");
+}
+
+Status reset_health(int health_map_fd, uint32_t index) {
+  return zero_per_cpu<tg_backend_health>(health_map_fd, index, "tg_backend_health");
 }
 
 }  // namespace tollgate

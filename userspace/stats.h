@@ -13,7 +13,9 @@ using DropCounts = std::array<uint64_t, TG_DROP_REASON_COUNT>;
 
 Result<tg_counters> read_counters(int stats_map_fd, uint32_t index);
 Result<DropCounts> read_drops(int drops_map_fd);
+Result<tg_backend_health> read_health(int health_map_fd, uint32_t index);
 // Zeroes one entry on every CPU (a reused service id or backend slot).
 Status reset_counters(int stats_map_fd, uint32_t index);
+Status reset_health(int health_map_fd, uint32_t index);
 
 }  // namespace tollgate

@@ -30,4 +30,36 @@ static __always_inline void tg_count_traffic(void *stats_map, __u32 index,
 	counters->new_flows += new_flow;
 }
 
+/* Fields of struct tg_backend_health, for tg_count_health(). */
+enum tg_health_event {
+	TG_HEALTH_HANDSHAKE,
+	TG_HEALTH_SYN_RETRANSMIT,
+	TG_HEALTH_SYN_RESET,
+	TG_HEALTH_RETRIED,
+};
+
+static __always_inline void tg_count_health(__u32 backend_index,
+					    enum tg_health_event event)
+{
+	struct tg_backend_health *health =
+		bpf_map_lookup_elem(&tg_backend_health, &backend_index);
+
+	if (!health)
+		return;
+	switch (event) {
+	case TG_HEALTH_HANDSHAKE:
+		health->handshakes += 1;
+		break;
+	case TG_HEALTH_SYN_RETRANSMIT:
+		health->syn_retransmits += 1;
+		break;
+	case TG_HEALTH_SYN_RESET:
+		health->syn_resets += 1;
+		break;
+	case TG_HEALTH_RETRIED:
+		health->retried += 1;
+		break;
+	}
+}
+
 #endif /* TG_LIB_COUNTERS_H */

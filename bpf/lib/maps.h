@@ -91,6 +91,25 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TG_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct tg_backend_health);
+} tg_backend_health SEC(".maps");
+
+/*
+ * Per backend index, shared by every CPU: coarse time of the last completed
+ * handshake. A retransmitted SYN to a backend that completed none since the
+ * flow's previous SYN is retried on another backend (L4 retry).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TG_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} tg_backend_last_handshake SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, TG_DROP_REASON_COUNT);
 	__type(key, __u32);
 	__type(value, __u64);

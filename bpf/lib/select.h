@@ -11,7 +11,7 @@
 
 /* Weighted Maglev: the agent-built table maps hash % size to a backend. */
 static __always_inline __u32 tg_select_maglev(const struct tg_service *service,
-					      const struct tg_flow_key *key)
+					      __u32 hash)
 {
 	__u32 service_id = service->service_id;
 	__u32 size = service->maglev_size;
@@ -23,18 +23,16 @@ static __always_inline __u32 tg_select_maglev(const struct tg_service *service,
 	table = bpf_map_lookup_elem(&tg_maglev, &service_id);
 	if (!table)
 		return TG_BACKEND_NONE;
-	slot = tg_hash_flow(key) % size;
+	slot = hash % size;
 	backend_index = bpf_map_lookup_elem(table, &slot);
 	return backend_index ? *backend_index : TG_BACKEND_NONE;
 }
 
-/* Pick a backend for a new flow; NULL when the service has none selectable. */
+/* The backend at `index` if it may take a new flow of `service`. */
 static __always_inline struct tg_backend *
-tg_select_backend(const struct tg_service *service,
-		  const struct tg_flow_key *key, __u32 *backend_index)
+tg_selectable_backend(const struct tg_service *service, __u32 index)
 {
 	struct tg_backend *backend;
-	__u32 index = tg_select_maglev(service, key);
 
 	if (index == TG_BACKEND_NONE)
 		return NULL;
@@ -42,8 +40,50 @@ tg_select_backend(const struct tg_service *service,
 	if (!backend || backend->state != TG_BACKEND_UP ||
 	    backend->service_id != service->service_id)
 		return NULL;
-	*backend_index = index;
 	return backend;
+}
+
+/* Pick a backend for a new flow; NULL when the service has none selectable. */
+static __always_inline struct tg_backend *
+tg_select_backend(const struct tg_service *service,
+		  const struct tg_flow_key *key, __u32 *backend_index)
+{
+	__u32 index = tg_select_maglev(service, tg_hash_flow(key));
+	struct tg_backend *backend = tg_selectable_backend(service, index);
+
+	if (backend)
+		*backend_index = index;
+	return backend;
+}
+
+/*
+ * A backend other than `avoid` for a flow being retried: further slots of
+ * the same table, picked by rehashing, so the choice keeps the weights and
+ * is the same for every retransmission of the flow. NULL when the few
+ * slots tried all name `avoid` (or nothing selectable).
+ */
+static __always_inline struct tg_backend *
+tg_select_other_backend(const struct tg_service *service,
+			const struct tg_flow_key *key, __u32 avoid,
+			__u32 *backend_index)
+{
+	__u32 hash = tg_hash_flow(key);
+
+#pragma unroll
+	for (int i = 1; i <= TG_RETRY_PROBES; i++) {
+		__u32 index = tg_select_maglev(
+			service, tg_hash_final(hash + i * 0x9e3779b9U, i));
+		struct tg_backend *backend;
+
+		if (index == avoid)
+			continue;
+		backend = tg_selectable_backend(service, index);
+		if (backend) {
+			*backend_index = index;
+			return backend;
+		}
+	}
+	return NULL;
 }
 
 #endif /* TG_LIB_SELECT_H */

@@ -38,25 +38,107 @@ tg_lookup_service(const struct tg_flow_key *flow)
 	return bpf_map_lookup_elem(&tg_services, &key);
 }
 
+/* The reply direction of `key` steered to `backend` (tg_reverse_flows key). */
+static __always_inline void tg_reply_key(const struct tg_flow_key *key,
+					 const struct tg_backend *backend,
+					 struct tg_flow_key *reply)
+{
+	__builtin_memset(reply, 0, sizeof(*reply));
+	reply->src_port = backend->port;
+	reply->dst_port = key->src_port;
+	reply->protocol = key->protocol;
+	reply->family = key->family;
+	__builtin_memcpy(reply->src_addr, backend->addr,
+			 sizeof(reply->src_addr));
+	__builtin_memcpy(reply->dst_addr, key->src_addr,
+			 sizeof(reply->dst_addr));
+}
+
 /* Remember how to translate the replies of a flow steered to `backend`. */
 static __always_inline void tg_remember_reply(const struct tg_flow_key *key,
 					      const struct tg_backend *backend)
 {
-	struct tg_flow_key reply = {
-		.src_port = backend->port,
-		.dst_port = key->src_port,
-		.protocol = key->protocol,
-		.family = key->family,
-	};
+	struct tg_flow_key reply;
 	struct tg_reverse_nat nat = {
 		.port = key->dst_port,
 		.family = key->family,
 	};
 
-	__builtin_memcpy(reply.src_addr, backend->addr, sizeof(reply.src_addr));
-	__builtin_memcpy(reply.dst_addr, key->src_addr, sizeof(reply.dst_addr));
+	tg_reply_key(key, backend, &reply);
 	__builtin_memcpy(nat.addr, key->dst_addr, sizeof(nat.addr));
 	bpf_map_update_elem(&tg_reverse_flows, &reply, &nat, BPF_ANY);
+}
+
+/*
+ * A flow leaves `backend` before its handshake: a late answer from it must
+ * not reach the client as if from the service (the client would take the
+ * first backend's SYN-ACK and send its ACK to the second). Without the
+ * reverse entry the answer is routed as is, and the client resets it.
+ */
+static __always_inline void tg_forget_reply(const struct tg_flow_key *key,
+					    const struct tg_backend *backend)
+{
+	struct tg_flow_key reply;
+
+	tg_reply_key(key, backend, &reply);
+	bpf_map_delete_elem(&tg_reverse_flows, &reply);
+}
+
+/* Whether `backend_index` completed a handshake after `since`. */
+static __always_inline int tg_backend_answered_since(__u32 backend_index,
+						     __u64 since)
+{
+	__u64 *last =
+		bpf_map_lookup_elem(&tg_backend_last_handshake, &backend_index);
+
+	return last && (__s64)(*last - since) > 0;
+}
+
+static __always_inline void tg_note_handshake(__u32 backend_index, __u64 now)
+{
+	__u64 *last =
+		bpf_map_lookup_elem(&tg_backend_last_handshake, &backend_index);
+
+	tg_count_health(backend_index, TG_HEALTH_HANDSHAKE);
+	/* Shared by every CPU: write only when the coarse clock moved. */
+	if (last && *last != now)
+		*last = now;
+}
+
+/* A SYN (without ACK) seen again on a flow still waiting for its answer. */
+static __always_inline int tg_is_syn_retransmit(const struct tg_flow *flow,
+						__u8 tcp_flags, __u64 now)
+{
+	return (tcp_flags & (TG_TCP_SYN | TG_TCP_ACK)) == TG_TCP_SYN &&
+	       flow->state == TG_FLOW_TCP_SYN &&
+	       now - flow->last_seen_ns >= TG_SYN_RETRANSMIT_MIN_NS;
+}
+
+/*
+ * L4 retry: the flow's SYN came again and its backend completed no
+ * handshake since the previous one, so it is likely gone. Move the flow to
+ * another backend; the client's own retransmission then connects. NULL
+ * when there is no other backend: the SYN stays with the one it has.
+ */
+static __always_inline struct tg_backend *
+tg_retry_flow(const struct tg_service *service, const struct tg_flow_key *key,
+	      struct tg_flow *flow, const struct tg_backend *failed, __u64 now)
+{
+	__u32 failed_index = flow->backend_index, index = 0;
+	struct tg_backend *backend;
+
+	if (tg_backend_answered_since(failed_index, flow->last_seen_ns))
+		return NULL;
+	backend = tg_select_other_backend(service, key, failed_index, &index);
+	if (!backend)
+		return NULL;
+	tg_forget_reply(key, failed);
+	tg_count_health(failed_index, TG_HEALTH_RETRIED);
+	flow->backend_index = index;
+	flow->backend_generation = backend->generation;
+	flow->last_seen_ns = now;
+	tg_remember_reply(key, backend);
+	return backend;
 }
 
 /*
@@ -68,11 +150,12 @@ tg_steer(const struct tg_service *service, const struct tg_flow_key *key,
 	 __u8 tcp_flags, __u64 bytes, int *drop_reason)
 {
 	__u32 service_id = service->service_id;
-	struct tg_backend *backend;
+	struct tg_backend *backend, *retried;
 	struct tg_config *config;
 	struct tg_flow *flow;
 	__u32 backend_index = 0, zero = 0;
 	__u64 now;
+	__u8 state_before;
 
 	config = bpf_map_lookup_elem(&tg_config, &zero);
 	if (!config) {
@@ -84,8 +167,25 @@ tg_steer(const struct tg_service *service, const struct tg_flow_key *key,
 	flow = bpf_map_lookup_elem(&tg_flows, key);
 	if (flow) {
 		backend = tg_flow_backend(flow, service_id, config, now);
+		if (backend && tg_is_syn_retransmit(flow, tcp_flags, now)) {
+			tg_count_health(flow->backend_index,
+					TG_HEALTH_SYN_RETRANSMIT);
+			retried = tg_retry_flow(service, key, flow, backend,
+						now);
+			if (retried) {
+				tg_count_traffic(&tg_service_stats, service_id,
+						 bytes, 0);
+				tg_count_traffic(&tg_backend_stats,
+						 flow->backend_index, bytes, 1);
+				return retried;
+			}
+		}
 		if (backend) {
+			state_before = flow->state;
 			tg_flow_touch(flow, key->protocol, tcp_flags, now);
+			if (state_before == TG_FLOW_TCP_SYN &&
+			    flow->state == TG_FLOW_TCP_ESTABLISHED)
+				tg_note_handshake(flow->backend_index, now);
 			tg_count_traffic(&tg_service_stats, service_id, bytes,
 					 0);
 			tg_count_traffic(&tg_backend_stats, flow->backend_index,

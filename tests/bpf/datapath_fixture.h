@@ -240,6 +240,14 @@ class DataPathTest : public ::testing::Test {
     return counters ? *counters : tg_counters{};
   }
 
+  tg_backend_health backend_health(const ServiceAddress& address, const Endpoint& backend) {
+    auto index = dataplane_->backend_index(address, backend);
+    EXPECT_TRUE(index);
+    auto health = read_health(datapath_->maps().backend_health, index.value_or(0));
+    EXPECT_TRUE(health);
+    return health ? *health : tg_backend_health{};
+  }
+
   TestNetwork network_;
   std::unique_ptr<DataPath> datapath_;
   std::unique_ptr<Dataplane> dataplane_;
