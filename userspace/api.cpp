@@ -99,8 +99,30 @@ std::optional<std::string> AccessPolicy::refuse(const Caller& caller) const {
                      caller.gid, fmt::join(uids, ","), gids.empty() ? "none" : fmt::format("{}", fmt::join(gids, ",")));
 }
 
-Api::Api(Controller& controller, AuditLog& audit, AccessPolicy access, AgentInfo info)
-    : controller_(controller), audit_(audit), access_(std::move(access)), info_(std::move(info)) {}
+Api::Api(Controller& controller, AuditLog& audit, AccessPolicy access, AgentInfo info, const HealthMonitor* health)
+    : controller_(controller), audit_(audit), access_(std::move(access)), info_(std::move(info)), health_(health) {}
+
+Result<json> Api::backends_status(const ServiceSpec& service) const {
+  auto active = active_flow_counts(controller_.maps());
+  if (!active) return active.error();
+  const auto health = health_ ? health_->snapshot() : std::map<BackendKey, BackendHealth>{};
+  json out = json::array();
+  for (const auto& backend : service.backends) {
+    const BackendKey key{service.address, backend.endpoint};
+    json entry = backend_to_json(backend);
+    auto index = controller_.dataplane().backend_index(service.address, backend.endpoint);
+    auto count = index ? active->find(*index) : active->end();
+    entry["active_flows"] = count == active->end() ? 0 : count->second;
+    const bool held = controller_.held_down(key);
+    entry["selectable"] = backend.state == BackendState::up && !held;
+    auto found = health.find(key);
+    BackendHealth status = found == health.end() ? BackendHealth{} : found->second;
+    status.held_down = held;
+    entry["health"] = status.to_json();
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
 
 void Api::audit_rejected(const Caller& caller, const HttpResponse& response) {
   json body = json::parse(response.body, nullptr, false);
@@ -268,7 +290,11 @@ Api::Outcome Api::route(const HttpRequest& request) {
     if (method != "GET" && method != "POST") return not_allowed();
     const std::string action = method == "POST" ? "backend.add" : "";
     if (!service) return {failure(404, fmt::format("service {} does not exist", service_name)), action, service_name};
-    if (method == "GET") return {reply(200, service_to_json(*service)["backends"])};
+    if (method == "GET") {
+      auto status = backends_status(*service);
+      if (!status) return {failure(500, status.error().message)};
+      return {reply(200, *status)};
+    }
     auto body = parse_body(request);
     if (!body) return {failure(400, body.error().message), action, service_name};
     auto backend = parse_backend_json(*body, "");
@@ -296,7 +322,13 @@ Api::Outcome Api::route(const HttpRequest& request) {
     return {failure(404, fmt::format("backend {} is not in service {}", endpoint->to_string(), service_name)), action,
             object};
   const json before = backend_to_json(*backend);
-  if (method == "GET") return {reply(200, before)};
+  if (method == "GET") {
+    ServiceSpec one = *service;
+    one.backends = {*backend};
+    auto status = backends_status(one);
+    if (!status) return {failure(500, status.error().message)};
+    return {reply(200, (*status)[0])};
+  }
   if (method == "DELETE") {
     service->backends.erase(service->backends.begin() + (backend - service->backends.data()));
     return commit({{}, action, object, before, nullptr}, next, 200, {{"removed", object}});

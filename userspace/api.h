@@ -23,6 +23,7 @@
 
 #include "audit.h"
 #include "controller.h"
+#include "health.h"
 #include "http_server.h"
 
 namespace tollgate {
@@ -48,7 +49,9 @@ struct AgentInfo {
 
 class Api {
  public:
-  Api(Controller& controller, AuditLog& audit, AccessPolicy access, AgentInfo info);
+  // `health` (may be null) adds the backends' health to what they show.
+  Api(Controller& controller, AuditLog& audit, AccessPolicy access, AgentInfo info,
+      const HealthMonitor* health = nullptr);
 
   HttpResponse handle(const HttpRequest& request);
   // Requests the HTTP layer refused (malformed, too large, too slow).
@@ -57,11 +60,15 @@ class Api {
  private:
   struct Outcome;
   Outcome route(const HttpRequest& request);
+  // The backends of `service` as configured, with their health, whether
+  // they are selectable now and their active flows.
+  Result<nlohmann::json> backends_status(const ServiceSpec& service) const;
 
   Controller& controller_;
   AuditLog& audit_;
   AccessPolicy access_;
   AgentInfo info_;
+  const HealthMonitor* health_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

@@ -19,8 +19,8 @@ Status Controller::apply(const Config& desired, const nlohmann::json& actor,
   if (config_digest) next.config_digest = *config_digest;
   // Persist first: a crash after this point restarts into the new state.
   if (auto status = save_state(state_dir_, next); !status) return status;
-  if (auto status = reconcile(dataplane_, desired); !status) {
-    Status restored = reconcile(dataplane_, state_.desired);
+  if (auto status = reconcile(dataplane_, effective(desired)); !status) {
+    Status restored = reconcile(dataplane_, effective(state_.desired));
     Status saved = save_state(state_dir_, state_);
     if (!restored || !saved) {
       log::error("could not restore the previous state after a failed change: {}",
@@ -32,6 +32,46 @@ Status Controller::apply(const Config& desired, const nlohmann::json& actor,
   }
   audit_backend_changes(state_.desired, desired, actor);
   state_ = std::move(next);
+  ++version_;
+  std::erase_if(held_down_, [&](const BackendKey& key) {
+    for (const auto& service : desired.services)
+      if (service.address == key.first)
+        for (const auto& backend : service.backends)
+          if (backend.endpoint == key.second) return false;
+    return true;
+  });
+  return {};
+}
+
+Config Controller::effective(const Config& desired) const {
+  if (held_down_.empty()) return desired;
+  Config out = desired;
+  for (auto& service : out.services)
+    for (auto& backend : service.backends)
+      if (held_down_.contains({service.address, backend.endpoint})) backend.state = BackendState::down;
+  return out;
+}
+
+Status Controller::set_held_down(const BackendKey& key, bool down) {
+  if (held_down_.contains(key) == down) return {};
+  const ServiceSpec* service = nullptr;
+  for (const auto& spec : state_.desired.services)
+    if (spec.address == key.first) service = &spec;
+  if (!service) return make_error("service {} does not exist", key.first.to_string());
+  if (down)
+    held_down_.insert(key);
+  else
+    held_down_.erase(key);
+  ServiceSpec spec = *service;
+  for (auto& backend : spec.backends)
+    if (held_down_.contains({spec.address, backend.endpoint})) backend.state = BackendState::down;
+  if (auto status = dataplane_.apply_service(spec); !status) {
+    if (down)
+      held_down_.erase(key);
+    else
+      held_down_.insert(key);
+    return status;
+  }
   return {};
 }
 

@@ -6,11 +6,13 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "audit.h"
 #include "config.h"
 #include "dataplane.h"
+#include "health_check.h"
 #include "state.h"
 
 namespace tollgate {
@@ -32,6 +34,17 @@ class Controller {
                const std::optional<std::string>& config_digest = std::nullopt);
   // Records where the programs are attached (for an uninstall).
   Status set_interfaces(std::vector<std::string> xdp, std::vector<std::string> tc);
+  // Counts applied changes: a reader that saw the same number saw the same
+  // desired state.
+  uint64_t version() const { return version_; }
+
+  // Health overlay, not persisted: a backend held down is out of selection
+  // (state down in the data path, its flows move) whatever its desired
+  // state, until released. Only that backend's service is rewritten.
+  Status set_held_down(const BackendKey& key, bool down);
+  bool held_down(const BackendKey& key) const { return held_down_.contains(key); }
+  // `desired` as the data path runs it: held-down backends are down.
+  Config effective(const Config& desired) const;
 
  private:
   void audit_backend_changes(const Config& before, const Config& after, const nlohmann::json& actor);
@@ -42,6 +55,8 @@ class Controller {
   AuditLog& audit_;
   std::string state_dir_;
   AgentState state_;
+  uint64_t version_ = 0;
+  std::set<BackendKey> held_down_;
 };
 
 }  // namespace tollgate

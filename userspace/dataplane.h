@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "address.h"
+#include "health_spec.h"
 #include "loader.h"
 #include "result.h"
 
@@ -40,6 +41,8 @@ struct ServiceSpec {
   ServiceAddress address;
   uint32_t maglev_size = TG_MAGLEV_DEFAULT_SIZE;  // prime
   std::vector<BackendSpec> backends;
+  std::optional<HealthCheckSpec> health_check;  // none: no active checks
+  OutlierSpec outlier_detection;
 
   bool operator==(const ServiceSpec&) const = default;
 };

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <vector>
 
 namespace tollgate {
@@ -37,7 +38,49 @@ std::vector<tg_flow_key> all_keys(int fd) {
   return keys;
 }
 
+uint64_t monotonic_coarse_ns() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &now);  // bpf_ktime_get_coarse_ns()'s clock
+  return static_cast<uint64_t>(now.tv_sec) * 1000000000ull + static_cast<uint64_t>(now.tv_nsec);
+}
+
+uint64_t timeout_ns(const tg_config& config, uint8_t state) {
+  switch (state) {
+    case TG_FLOW_TCP_SYN: return config.tcp_syn_timeout_ns;
+    case TG_FLOW_TCP_ESTABLISHED: return config.tcp_established_timeout_ns;
+    case TG_FLOW_TCP_CLOSING: return config.tcp_closing_timeout_ns;
+    default: return config.udp_timeout_ns;
+  }
+}
+
 }  // namespace
+
+Result<std::map<uint32_t, uint64_t>> active_flow_counts(const MapFds& maps) {
+  tg_config config{};
+  uint32_t zero = 0;
+  if (bpf_map_lookup_elem(maps.config, &zero, &config))
+    return make_error("map lookup failed: {} [map = tg_config]", std::strerror(errno));
+  std::map<uint32_t, std::optional<uint32_t>> generations;  // slot -> generation, read once
+  std::map<uint32_t, uint64_t> counts;
+  const uint64_t now = monotonic_coarse_ns();
+  for (const auto& key : all_keys(maps.flows)) {
+    tg_flow flow{};
+    if (bpf_map_lookup_elem(maps.flows, &key, &flow)) continue;
+    if (flow.state == TG_FLOW_TCP_CLOSING) continue;
+    if (now > flow.last_seen_ns && now - flow.last_seen_ns > timeout_ns(config, flow.state)) continue;
+    auto generation = generations.find(flow.backend_index);
+    if (generation == generations.end()) {
+      tg_backend backend{};
+      std::optional<uint32_t> current;
+      if (bpf_map_lookup_elem(maps.backends, &flow.backend_index, &backend) == 0 && backend.state != TG_BACKEND_UNUSED)
+        current = backend.generation;
+      generation = generations.emplace(flow.backend_index, current).first;
+    }
+    if (generation->second != flow.backend_generation) continue;
+    ++counts[flow.backend_index];
+  }
+  return counts;
+}
 
 Result<nlohmann::json> list_flows(const Dataplane& dataplane, const MapFds& maps, size_t limit) {
   // Backend slot -> address, from what the agent wrote.
@@ -47,9 +90,7 @@ Result<nlohmann::json> list_flows(const Dataplane& dataplane, const MapFds& maps
       if (auto index = dataplane.backend_index(address, backend.endpoint))
         backends[*index] = backend.endpoint.to_string();
 
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &now);  // bpf_ktime_get_coarse_ns()'s clock
-  const uint64_t now_ns = static_cast<uint64_t>(now.tv_sec) * 1000000000ull + static_cast<uint64_t>(now.tv_nsec);
+  const uint64_t now_ns = monotonic_coarse_ns();
 
   nlohmann::json flows = nlohmann::json::array();
   size_t total = 0;

@@ -27,6 +27,7 @@
 #include "config.h"
 #include "controller.h"
 #include "dataplane.h"
+#include "health.h"
 #include "http_server.h"
 #include "loader.h"
 #include "log.h"
@@ -241,7 +242,9 @@ int run(const Options& options) {
                  (*datapath)->tc_program_id(),
                  std::string(xdp_mode_name(mode)),
                  options.flow_capacity};
-  Api api(controller, **audit, access, info);
+  HealthMonitor health(controller, **audit);
+  health.start();
+  Api api(controller, **audit, access, info, &health);
   // Anyone may connect; every request is authorized by its peer
   // credentials (and refused ones are audited).
   auto server = HttpServer::listen(
@@ -286,6 +289,7 @@ int run(const Options& options) {
   }
   (*server)->stop();
   api_thread.join();
+  health.stop();
   close(*lock);
   return 0;
 }

@@ -170,8 +170,8 @@ tg_steer(const struct tg_service *service, const struct tg_flow_key *key,
 		if (backend && tg_is_syn_retransmit(flow, tcp_flags, now)) {
 			tg_count_health(flow->backend_index,
 					TG_HEALTH_SYN_RETRANSMIT);
-			retried = tg_retry_flow(service, key, flow, backend,
-						now);
+			retried =
+				tg_retry_flow(service, key, flow, backend, now);
 			if (retried) {
 				tg_count_traffic(&tg_service_stats, service_id,
 						 bytes, 0);

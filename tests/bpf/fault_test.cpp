@@ -176,8 +176,7 @@ TEST_P(FaultTest, ReusedBackendSlotStartsWithZeroHealthCounters) {
   EXPECT_EQ(backend_health(replacement.address, replacement.backends[0].endpoint).syn_resets, 0u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Families, FaultTest,
-                         ::testing::Values(FaultCase{"Ipv4", &kIpv4}, FaultCase{"Ipv6", &kIpv6}),
+INSTANTIATE_TEST_SUITE_P(Families, FaultTest, ::testing::Values(FaultCase{"Ipv4", &kIpv4}, FaultCase{"Ipv6", &kIpv6}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

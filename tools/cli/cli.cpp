@@ -4,8 +4,10 @@
 #include <sys/socket.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "address.h"
@@ -55,6 +57,18 @@ void print_table(std::ostream& out, const std::vector<std::vector<std::string>>&
 }
 
 std::string text_of(const json& value) { return value.is_string() ? value.get<std::string>() : value.dump(); }
+
+// A backend's health in a word or two: "healthy", "unhealthy (HTTP 503)",
+// "ejected", "half-open", "-" (not checked, never ejected).
+std::string health_text(const json& health) {
+  const std::string check = health.value("check", "none");
+  const std::string circuit = health.value("circuit", "closed");
+  if (check == "unhealthy") return fmt::format("unhealthy ({})", health.value("last_check", ""));
+  if (circuit == "open") return "ejected";
+  if (circuit == "half_open") return "half-open";
+  if (check == "none") return "-";
+  return check;
+}
 
 struct Session {
   std::string socket_path = kDefaultSocketPath;
@@ -257,6 +271,11 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
                                   "Example: tollgate backend drain 198.18.100.1:80/tcp 198.18.1.11:8080");
   add_pair(backend_drain);
   add_output_option(backend_drain, session);
+  bool drain_wait = false;
+  double drain_timeout = 300;
+  backend_drain->add_flag("--wait", drain_wait, "return when the backend has no active flows left");
+  backend_drain->add_option("--timeout", drain_timeout, "with --wait: give up after SECONDS (default 300)")
+      ->check(CLI::Range(0.0, 86400.0));
   auto update = [&](const json& body, std::string_view done) {
     auto reply = session.call("PATCH", backend_path(service, backend), body);
     if (!reply) return 1;
@@ -279,7 +298,33 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
       return update(body, "changed");
     };
   });
-  backend_drain->callback([&] { action = [&] { return update({{"state", "draining"}}, "draining"); }; });
+  backend_drain->callback([&] {
+    action = [&] {
+      if (int code = update({{"state", "draining"}}, "draining"); code != 0 || !drain_wait) return code;
+      // Wait on the condition (no active flows) with a deadline.
+      const auto started = std::chrono::steady_clock::now();
+      const auto deadline = started + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                          std::chrono::duration<double>(drain_timeout));
+      for (;;) {
+        auto reply = session.call("GET", backend_path(service, backend));
+        if (!reply) return 1;
+        const uint64_t active = reply->value("active_flows", uint64_t{0});
+        const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        if (active == 0) {
+          out << fmt::format("backend {} drained: no active flows (waited {:.1f} s)\n", text_of((*reply)["address"]),
+                             waited);
+          return 0;
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+          err << fmt::format("tollgate: backend drain: timeout after {:.1f} s: {} active flows remain on {}\n", waited,
+                             active, text_of((*reply)["address"]));
+          return 1;
+        }
+        std::this_thread::sleep_until(
+            std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(250)));
+      }
+    };
+  });
   auto* backend_rm = backend_cmd->add_subcommand("rm",
                                                  "remove a backend; its flows move to the others\n"
                                                  "Example: tollgate backend rm 198.18.100.1:80/tcp 198.18.1.11:8080");
@@ -306,9 +351,10 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
         session.print_json(*reply);
         return 0;
       }
-      std::vector<std::vector<std::string>> rows{{"BACKEND", "WEIGHT", "STATE"}};
+      std::vector<std::vector<std::string>> rows{{"BACKEND", "WEIGHT", "STATE", "HEALTH", "ACTIVE"}};
       for (const auto& entry : *reply)
-        rows.push_back({text_of(entry["address"]), text_of(entry["weight"]), text_of(entry["state"])});
+        rows.push_back({text_of(entry["address"]), text_of(entry["weight"]), text_of(entry["state"]),
+                        health_text(entry.value("health", json::object())), text_of(entry.value("active_flows", 0))});
       print_table(out, rows);
       return 0;
     };

@@ -1,0 +1,158 @@
+#include "health.h"
+
+#include "log.h"
+#include "stats.h"
+
+namespace tollgate {
+
+nlohmann::json BackendHealth::to_json() const {
+  return {{"check", check},
+          {"last_check", last_check},
+          {"probes", probes},
+          {"probe_failures", probe_failures},
+          {"circuit", circuit_name(circuit)},
+          {"ejections", ejections},
+          {"handshakes", counters.handshakes},
+          {"syn_retransmits", counters.syn_retransmits},
+          {"syn_resets", counters.syn_resets},
+          {"retried", counters.retried},
+          {"held_down", held_down}};
+}
+
+HealthMonitor::HealthMonitor(Controller& controller, AuditLog& audit) : controller_(controller), audit_(audit) {}
+
+HealthMonitor::~HealthMonitor() { stop(); }
+
+void HealthMonitor::start() {
+  stopping_ = false;
+  thread_ = std::thread([this] { run(); });
+}
+
+void HealthMonitor::stop() {
+  stopping_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+std::map<BackendKey, BackendHealth> HealthMonitor::snapshot() const {
+  std::lock_guard guard(snapshot_mutex_);
+  return snapshot_;
+}
+
+void HealthMonitor::run() {
+  Clock::time_point next_tick = Clock::now();
+  std::vector<ProbeOutcome> outcomes;
+  while (!stopping_) {
+    sync_targets(Clock::now());
+    auto finished = checker_.run_until(next_tick);
+    outcomes.insert(outcomes.end(), std::make_move_iterator(finished.begin()), std::make_move_iterator(finished.end()));
+    const Clock::time_point now = Clock::now();
+    if (now < next_tick) continue;
+    tick(now, outcomes);
+    outcomes.clear();
+    next_tick = std::max(next_tick + kTick, now);
+  }
+}
+
+void HealthMonitor::sync_targets(Clock::time_point now) {
+  std::map<BackendKey, CheckTarget> targets;
+  {
+    std::lock_guard guard(controller_.mutex());
+    if (controller_.version() == seen_version_) return;
+    seen_version_ = controller_.version();
+    for (const auto& service : controller_.state().desired.services) {
+      if (!service.health_check) continue;
+      for (const auto& backend : service.backends) {
+        CheckTarget target{backend.endpoint, *service.health_check};
+        if (target.spec.port) target.endpoint.port = target.spec.port;
+        targets[{service.address, backend.endpoint}] = target;
+      }
+    }
+  }
+  checker_.sync(targets, now);
+}
+
+void HealthMonitor::tick(Clock::time_point now, const std::vector<ProbeOutcome>& outcomes) {
+  for (const auto& outcome : outcomes) {
+    if (outcome.ok) outliers_.note_probe_success(outcome.key);
+    if (outcome.changed)
+      log::info("health check: {} of {} is {} ({})", outcome.key.second.to_string(), outcome.key.first.to_string(),
+                outcome.healthy ? "healthy" : "unhealthy", outcome.detail);
+  }
+
+  std::lock_guard guard(controller_.mutex());
+  const MapFds& maps = controller_.maps();
+  const Dataplane& dataplane = controller_.dataplane();
+  std::map<BackendKey, BackendHealth> snapshot;
+  std::map<BackendKey, bool> present;
+  for (const auto& service : controller_.state().desired.services) {
+    std::vector<OutlierSample> samples;
+    for (const auto& backend : service.backends) {
+      const BackendKey key{service.address, backend.endpoint};
+      present[key] = true;
+      BackendHealth& health = snapshot[key];
+      if (auto index = dataplane.backend_index(service.address, backend.endpoint))
+        if (auto counters = read_health(maps.backend_health, *index)) health.counters = *counters;
+      if (const CheckStatus* check = checker_.status(key)) {
+        health.check = !check->checked ? "unchecked" : check->healthy ? "healthy" : "unhealthy";
+        health.last_check = check->last;
+        health.probes = check->probes;
+        health.probe_failures = check->probe_failures;
+      }
+      const bool check_failing = health.check == "unhealthy";
+      // Selectable apart from this circuit: desired up and the check fine.
+      samples.push_back({backend.endpoint, health.counters, backend.state == BackendState::up && !check_failing});
+    }
+    if (service.address.protocol == Protocol::tcp) {
+      for (const auto& change : outliers_.update(service.address, service.outlier_detection, samples, now)) {
+        log::info("passive ejection: {} of {}: circuit {} -> {} ({})", change.key.second.to_string(),
+                  service.address.to_string(), circuit_name(change.before), circuit_name(change.after), change.reason);
+        audit_.record({{"event", "backend_circuit"},
+                       {"service", service.address.to_string()},
+                       {"backend", change.key.second.to_string()},
+                       {"before", circuit_name(change.before)},
+                       {"after", circuit_name(change.after)},
+                       {"reason", change.reason},
+                       {"actor", {{"source", "outlier_detection"}}}});
+      }
+    }
+    for (const auto& backend : service.backends) {
+      const BackendKey key{service.address, backend.endpoint};
+      BackendHealth& health = snapshot[key];
+      if (const OutlierStatus* outlier = outliers_.status(key)) {
+        health.circuit = outlier->circuit;
+        health.ejections = outlier->ejections;
+      }
+      const bool down = health.check == "unhealthy" || health.circuit == Circuit::open;
+      const bool was_down = controller_.held_down(key);
+      health.held_down = down;
+      if (down == was_down) continue;
+      const CheckStatus* check = checker_.status(key);
+      const std::string reason = health.check == "unhealthy" ? fmt::format("health check: {}", check ? check->last : "")
+                                 : down                      ? "passive ejection: circuit open"
+                                                             : "healthy again";
+      Status status = controller_.set_held_down(key, down);
+      if (!status) {
+        health.held_down = was_down;
+        log::error("could not {} {} of {}: {}", down ? "take out" : "put back", backend.endpoint.to_string(),
+                   service.address.to_string(), status.error().message);
+      } else {
+        log::info("{} of {} {} selection: {}", backend.endpoint.to_string(), service.address.to_string(),
+                  down ? "taken out of" : "back in", reason);
+      }
+      audit_.record({{"event", "backend_health"},
+                     {"service", service.address.to_string()},
+                     {"backend", backend.endpoint.to_string()},
+                     {"before", was_down ? "held_down" : "selectable"},
+                     {"after", down ? "held_down" : "selectable"},
+                     {"reason", reason},
+                     {"result", status ? "ok" : "error"},
+                     {"error", status ? "" : status.error().message},
+                     {"actor", {{"source", "health"}}}});
+    }
+  }
+  outliers_.retain(present);
+  std::lock_guard snapshot_guard(snapshot_mutex_);
+  snapshot_ = std::move(snapshot);
+}
+
+}  // namespace tollgate
