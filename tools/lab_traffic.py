@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Traffic generator for the tollgate namespace lab (tools/lab).
 
-    lab_traffic.py http URL --count N [--timeout 2] [--keep-alive] [--stop-file PATH]
+    lab_traffic.py http URL --count N [--timeout 2] [--keep-alive] [--rate R] [--stop-file PATH]
     lab_traffic.py udp HOST PORT --count N [--timeout 1]
     lab_traffic.py stream URL --duration S [--interval 0.05] [--stop-file PATH]
 
@@ -32,16 +32,21 @@ library only.
 """
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
 import signal
 import socket
 import sys
+import threading
 import time
 import urllib.parse
 
 MAX_ERRORS = 5
+MAX_EVENTS = 10000  # failures and slow requests kept with their times
+MAX_IN_FLIGHT = 200  # --rate: concurrent requests at most
+SLOW_SECONDS = 0.3  # a request this slow is reported with its time
 
 
 class Stop(Exception):
@@ -59,6 +64,8 @@ class Tally:
         self.failed = 0
         self.backends = {}
         self.errors = []
+        self.failures_at = []  # wall-clock start of each failed request
+        self.slow = []  # [wall-clock start, seconds, backend] of slow ones
 
     def success(self, backend):
         self.ok += 1
@@ -71,6 +78,24 @@ class Tally:
 
     def seconds(self):
         return round(time.monotonic() - self.start, 3)
+
+
+def timed(tally, request, lock=contextlib.nullcontext()):
+    """Runs request() (returns a backend name or raises), noting when it
+    started, whether it failed and whether it was slow; records under `lock`."""
+    started_wall, started = time.time(), time.monotonic()
+    try:
+        backend = request()
+    except BaseException:
+        with lock:
+            if len(tally.failures_at) < MAX_EVENTS:
+                tally.failures_at.append(round(started_wall, 3))
+        raise
+    took = time.monotonic() - started
+    with lock:
+        if took > SLOW_SECONDS and len(tally.slow) < MAX_EVENTS:
+            tally.slow.append([round(started_wall, 3), round(took, 3), backend])
+        tally.success(backend)
 
 
 def describe(exc):
@@ -109,6 +134,8 @@ def get(conn, path):
 def run_http(args):
     host, port, path = parse_url(args.url)
     tally = Tally()
+    if args.rate:
+        return run_http_at_rate(args, host, port, path)
     deadline = tally.start + args.count * (2 * args.timeout + 0.5) + 5
     conn = None
     try:
@@ -120,9 +147,12 @@ def run_http(args):
                 tally.failed += args.count - i - 1
                 break
             try:
-                if conn is None:
-                    conn = http.client.HTTPConnection(host, port, timeout=args.timeout)
-                tally.success(get(conn, path))
+                def request():
+                    nonlocal conn
+                    if conn is None:
+                        conn = http.client.HTTPConnection(host, port, timeout=args.timeout)
+                    return get(conn, path)
+                timed(tally, request)
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 tally.failure(f"request {i}: {describe(exc)}")
                 if conn is not None:
@@ -136,8 +166,56 @@ def run_http(args):
     finally:
         if conn is not None:
             conn.close()
+    return http_report(tally)
+
+
+def http_report(tally):
     return {"ok": tally.ok, "failed": tally.failed, "backends": tally.backends,
-            "errors": tally.errors, "seconds": tally.seconds()}
+            "errors": tally.errors, "seconds": tally.seconds(), "failures_at": tally.failures_at,
+            "slow": tally.slow}
+
+
+def run_http_at_rate(args, host, port, path):
+    """Open loop: a new connection every 1/rate s whatever the earlier ones
+    are doing (each in its own thread, at most MAX_IN_FLIGHT at once), so a
+    slow backend does not slow the rate down."""
+    tally = Tally()
+    lock = threading.Lock()
+    slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
+    threads = []
+
+    def one(i):
+        conn = http.client.HTTPConnection(host, port, timeout=args.timeout)
+        try:
+            timed(tally, lambda: get(conn, path), lock)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            with lock:
+                tally.failure(f"request {i}: {describe(exc)}")
+        finally:
+            conn.close()
+            slots.release()
+
+    try:
+        for i in range(args.count):
+            if args.stop_file and os.path.exists(args.stop_file):
+                break
+            delay = tally.start + i / args.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            if not slots.acquire(timeout=2 * args.timeout + 1):
+                with lock:
+                    tally.failure(f"request {i}: {MAX_IN_FLIGHT} requests in flight")
+                continue
+            thread = threading.Thread(target=one, args=(i,), daemon=True)
+            thread.start()
+            threads.append(thread)
+            threads = [t for t in threads if t.is_alive()]
+    except Stop as exc:
+        tally.failure(str(exc))
+    for thread in threads:
+        thread.join(2 * args.timeout + 1)
+    with lock:
+        return http_report(tally)
 
 
 def run_udp(args):
@@ -252,6 +330,9 @@ def main():
     p.add_argument("--keep-alive", action="store_true",
                    help="reuse one connection (reconnect after a failure)")
     p.add_argument("--stop-file", help="stop early once this file exists")
+    p.add_argument("--rate", type=positive_float,
+                   help="open loop: start a new connection this many times per second, "
+                        "whatever earlier ones do (default: one after the other)")
 
     p = sub.add_parser("udp", help="N datagrams, a new socket (source port) each")
     p.add_argument("host")

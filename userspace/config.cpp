@@ -187,8 +187,8 @@ Result<HealthCheckSpec> parse_health_check(const json& object, const std::string
 
 Result<OutlierSpec> parse_outlier(const json& object, const std::string& path) {
   if (auto status = check_fields(object, path,
-                                 {"enabled", "failure_percent", "min_failures", "window_ms", "ejection_ms",
-                                  "max_ejection_ms", "half_open_successes", "max_ejected_percent"});
+                                 {"enabled", "failure_percent", "min_failures", "consecutive_failures", "window_ms",
+                                  "ejection_ms", "max_ejection_ms", "half_open_successes", "max_ejected_percent"});
       !status)
     return status.error();
   OutlierSpec outlier;
@@ -199,6 +199,7 @@ Result<OutlierSpec> parse_outlier(const json& object, const std::string& path) {
   const std::tuple<const char*, uint32_t*, uint64_t, uint64_t> counts[] = {
       {"failure_percent", &outlier.failure_percent, 1, 100},
       {"min_failures", &outlier.min_failures, 1, 1000000},
+      {"consecutive_failures", &outlier.consecutive_failures, 1, 1000000},
       {"half_open_successes", &outlier.half_open_successes, 1, 1000},
       {"max_ejected_percent", &outlier.max_ejected_percent, 1, 100}};
   for (const auto& [name, target, low, high] : counts) {
@@ -254,6 +255,7 @@ json outlier_to_json(const OutlierSpec& outlier) {
   return {{"enabled", outlier.enabled},
           {"failure_percent", outlier.failure_percent},
           {"min_failures", outlier.min_failures},
+          {"consecutive_failures", outlier.consecutive_failures},
           {"window_ms", outlier.window.count()},
           {"ejection_ms", outlier.ejection.count()},
           {"max_ejection_ms", outlier.max_ejection.count()},

@@ -36,7 +36,10 @@ struct HealthCheckSpec {
 struct OutlierSpec {
   bool enabled = true;
   uint32_t failure_percent = 50;  // of attempts in the window, to eject
-  uint32_t min_failures = 3;      // fewer failures than this never eject
+  uint32_t min_failures = 5;      // fewer failures than this never eject
+  // Failures with no success between them that eject whatever the ratio
+  // (a backend that just died, after a long healthy window).
+  uint32_t consecutive_failures = 5;
   std::chrono::milliseconds window{10000};
   std::chrono::milliseconds ejection{3000};       // first ejection; doubles each time
   std::chrono::milliseconds max_ejection{60000};  // the doubling stops here

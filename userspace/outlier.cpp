@@ -60,6 +60,8 @@ std::vector<OutlierChange> OutlierDetector::update(const ServiceAddress& service
     switch (status.circuit) {
       case Circuit::closed: {
         if (failures || successes) backend.window.push_back({now, failures, successes});
+        // Within one tick the order is unknown: a success counts as last.
+        status.consecutive_failures = successes ? 0 : status.consecutive_failures + failures;
         while (!backend.window.empty() && backend.window.front().when + spec.window <= now) backend.window.pop_front();
         status.window_failures = status.window_successes = 0;
         for (const auto& entry : backend.window) {
@@ -67,17 +69,21 @@ std::vector<OutlierChange> OutlierDetector::update(const ServiceAddress& service
           status.window_successes += entry.successes;
         }
         const uint64_t attempts = status.window_failures + status.window_successes;
-        const bool failing = status.window_failures >= spec.min_failures &&
-                             status.window_failures * 100 >= uint64_t{spec.failure_percent} * attempts;
+        const bool in_a_row = status.consecutive_failures >= spec.consecutive_failures;
+        const bool failing = in_a_row || (status.window_failures >= spec.min_failures &&
+                                          status.window_failures * 100 >= uint64_t{spec.failure_percent} * attempts);
         // Never the last selectable backend, never more than the service allows.
         if (!failing || ejected >= max_ejected || (sample.selectable && selectable <= 1)) break;
-        const std::string reason = fmt::format("{} of {} connection attempts failed in the last {} ms",
-                                               status.window_failures, attempts, spec.window.count());
+        const std::string reason =
+            in_a_row ? fmt::format("{} connection attempts in a row failed", status.consecutive_failures)
+                     : fmt::format("{} of {} connection attempts failed in the last {} ms", status.window_failures,
+                                   attempts, spec.window.count());
         ++ejected;
         if (sample.selectable) --selectable;
         ++status.ejections;
         status.consecutive = 1;
         status.open_until = now + spec.ejection;
+        status.consecutive_failures = 0;
         backend.window.clear();
         change(Circuit::open, reason);
         break;

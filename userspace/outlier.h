@@ -3,7 +3,8 @@
 // a given clock, so that tests control time.
 //
 //   closed    --(failures >= min_failures and >= failure_percent of the
-//                attempts in the window)-->                  open
+//                attempts in the window, or consecutive_failures with no
+//                success between)-->                          open
 //   open      --(ejection time over)-->                      half_open
 //   half_open --(half_open_successes handshakes or probes)--> closed
 //   half_open --(any failure)--> open, for twice as long (up to the max)
@@ -32,6 +33,7 @@ struct OutlierStatus {
   Clock::time_point open_until{};
   uint64_t window_failures = 0;  // closed: in the window
   uint64_t window_successes = 0;
+  uint64_t consecutive_failures = 0;  // since the last success
 };
 
 struct OutlierChange {

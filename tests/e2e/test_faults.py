@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""End-to-end fault tolerance: health checks, passive ejection, L4 retry and
+drain, under continuous load in the namespace lab, with the times printed.
+
+Run one: tests/e2e/test_faults.py FaultTest.test_killed_server_is_ejected_before_the_health_check
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+from test_lab import SKIP, V4_HTTP, V4_WEB, LabTest  # noqa: E402
+from tollgate_lab import BACKENDS_V4, LAB, lab_services, wait_until  # noqa: E402
+
+# Active check of the web services: fall x interval = 3 s to notice.
+CHECK = {"type": "http", "path": "/", "interval_ms": 1000, "timeout_ms": 500, "rise": 2, "fall": 3}
+ACTIVE_DETECTION = CHECK["fall"] * CHECK["interval_ms"] / 1000
+LOAD_RATE = 50  # new connections per second, open loop
+
+
+def endpoint(name):
+    return f"{BACKENDS_V4[name]}:8080"
+
+
+def checked_services(check=CHECK, outlier=None):
+    config = lab_services()
+    for entry in config["services"]:
+        if entry["address"].endswith("/tcp"):
+            entry["health_check"] = check
+            if outlier is not None:
+                entry["outlier_detection"] = outlier
+    return config
+
+
+class FaultTest(LabTest):
+    def lab_command(self, *args):
+        subprocess.run([str(LAB), *args], check=True, capture_output=True, timeout=60)
+
+    def backend(self, name):
+        return self.agent.cli_json("backend", "list", V4_WEB)[[b["address"] for b in self.agent.cli_json(
+            "backend", "list", V4_WEB)].index(endpoint(name))]
+
+    def start_load(self, name, count=3000, timeout=3):
+        """New connections at a steady rate from c1 until the stop file."""
+        stop = self.stop_file(name)
+        load = self.lab.start_traffic("c1", ["http", V4_HTTP, "--count", count, "--rate", LOAD_RATE,
+                                             "--timeout", timeout, "--stop-file", stop])
+        self.addCleanup(lambda: load.poll() is None and load.kill())
+        start = self.new_flows()
+        wait_until(lambda: self.new_flows() >= start + 20, 30, "load through the service")
+        return load, stop
+
+    def finish(self, load, stop):
+        self.assertIsNone(load.poll(), "the load ended early; it proves nothing")
+        stop.touch()
+        return json.loads(load.communicate(timeout=60)[0])
+
+    def audit_events(self, event, backend):
+        return [e for e in self.agent.audit() if e.get("event") == event and e.get("backend") == endpoint(backend)
+                and e.get("service") == V4_WEB]
+
+    def wait_selectable(self, name, selectable, timeout):
+        wait_until(lambda: self.backend(name)["selectable"] == selectable, timeout,
+                   f"{name} to be {'back in' if selectable else 'out of'} selection")
+        return time.time()
+
+    def wait_new_flows_to(self, name, timeout):
+        """Until backend `name` of the web service gets new flows again."""
+        def flows():
+            return self.agent.cli_json("stats")
+        from tollgate_lab import backend_counters
+        start = backend_counters(flows(), V4_WEB)[name]["new_flows"]
+        wait_until(lambda: backend_counters(flows(), V4_WEB)[name]["new_flows"] > start, timeout,
+                   f"new flows to {name}")
+        return time.time()
+
+    def test_killed_server_is_ejected_before_the_health_check(self):
+        self.start_agent(checked_services())
+        load, stop = self.start_load("kill")
+        killed = time.time()
+        self.lab_command("server", "stop", "b2")
+        ejected = self.wait_selectable("b2", False, 15)
+        time.sleep(0)  # (no fixed waits: the load keeps running while we look)
+        wait_until(lambda: any(e["after"] == "unhealthy" or e["after"] == "held_down"
+                               for e in self.audit_events("backend_health", "b2")), 10, "the audit line")
+        # Let load run on past the ejection for at least 2 s (time-bounded by the wait).
+        mark = self.new_flows()
+        wait_until(lambda: self.new_flows() >= mark + 80, 30, "load after the ejection")
+
+        self.lab_command("server", "start", "b2")
+        restarted = time.time()
+        back = self.wait_new_flows_to("b2", 20)
+        report = self.finish(load, stop)
+
+        failures = report["failures_at"]
+        last_failure = max(failures) if failures else killed
+        detection = last_failure - killed
+        circuit = [e for e in self.audit_events("backend_circuit", "b2") if e["after"] == "open"]
+        print(f"server of b2 stopped: {len(failures)} failed connections, the last {detection:.2f} s after the "
+              f"stop; out of selection after {ejected - killed:.2f} s (active check alone: "
+              f"{ACTIVE_DETECTION:.0f} s); circuit opened: {circuit[0]['reason'] if circuit else 'no'}; "
+              f"back {back - restarted:.2f} s after the restart; {report['ok']} ok {report['backends']}")
+        self.assertTrue(circuit, "passive ejection did not open b2's circuit")
+        self.assertLess(detection, ACTIVE_DETECTION, "failures went on as long as the active check needs")
+        self.assertTrue(all(t <= ejected + 0.5 for t in failures), f"failures after the ejection: {failures}")
+        self.assertGreater(report["backends"].get("b2", 0), 0)
+
+    def test_silent_backend_is_ejected_and_its_syns_retried(self):
+        self.start_agent(checked_services())
+        load, stop = self.start_load("silent")
+        dropped = time.time()
+        self.lab_command("link", "down", "b2")
+        self.addCleanup(lambda: subprocess.run([str(LAB), "link", "up", "b2"], capture_output=True))
+        ejected = self.wait_selectable("b2", False, 15)
+        mark = self.new_flows()
+        wait_until(lambda: self.new_flows() >= mark + 80, 30, "load after the ejection")
+
+        self.lab_command("link", "up", "b2")
+        restored = time.time()
+        back = self.wait_new_flows_to("b2", 20)
+        report = self.finish(load, stop)
+
+        slow = [s for s in report["slow"] if dropped <= s[0] < restored]
+        last_slow = max((s[0] for s in slow), default=dropped)
+        print(f"network of b2 cut: {report['failed']} failed, {len(slow)} connections slowed "
+              f"(retried on another backend, {max((s[1] for s in slow), default=0):.2f} s at most), the last "
+              f"starting {last_slow - dropped:.2f} s after the cut; out of selection after {ejected - dropped:.2f} s "
+              f"(active check alone: {ACTIVE_DETECTION:.0f} s); back {back - restored:.2f} s after the restore "
+              f"(rise {CHECK['rise']} x {CHECK['interval_ms']} ms); {report['ok']} ok {report['backends']}")
+        # A request in flight at the cut may time out; every later one connects.
+        self.assertLessEqual(report["failed"], 1, report)
+        self.assertTrue(all(t < dropped + 0.1 for t in report["failures_at"]), report["failures_at"])
+        self.assertLess(last_slow - dropped, ACTIVE_DETECTION, f"slow connections went on: {slow}")
+        self.assertTrue(all(s[2] != "b2" for s in slow), slow)
+
+    def test_syn_to_a_dead_backend_connects_on_its_retransmission(self):
+        # No ejection at all here: only the data path's L4 retry can help.
+        self.start_agent(checked_services(check=None, outlier={"enabled": False}))
+        self.lab_command("link", "down", "b2")
+        self.addCleanup(lambda: subprocess.run([str(LAB), "link", "up", "b2"], capture_output=True))
+        report = self.lab.traffic("c1", ["http", V4_HTTP, "--count", 30, "--timeout", 3])
+        retried = [s[1] for s in report["slow"]]
+        print(f"b2 silent, 30 new connections: {report['ok']} ok, {report['failed']} failed; "
+              f"{len(retried)} connected on the SYN retransmission in {sorted(retried)} s "
+              f"{report['backends']}")
+        self.assertEqual(report["failed"], 0, report)
+        self.assertGreater(len(retried), 0, "no SYN went to b2; the test proves nothing")
+        self.assertTrue(all(0.8 <= t <= 2.5 for t in retried), retried)
+        self.assertNotIn("b2", report["backends"])
+
+    def test_drain_under_load_waits_for_the_long_lived_connection(self):
+        self.start_agent(lab_services())
+        stream_stop = self.stop_file("drain-stream")
+        stream, stream_backend = self.start_stream(str(stream_stop))
+        load, stop = self.start_load("drain")
+        wait_until(lambda: self.backend(stream_backend)["active_flows"] >= 1, 10, "the stream's flow")
+        drained_at = time.time()
+        drain = subprocess.Popen([str(Path(os.environ.get("TOLLGATE_BUILD", "build")) / "tollgate"), "--socket",
+                                  str(self.agent.socket_path), "backend", "drain", V4_WEB,
+                                  endpoint(stream_backend), "--wait", "--timeout", "60"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: drain.poll() is None and drain.kill())
+        mark = self.new_flows()
+        wait_until(lambda: self.new_flows() >= mark + 60, 30, "load while draining")
+        self.assertIsNone(drain.poll(), "drain --wait returned while the long-lived connection was open")
+        self.assertGreaterEqual(self.backend(stream_backend)["active_flows"], 1)
+
+        stream_stop.touch()
+        stream_result = json.loads(stream.communicate(timeout=60)[0])
+        ended = time.time()
+        out, err = drain.communicate(timeout=60)
+        returned = time.time()
+        self.agent.cli("backend", "rm", V4_WEB, endpoint(stream_backend))
+        mark = self.new_flows()
+        wait_until(lambda: self.new_flows() >= mark + 30, 30, "load after the removal")
+        report = self.finish(load, stop)
+        late = [s for s in report["slow"] if s[0] > drained_at + 0.5]
+        print(f"drained {stream_backend} under load: drain --wait returned {returned - ended:.2f} s after the "
+              f"long-lived connection ended ({stream_result['ok']} ok, {stream_result['failed']} failed on it); "
+              f"{out.strip()}; load {report['ok']} ok, {report['failed']} failed {report['backends']}")
+        self.assertEqual(drain.returncode, 0, err)
+        self.assertIn("no active flows", out)
+        self.assertEqual(stream_result["failed"], 0, stream_result)
+        self.assertEqual(report["failed"], 0, report)
+        self.assertLess(returned - ended, 5.0)
+        self.assertEqual(late and [s for s in late if s[2] == stream_backend], [])
+
+
+if __name__ == "__main__":
+    if os.geteuid() != 0:
+        print("SKIPPED: the e2e tests need root (network namespaces, BPF)")
+        sys.exit(SKIP)
+    unittest.main(verbosity=2)
