@@ -235,8 +235,8 @@ json status_ranges_to_json(const std::vector<std::pair<uint16_t, uint16_t>>& ran
 
 json health_check_to_json(const HealthCheckSpec& check) {
   json out = {{"type", check_type_name(check.type)},
-              {"interval_ms", check.interval.count()},
-              {"timeout_ms", check.timeout.count()},
+              {"interval_ms", static_cast<uint64_t>(check.interval.count())},
+              {"timeout_ms", static_cast<uint64_t>(check.timeout.count())},
               {"rise", check.rise},
               {"fall", check.fall}};
   if (check.port) out["port"] = check.port;
@@ -256,9 +256,9 @@ json outlier_to_json(const OutlierSpec& outlier) {
           {"failure_percent", outlier.failure_percent},
           {"min_failures", outlier.min_failures},
           {"consecutive_failures", outlier.consecutive_failures},
-          {"window_ms", outlier.window.count()},
-          {"ejection_ms", outlier.ejection.count()},
-          {"max_ejection_ms", outlier.max_ejection.count()},
+          {"window_ms", static_cast<uint64_t>(outlier.window.count())},
+          {"ejection_ms", static_cast<uint64_t>(outlier.ejection.count())},
+          {"max_ejection_ms", static_cast<uint64_t>(outlier.max_ejection.count())},
           {"half_open_successes", outlier.half_open_successes},
           {"max_ejected_percent", outlier.max_ejected_percent}};
 }
@@ -406,10 +406,10 @@ json config_to_json(const Config& config) {
   json services = json::array();
   for (const auto& service : config.services) services.push_back(service_to_json(service));
   return {{"timeouts",
-           {{"tcp_syn", config.timeouts.tcp_syn.count()},
-            {"tcp_established", config.timeouts.tcp_established.count()},
-            {"tcp_closing", config.timeouts.tcp_closing.count()},
-            {"udp", config.timeouts.udp.count()}}},
+           {{"tcp_syn", static_cast<uint64_t>(config.timeouts.tcp_syn.count())},
+            {"tcp_established", static_cast<uint64_t>(config.timeouts.tcp_established.count())},
+            {"tcp_closing", static_cast<uint64_t>(config.timeouts.tcp_closing.count())},
+            {"udp", static_cast<uint64_t>(config.timeouts.udp.count())}}},
           {"services", services}};
 }
 

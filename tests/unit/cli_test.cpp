@@ -2,8 +2,10 @@
 // before sending anything.
 #include "cli.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <vector>
@@ -22,7 +24,8 @@ struct CliRun {
   std::vector<Sent> sent;
 };
 
-CliRun run_cli(std::vector<std::string> args, cli::Reply reply = {200, "{}"}) {
+// The fake API answers with `replies` in turn, repeating the last one.
+CliRun run_cli(std::vector<std::string> args, std::vector<cli::Reply> replies) {
   args.insert(args.begin(), "tollgate");
   std::vector<const char*> argv;
   for (const auto& arg : args) argv.push_back(arg.c_str());
@@ -30,7 +33,7 @@ CliRun run_cli(std::vector<std::string> args, cli::Reply reply = {200, "{}"}) {
   auto connect = [&](const std::string&) -> cli::Transport {
     return [&](const std::string& method, const std::string& path, const std::string& body) -> Result<cli::Reply> {
       run.sent.push_back({method, path, body});
-      return reply;
+      return replies[std::min(run.sent.size(), replies.size()) - 1];
     };
   };
   std::ostringstream out, err;
@@ -38,6 +41,10 @@ CliRun run_cli(std::vector<std::string> args, cli::Reply reply = {200, "{}"}) {
   run.out = out.str();
   run.err = err.str();
   return run;
+}
+
+CliRun run_cli(std::vector<std::string> args, cli::Reply reply = {200, "{}"}) {
+  return run_cli(std::move(args), std::vector<cli::Reply>{reply});
 }
 
 TEST(Cli, BadArgumentsAreNamedAndNothingIsSent) {
@@ -115,6 +122,34 @@ TEST(Cli, RequestsAreWhatTheApiExpects) {
   ASSERT_EQ(run.sent.size(), 1u);
   EXPECT_EQ(run.sent[0].method, "DELETE");
   EXPECT_EQ(run.sent[0].path, "/v1/services/198.18.100.1%3A80%2Ftcp");
+}
+
+TEST(Cli, DrainWaitReturnsWhenTheActiveFlowsAreGoneOrSaysHowManyRemain) {
+  const cli::Reply draining{200, R"({"address": "198.18.1.11:8080", "weight": 1, "state": "draining"})"};
+  auto with_active = [](int active) {
+    return cli::Reply{
+        200, fmt::format(R"({{"address": "198.18.1.11:8080", "state": "draining", "active_flows": {}}})", active)};
+  };
+  CliRun run = run_cli({"backend", "drain", "198.18.100.1:80/tcp", "198.18.1.11:8080", "--wait", "--timeout", "10"},
+                       {draining, with_active(2), with_active(1), with_active(0)});
+  EXPECT_EQ(run.code, 0) << run.err;
+  ASSERT_EQ(run.sent.size(), 4u);
+  EXPECT_EQ(run.sent[0].method, "PATCH");
+  for (size_t i = 1; i < run.sent.size(); ++i) {
+    EXPECT_EQ(run.sent[i].method, "GET");
+    EXPECT_EQ(run.sent[i].path, "/v1/services/198.18.100.1%3A80%2Ftcp/backends/198.18.1.11%3A8080");
+  }
+  EXPECT_NE(run.out.find("drained: no active flows"), std::string::npos) << run.out;
+
+  run = run_cli({"backend", "drain", "198.18.100.1:80/tcp", "198.18.1.11:8080", "--wait", "--timeout", "0.3"},
+                {draining, with_active(7)});
+  EXPECT_EQ(run.code, 1);
+  EXPECT_NE(run.err.find("timeout after"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("7 active flows remain"), std::string::npos) << run.err;
+
+  run = run_cli({"backend", "drain", "198.18.100.1:80/tcp", "198.18.1.11:8080", "--timeout", "-1"});
+  EXPECT_EQ(run.code, 2);
+  EXPECT_TRUE(run.sent.empty());
 }
 
 TEST(Cli, TheAgentsRefusalIsShownAndExitsOne) {
