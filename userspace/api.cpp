@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "flows.h"
+#include "metrics.h"
 #include "reconcile.h"
 
 namespace tollgate {
@@ -222,6 +223,12 @@ Api::Outcome Api::route(const HttpRequest& request) {
     if (!next) return {failure(400, next.error().message), outcome.action, outcome.object};
     outcome.after = config_to_json(*next);
     return commit(outcome, *next, 200, outcome.after);
+  }
+  if (segments.size() == 2 && segments[1] == "metrics") {
+    if (method != "GET") return not_allowed();
+    auto text = prometheus_metrics(controller_, health_);
+    if (!text) return {failure(500, text.error().message)};
+    return {HttpResponse{200, *text, "text/plain; version=0.0.4"}};
   }
   if (segments.size() == 2 && segments[1] == "stats") {
     if (method != "GET") return not_allowed();

@@ -16,6 +16,7 @@ namespace tollgate {
 namespace {
 
 constexpr size_t kMaxResponse = 4096;
+constexpr auto kTimerSlack = std::chrono::milliseconds(10);
 
 socklen_t to_sockaddr(const Endpoint& endpoint, sockaddr_storage& storage) {
   std::memset(&storage, 0, sizeof(storage));
@@ -105,8 +106,7 @@ const CheckStatus* HealthChecker::status(const BackendKey& key) const {
 
 void HealthChecker::close_socket(Probe& probe) {
   if (probe.fd < 0) return;
-  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, probe.fd, nullptr);
-  close(probe.fd);
+  close(probe.fd);  // the only reference: epoll forgets it too
   probe.fd = -1;
 }
 
@@ -154,11 +154,13 @@ void HealthChecker::start(Probe& probe, Clock::time_point now, std::vector<Probe
 void HealthChecker::on_event(Probe& probe, uint32_t events, std::vector<ProbeOutcome>& out) {
   const auto& spec = probe.target.spec;
   if (probe.phase == Probe::Phase::connecting) {
-    int error = 0;
-    socklen_t length = sizeof(error);
-    getsockopt(probe.fd, SOL_SOCKET, SO_ERROR, &error, &length);
-    if (error != 0) return finish(probe, false, fmt::format("connect: {}", std::strerror(error)), out);
-    if (!(events & EPOLLOUT)) return finish(probe, false, "connect: connection closed", out);
+    if (events & (EPOLLERR | EPOLLHUP)) {  // only then is there an error to read
+      int error = 0;
+      socklen_t length = sizeof(error);
+      getsockopt(probe.fd, SOL_SOCKET, SO_ERROR, &error, &length);
+      return finish(probe, false,
+                    error ? fmt::format("connect: {}", std::strerror(error)) : "connect: connection closed", out);
+    }
     if (spec.type == CheckType::tcp) return finish(probe, true, "ok", out);
     probe.phase = Probe::Phase::sending;
   }
@@ -242,7 +244,9 @@ std::vector<ProbeOutcome> HealthChecker::run_until(Clock::time_point until) {
     }
     if (now >= until) return out;
     Clock::time_point wake = until;
-    if (!timers_.empty()) wake = std::min(wake, timers_.begin()->first);
+    // Timers fire in batches (up to kTimerSlack late): probes started
+    // together share one wakeup, and their events the next one.
+    if (!timers_.empty()) wake = std::min(wake, std::max(timers_.begin()->first, now + kTimerSlack));
     const auto wait = std::chrono::ceil<std::chrono::milliseconds>(wake - now);
     epoll_event events[64];
     int ready = epoll_wait(epoll_fd_, events, 64, static_cast<int>(std::max<int64_t>(wait.count(), 0)));

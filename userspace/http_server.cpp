@@ -53,9 +53,10 @@ void send_all(int fd, const std::string& data) {
 }
 
 void send_response(int fd, const HttpResponse& response) {
-  send_all(fd, fmt::format("HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n"
+  send_all(fd, fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n"
                            "Connection: close\r\n\r\n{}",
-                           response.status, reason_phrase(response.status), response.body.size(), response.body));
+                           response.status, reason_phrase(response.status), response.content_type, response.body.size(),
+                           response.body));
 }
 
 std::string lower(std::string_view text) {

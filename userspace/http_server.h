@@ -35,7 +35,8 @@ struct HttpRequest {
 
 struct HttpResponse {
   int status = 200;
-  std::string body;  // JSON
+  std::string body;
+  std::string content_type = "application/json";
 };
 
 struct HttpLimits {

@@ -46,6 +46,14 @@ class FaultTest(LabTest):
         return self.agent.cli_json("backend", "list", V4_WEB)[[b["address"] for b in self.agent.cli_json(
             "backend", "list", V4_WEB)].index(endpoint(name))]
 
+    def metrics(self):
+        """GET /v1/metrics (Prometheus text) as {series: value}."""
+        text = subprocess.run(["curl", "-sf", "--unix-socket", str(self.agent.socket_path),
+                               "http://tollgate/v1/metrics"], capture_output=True, text=True, check=True,
+                              timeout=30).stdout
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                if line and not line.startswith("#")}
+
     def start_load(self, name, count=3000, timeout=3):
         """New connections at a steady rate from c1 until the stop file."""
         stop = self.stop_file(name)
@@ -107,6 +115,11 @@ class FaultTest(LabTest):
               f"{ACTIVE_DETECTION:.0f} s); circuit opened: {circuit[0]['reason'] if circuit else 'no'}; "
               f"back {back - restarted:.2f} s after the restart; {report['ok']} ok {report['backends']}")
         self.assertTrue(circuit, "passive ejection did not open b2's circuit")
+        metrics = self.metrics()
+        labels = f'service="{V4_WEB}",backend="{endpoint("b2")}"'
+        self.assertGreaterEqual(metrics[f"tollgate_backend_ejections_total{{{labels}}}"], 1, metrics)
+        self.assertGreaterEqual(metrics[f"tollgate_backend_syn_resets_total{{{labels}}}"], 1, metrics)
+        self.assertIn(f"tollgate_backend_active_flows{{{labels}}}", metrics)
         self.assertLess(detection, ACTIVE_DETECTION, "failures went on as long as the active check needs")
         self.assertTrue(all(t <= ejected + 0.5 for t in failures), f"failures after the ejection: {failures}")
         self.assertGreater(report["backends"].get("b2", 0), 0)

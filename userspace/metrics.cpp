@@ -1,0 +1,110 @@
+#include "metrics.h"
+
+#include <fmt/format.h>
+
+#include "flows.h"
+#include "stats.h"
+
+namespace tollgate {
+namespace {
+
+// A label value with \, " and newline escaped.
+std::string escape(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+struct MetricFamily {
+  const char* name;
+  const char* type;
+  const char* help;
+  std::string samples;
+};
+
+}  // namespace
+
+Result<std::string> prometheus_metrics(const Controller& controller, const HealthMonitor* health) {
+  auto active = active_flow_counts(controller.maps());
+  if (!active) return active.error();
+  const auto snapshot = health ? health->snapshot() : std::map<BackendKey, BackendHealth>{};
+
+  MetricFamily families[] = {
+      {"tollgate_backend_packets_total", "counter", "Packets steered to the backend.", {}},
+      {"tollgate_backend_bytes_total", "counter", "Bytes steered to the backend.", {}},
+      {"tollgate_backend_new_flows_total", "counter", "Flows that got the backend as new.", {}},
+      {"tollgate_backend_active_flows", "gauge", "Flows neither closing nor idle past their timeout.", {}},
+      {"tollgate_backend_selectable", "gauge", "1 when the backend takes new flows.", {}},
+      {"tollgate_backend_health_check_up", "gauge", "Active health check: 1 healthy, 0 unhealthy (checked only).", {}},
+      {"tollgate_backend_health_probes_total", "counter", "Active health check probes.", {}},
+      {"tollgate_backend_health_probe_failures_total", "counter", "Active health check probes that failed.", {}},
+      {"tollgate_backend_circuit_state", "gauge", "Passive ejection: 1 for the circuit's state.", {}},
+      {"tollgate_backend_ejections_total", "counter", "Times passive ejection opened the circuit.", {}},
+      {"tollgate_backend_handshakes_total", "counter", "Connection attempts the backend answered.", {}},
+      {"tollgate_backend_syn_retransmits_total", "counter", "SYNs sent again: the backend did not answer.", {}},
+      {"tollgate_backend_syn_resets_total", "counter", "SYNs the backend answered with RST.", {}},
+      {"tollgate_backend_retried_total", "counter", "Retransmitted SYNs steered to another backend.", {}},
+  };
+  auto add = [&](size_t family, const std::string& labels, auto value) {
+    families[family].samples += fmt::format("{}{{{}}} {}\n", families[family].name, labels, value);
+  };
+
+  const Dataplane& dataplane = controller.dataplane();
+  for (const auto& service : controller.state().desired.services) {
+    for (const auto& backend : service.backends) {
+      const BackendKey key{service.address, backend.endpoint};
+      const std::string labels = fmt::format(R"(service="{}",backend="{}")", escape(service.address.to_string()),
+                                             escape(backend.endpoint.to_string()));
+      auto index = dataplane.backend_index(service.address, backend.endpoint);
+      tg_counters traffic{};
+      if (index)
+        if (auto counters = read_counters(controller.maps().backend_stats, *index)) traffic = *counters;
+      auto count = index ? active->find(*index) : active->end();
+      add(0, labels, traffic.packets);
+      add(1, labels, traffic.bytes);
+      add(2, labels, traffic.new_flows);
+      add(3, labels, count == active->end() ? 0 : count->second);
+      add(4, labels, backend.state == BackendState::up && !controller.held_down(key) ? 1 : 0);
+      auto found = snapshot.find(key);
+      if (found == snapshot.end()) continue;
+      const BackendHealth& status = found->second;
+      if (status.check == "healthy" || status.check == "unhealthy") add(5, labels, status.check == "healthy" ? 1 : 0);
+      if (status.check != "none") {
+        add(6, labels, status.probes);
+        add(7, labels, status.probe_failures);
+      }
+      for (Circuit circuit : {Circuit::closed, Circuit::open, Circuit::half_open})
+        add(8, fmt::format(R"({},state="{}")", labels, circuit_name(circuit)), status.circuit == circuit ? 1 : 0);
+      add(9, labels, status.ejections);
+      add(10, labels, status.counters.handshakes);
+      add(11, labels, status.counters.syn_retransmits);
+      add(12, labels, status.counters.syn_resets);
+      add(13, labels, status.counters.retried);
+    }
+  }
+
+  std::string out;
+  for (const auto& family : families) {
+    if (family.samples.empty()) continue;
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n{}", family.name, family.help, family.name, family.type,
+                       family.samples);
+  }
+  auto drops = read_drops(controller.maps().drops);
+  if (!drops) return drops.error();
+  out +=
+      "# HELP tollgate_drops_total Packets dropped by the data path, by reason.\n"
+      "# TYPE tollgate_drops_total counter\n";
+  for (uint32_t reason = 0; reason < TG_DROP_REASON_COUNT; ++reason)
+    out += fmt::format("tollgate_drops_total{{reason=\"{}\"}} {}\n",
+                       drop_reason_name(static_cast<tg_drop_reason>(reason)), (*drops)[reason]);
+  return out;
+}
+
+}  // namespace tollgate
