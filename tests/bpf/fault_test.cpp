@@ -29,19 +29,8 @@ class FaultTest : public DataPathTest, public ::testing::WithParamInterface<Faul
     return 0;
   }
 
-  bool has_reverse_entry(const PacketSpec& request, int backend) {
-    PacketSpec reply = request;
-    reply.src = family().backends[backend];
-    reply.dst = request.src;
-    reply.src_port = 8080;
-    reply.dst_port = request.src_port;
-    tg_flow_key key = flow_key(family(), reply);
-    tg_reverse_nat nat{};
-    return bpf_map_lookup_elem(datapath_->maps().reverse_flows, &key, &nat) == 0;
-  }
-
   // The backend's answer to `request` on the backend side, with `flags`.
-  Bytes answer(const PacketSpec& request, int backend, uint8_t flags) {
+  PacketSpec reply_to(const PacketSpec& request, int backend, uint8_t flags) {
     PacketSpec reply = request;
     reply.src = family().backends[backend];
     reply.dst = request.src;
@@ -50,7 +39,17 @@ class FaultTest : public DataPathTest, public ::testing::WithParamInterface<Faul
     reply.tcp_flags = flags;
     reply.src_mac = TestNetwork::backend_mac(11 + backend);
     reply.dst_mac = TestNetwork::kBackendSideMac;
-    return build_packet(reply);
+    return reply;
+  }
+
+  bool has_reverse_entry(const PacketSpec& request, int backend) {
+    tg_flow_key key = flow_key(family(), reply_to(request, backend, 0));
+    tg_reverse_nat nat{};
+    return bpf_map_lookup_elem(datapath_->maps().reverse_flows, &key, &nat) == 0;
+  }
+
+  Bytes answer(const PacketSpec& request, int backend, uint8_t flags) {
+    return build_packet(reply_to(request, backend, flags));
   }
 
   static constexpr auto kRetransmitDelay = std::chrono::seconds(1);
