@@ -50,6 +50,16 @@ static __always_inline __u64 tg_l4_csum_flags(__u8 protocol)
 	return protocol == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
 }
 
+/* The translation of a reply: established flows first, then new ones. */
+static __always_inline struct tg_reverse_nat *
+tg_reply_nat(const struct tg_flow_key *reply)
+{
+	struct tg_reverse_nat *nat =
+		bpf_map_lookup_elem(&tg_reverse_flows, reply);
+
+	return nat ? nat : bpf_map_lookup_elem(&tg_new_reverse, reply);
+}
+
 /*
  * A backend that answers a flow's SYN with RST refused the connection:
  * counted for passive ejection, once (the flow is closing after it).
@@ -71,7 +81,9 @@ static __always_inline void tg_note_refusal(const struct tg_flow_key *reply,
 	__builtin_memcpy(forward.src_addr, reply->dst_addr,
 			 sizeof(forward.src_addr));
 	__builtin_memcpy(forward.dst_addr, nat->addr, sizeof(forward.dst_addr));
-	flow = bpf_map_lookup_elem(&tg_flows, &forward);
+	flow = bpf_map_lookup_elem(&tg_new_flows, &forward);
+	if (!flow)
+		flow = bpf_map_lookup_elem(&tg_flows, &forward);
 	if (!flow || flow->state != TG_FLOW_TCP_SYN)
 		return;
 	tg_count_health(flow->backend_index, TG_HEALTH_SYN_RESET);
@@ -152,7 +164,7 @@ static __always_inline int lb4_reply(struct __sk_buff *skb)
 	key.src_port = l4.src_port;
 	key.dst_port = l4.dst_port;
 	key.protocol = protocol;
-	nat = bpf_map_lookup_elem(&tg_reverse_flows, &key);
+	nat = tg_reply_nat(&key);
 	if (!nat)
 		return TC_ACT_OK;
 	tg_note_refusal(&key, nat, l4.tcp_flags);
@@ -210,7 +222,7 @@ static __always_inline int lb6_reply(struct __sk_buff *skb)
 	key.src_port = l4.src_port;
 	key.dst_port = l4.dst_port;
 	key.protocol = protocol;
-	nat = bpf_map_lookup_elem(&tg_reverse_flows, &key);
+	nat = tg_reply_nat(&key);
 	if (!nat)
 		return TC_ACT_OK;
 	struct tg_reverse_nat restore = *nat;

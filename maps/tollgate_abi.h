@@ -14,12 +14,28 @@
 
 #include <linux/types.h>
 
-#define TG_ABI_VERSION 2
+#define TG_ABI_VERSION 3
 
 /* Map sizes. TG_FLOWS_DEFAULT can be changed by the agent before load. */
 #define TG_MAX_SERVICES 16384
 #define TG_MAX_BACKENDS 65536
 #define TG_FLOWS_DEFAULT 262144
+/*
+ * Flows that have shown one packet only (a SYN, a first datagram) live in a
+ * table of their own until their second packet: a flood of one-packet
+ * flows from spoofed sources evicts only its own kind, never a flow that
+ * completed its handshake.
+ */
+#define TG_NEW_FLOWS_DEFAULT 65536
+/* Per-source token buckets (LRU: a flood of new sources evicts idle ones). */
+#define TG_SOURCE_BUCKETS_DEFAULT 65536
+/* CIDR entries per access-list trie (allow, deny), all scopes together. */
+#define TG_ACL_MAX_ENTRIES 65536
+/* Event aggregation: (kind, service, source) keys tracked at once. */
+#define TG_EVENT_KEYS 16384
+#define TG_EVENT_RING_BYTES (256 * 1024)
+/* tg_acl_key.scope of the global lists (otherwise a service id). */
+#define TG_SCOPE_GLOBAL 0xffffffff
 
 /* Maglev table sizes: prime, default as in the Maglev paper. */
 #define TG_MAGLEV_DEFAULT_SIZE 65537
@@ -88,17 +104,32 @@ enum tg_drop_reason {
 	TG_DROP_FIB_FAILED, /* no route to the backend */
 	TG_DROP_FRAME_TOO_BIG, /* larger than the egress MTU */
 	TG_DROP_INTERNAL, /* a map or helper failed: should never move */
+	TG_DROP_DENIED, /* source in a deny list (global or the service's) */
+	TG_DROP_NOT_ALLOWED, /* an allow list is set and the source is not in it */
+	TG_DROP_RATE_LIMITED, /* the source's token bucket is empty */
+	TG_DROP_CONN_LIMITED, /* the service's new-connection cap is reached */
 	TG_DROP_REASON_COUNT,
 };
 
 /* tg_config: one entry, runtime knobs the agent may change at any time. */
+/* tg_config.flags and tg_service_policy.flags: which policy is in force. */
+enum tg_policy_flag {
+	TG_POLICY_ALLOW_LIST = 1, /* an allow list is set for the scope */
+	TG_POLICY_DENY_LIST = 2, /* a deny list is set for the scope */
+	TG_POLICY_RATE_LIMIT = 4, /* per-source token buckets (services only) */
+	TG_POLICY_CONN_LIMIT = 8, /* new-connection cap (services only) */
+};
+
 struct tg_config {
 	__u32 abi_version; /* TG_ABI_VERSION of the agent that wrote it */
-	__u32 flags; /* reserved, 0 */
+	__u32 flags; /* enum tg_policy_flag of the global lists */
 	__u64 tcp_syn_timeout_ns; /* idle timeout of a flow that only sent SYN */
 	__u64 tcp_established_timeout_ns; /* idle timeout of an established flow */
 	__u64 tcp_closing_timeout_ns; /* idle timeout after FIN or RST */
 	__u64 udp_timeout_ns; /* idle timeout of a UDP flow */
+	__u64 event_interval_ns; /* at most one event per key in this time */
+	__u32 events_per_cpu; /* events per second each CPU may send */
+	__u32 pad; /* 0 */
 };
 
 /* tg_services key: what a client addresses. */
@@ -190,6 +221,108 @@ struct tg_backend_health {
 	__u64 syn_retransmits; /* a steered SYN came again: no answer */
 	__u64 syn_resets; /* the backend answered a SYN with RST */
 	__u64 retried; /* retransmitted SYNs steered away to another backend */
+};
+
+/*
+ * tg_service_policy, indexed by service id. Rates are per second; a bucket
+ * holds at most its burst. Zero flags: no policy, nothing else is read.
+ */
+struct tg_service_policy {
+	__u32 flags; /* enum tg_policy_flag */
+	__u8 ipv4_prefix; /* source bits that key a bucket, 1 .. 32 */
+	__u8 ipv6_prefix; /* 1 .. 128 */
+	__u16 pad; /* 0 */
+	__u64 packet_rate; /* packets per second and source; 0: no limit */
+	__u64 packet_burst;
+	__u64 byte_rate; /* bytes per second and source; 0: no limit */
+	__u64 byte_burst;
+	__u64 conn_rate; /* new connections per second to the service */
+	__u64 conn_burst;
+};
+
+/*
+ * tg_acl_allow and tg_acl_deny (LPM tries) key: prefixlen counts the bits
+ * of scope and family (64) plus the CIDR's prefix length.
+ */
+struct tg_acl_key {
+	__u32 prefixlen;
+	__u32 scope; /* TG_SCOPE_GLOBAL or a service id */
+	__u32 family; /* enum tg_family */
+	__u32 addr[4]; /* network byte order */
+};
+
+/* tg_source_buckets key: a service and a (masked) source address. */
+struct tg_bucket_key {
+	__u32 service_id;
+	__u8 family;
+	__u8 pad[3]; /* 0 */
+	__u32 addr[4]; /* source, masked to the policy's prefix */
+};
+
+/*
+ * A token bucket as a theoretical arrival time (GCRA): a packet conforms
+ * when the time would stay within burst / rate ahead of now. Shared by
+ * every CPU and moved by compare-and-swap: exact whatever CPU the packets
+ * arrive on. (The kernel refuses a bpf_spin_lock in an LRU map's value.)
+ */
+struct tg_bucket {
+	__u64 packet_tat_ns;
+	__u64 byte_tat_ns;
+};
+
+/* tg_conn_buckets, indexed by service id: the new-connection cap. */
+struct tg_conn_bucket {
+	__u64 tat_ns;
+};
+
+enum tg_event_kind {
+	TG_EVENT_DENIED = 0, /* detail: TG_DROP_DENIED or TG_DROP_NOT_ALLOWED */
+	TG_EVENT_RATE_LIMITED, /* the source's bucket was empty */
+	TG_EVENT_CONN_LIMITED, /* the service's new-connection cap was hit */
+	TG_EVENT_FLOW_MOVED, /* detail: the backend index a flow left */
+	TG_EVENT_FLOW_UNTRACKED, /* TCP past its SYN with no tracked flow:
+				  * evicted under pressure, or idle too long */
+	TG_EVENT_KIND_COUNT,
+};
+
+/* tg_event_aggregates key: what an event is about. */
+struct tg_event_key {
+	__u8 kind; /* enum tg_event_kind */
+	__u8 family; /* enum tg_family */
+	__u16 pad; /* 0 */
+	__u32 service_id;
+	__u32 detail;
+	__u32 addr[4]; /* source address */
+};
+
+/* Moved by atomic operations, from every CPU. */
+struct tg_event_aggregate {
+	__u64 pending; /* occurrences since the last report */
+	__u64 last_report_ns; /* 0: never reported */
+};
+
+/* Per-CPU, per event kind: occurrences; those reported in some event. */
+struct tg_event_stats {
+	__u64 occurrences;
+	__u64 reported;
+};
+
+/* Per-CPU send budget: events sent in the current one-second window. */
+struct tg_event_budget {
+	__u64 window_start_ns;
+	__u64 sent;
+};
+
+/* A record in the tg_events ring buffer. */
+struct tg_event {
+	__u64 time_ns; /* bpf_ktime_get_coarse_ns() at the report */
+	__u8 kind; /* enum tg_event_kind */
+	__u8 family; /* enum tg_family */
+	__u16 pad;
+	__u32 service_id;
+	__u32 detail;
+	__u32 count; /* occurrences this event stands for (>= 1) */
+	__u32 addr[4]; /* source address */
 };
 
 #endif /* TOLLGATE_ABI_H */

@@ -21,7 +21,23 @@ std::string_view drop_reason_name(tg_drop_reason reason) {
     case TG_DROP_FIB_FAILED: return "fib_failed";
     case TG_DROP_FRAME_TOO_BIG: return "frame_too_big";
     case TG_DROP_INTERNAL: return "internal";
+    case TG_DROP_DENIED: return "denied";
+    case TG_DROP_NOT_ALLOWED: return "not_allowed";
+    case TG_DROP_RATE_LIMITED: return "rate_limited";
+    case TG_DROP_CONN_LIMITED: return "connection_limited";
     case TG_DROP_REASON_COUNT: break;
+  }
+  return "unknown";
+}
+
+std::string_view event_kind_name(tg_event_kind kind) {
+  switch (kind) {
+    case TG_EVENT_DENIED: return "denied";
+    case TG_EVENT_RATE_LIMITED: return "rate_limited";
+    case TG_EVENT_CONN_LIMITED: return "connection_limited";
+    case TG_EVENT_FLOW_MOVED: return "flow_moved";
+    case TG_EVENT_FLOW_UNTRACKED: return "flow_untracked";
+    case TG_EVENT_KIND_COUNT: break;
   }
   return "unknown";
 }

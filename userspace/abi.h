@@ -7,7 +7,7 @@ extern "C" {
 
 #include <string_view>
 
-static_assert(sizeof(tg_config) == 40);
+static_assert(sizeof(tg_config) == 56);
 static_assert(sizeof(tg_service_key) == 20);
 static_assert(sizeof(tg_service) == 16);
 static_assert(sizeof(tg_vip_address) == 20);
@@ -17,10 +17,21 @@ static_assert(sizeof(tg_flow) == 24);
 static_assert(sizeof(tg_counters) == 24);
 static_assert(sizeof(tg_reverse_nat) == 20);
 static_assert(sizeof(tg_backend_health) == 32);
+static_assert(sizeof(tg_service_policy) == 56);
+static_assert(sizeof(tg_acl_key) == 28);
+static_assert(sizeof(tg_bucket_key) == 24);
+static_assert(sizeof(tg_bucket) == 16);
+static_assert(sizeof(tg_conn_bucket) == 8);
+static_assert(sizeof(tg_event_key) == 28);
+static_assert(sizeof(tg_event_aggregate) == 16);
+static_assert(sizeof(tg_event_stats) == 16);
+static_assert(sizeof(tg_event) == 40);
 
 namespace tollgate {
 
 // Stable, metric-friendly name of a drop reason ("ipv4_fragment").
 std::string_view drop_reason_name(tg_drop_reason reason);
+// Stable name of an event kind ("rate_limited").
+std::string_view event_kind_name(tg_event_kind kind);
 
 }  // namespace tollgate

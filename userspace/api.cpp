@@ -100,8 +100,14 @@ std::optional<std::string> AccessPolicy::refuse(const Caller& caller) const {
                      caller.gid, fmt::join(uids, ","), gids.empty() ? "none" : fmt::format("{}", fmt::join(gids, ",")));
 }
 
-Api::Api(Controller& controller, AuditLog& audit, AccessPolicy access, AgentInfo info, const HealthMonitor* health)
-    : controller_(controller), audit_(audit), access_(std::move(access)), info_(std::move(info)), health_(health) {}
+Api::Api(Controller& controller, AuditLog& audit, AccessPolicy access, AgentInfo info, const HealthMonitor* health,
+         const EventMonitor* events)
+    : controller_(controller),
+      audit_(audit),
+      access_(std::move(access)),
+      info_(std::move(info)),
+      health_(health),
+      events_(events) {}
 
 Result<json> Api::backends_status(const ServiceSpec& service) const {
   auto active = active_flow_counts(controller_.maps());
@@ -226,7 +232,7 @@ Api::Outcome Api::route(const HttpRequest& request) {
   }
   if (segments.size() == 2 && segments[1] == "metrics") {
     if (method != "GET") return not_allowed();
-    auto text = prometheus_metrics(controller_, health_);
+    auto text = prometheus_metrics(controller_, health_, events_);
     if (!text) return {failure(500, text.error().message)};
     return {HttpResponse{200, *text, "text/plain; version=0.0.4"}};
   }
@@ -250,6 +256,53 @@ Api::Outcome Api::route(const HttpRequest& request) {
     auto flushed = flush_flows(controller_.maps());
     if (!flushed) return {failure(500, flushed.error().message), "conntrack.flush", "conntrack"};
     return {reply(200, {{"flushed", *flushed}}), "conntrack.flush", "conntrack", nullptr, {{"flushed", *flushed}}};
+  }
+
+  if (segments.size() == 2 && segments[1] == "events") {
+    if (method != "GET") return not_allowed();
+    if (!events_) return {failure(404, "this agent does not read data path events")};
+    size_t after = 0, limit = 1000;
+    if (request.query.find("after=") != std::string::npos) {
+      auto number = query_number(request.query, "after");
+      if (!number) return {failure(400, "after: expected an integer 0-999999999")};
+      after = *number;
+    }
+    if (request.query.find("limit=") != std::string::npos) {
+      auto number = query_number(request.query, "limit");
+      if (!number || *number == 0) return {failure(400, "limit: expected an integer 1-999999999")};
+      limit = *number;
+    }
+    return {reply(200, events_->since(after, limit))};
+  }
+  // /v1/policy: the global lists and every service's policy;
+  // /v1/policy/access: the global lists alone.
+  if (segments.size() >= 2 && segments[1] == "policy") {
+    if (segments.size() == 2) {
+      if (method != "GET") return not_allowed();
+      json services = json::object();
+      for (const auto& service : desired.services)
+        if (!service.policy.empty()) services[service.address.to_string()] = service_policy_to_json(service.policy);
+      return {reply(200, {{"access", access_lists_to_json(desired.access)},
+                          {"events", event_settings_to_json(desired.events)},
+                          {"services", services}})};
+    }
+    if (segments.size() != 3 || segments[2] != "access")
+      return {failure(404, fmt::format("no such endpoint {}", request.path))};
+    if (method == "GET") return {reply(200, access_lists_to_json(desired.access))};
+    if (method != "PUT" && method != "DELETE") return not_allowed();
+    Outcome outcome{{}, method == "PUT" ? "policy.access.set" : "policy.access.clear", "access",
+                    access_lists_to_json(desired.access), {}};
+    Config next = desired;
+    next.access = {};
+    if (method == "PUT") {
+      auto body = parse_body(request);
+      if (!body) return {failure(400, body.error().message), outcome.action, outcome.object};
+      auto lists = parse_access_lists(*body, "");
+      if (!lists) return {failure(400, lists.error().message), outcome.action, outcome.object};
+      next.access = std::move(*lists);
+    }
+    outcome.after = access_lists_to_json(next.access);
+    return commit(outcome, next, 200, outcome.after);
   }
 
   if (segments.size() < 2 || segments[1] != "services")
@@ -288,6 +341,27 @@ Api::Outcome Api::route(const HttpRequest& request) {
     Outcome outcome{{}, action, service_name, service_to_json(*service), nullptr};
     next.services.erase(next.services.begin() + (service - next.services.data()));
     return commit(outcome, next, 200, {{"removed", service_name}});
+  }
+  // /v1/services/{service}/policy
+  if (segments[3] == "policy" && segments.size() == 4) {
+    if (method != "GET" && method != "PUT" && method != "DELETE") return not_allowed();
+    const std::string action = method == "PUT" ? "policy.set" : method == "DELETE" ? "policy.clear" : "";
+    if (!service) return {failure(404, fmt::format("service {} does not exist", service_name)), action, service_name};
+    const json before = service_policy_to_json(service->policy);
+    if (method == "GET") return {reply(200, before)};
+    ServicePolicy policy;
+    if (method == "PUT") {
+      auto body = parse_body(request);
+      if (!body) return {failure(400, body.error().message), action, service_name};
+      auto parsed = parse_service_policy(*body, "");
+      if (!parsed) return {failure(400, parsed.error().message), action, service_name};
+      policy = std::move(*parsed);
+    }
+    service->policy = policy;
+    if (auto status = check_policy_capacity(next); !status)
+      return {failure(400, status.error().message), action, service_name};
+    const json after = service_policy_to_json(policy);
+    return commit({{}, action, service_name, before, after}, next, 200, after);
   }
   if (segments[3] != "backends" || segments.size() > 5)
     return {failure(404, fmt::format("no such endpoint {}", request.path))};

@@ -9,6 +9,11 @@
 //   DELETE /v1/services/{service}/backends/{backend}
 //   GET    /v1/stats
 //   GET    /v1/conntrack[?limit=N]         DELETE /v1/conntrack
+//   GET    /v1/metrics                     Prometheus text
+//   GET    /v1/policy                      global lists, events, every service's policy
+//   GET    /v1/policy/access  PUT  DELETE  the global allow and deny lists
+//   GET    /v1/services/{service}/policy  PUT  DELETE   a service's policy, whole
+//   GET    /v1/events[?after=SEQ&limit=N]  data path events after SEQ
 //
 // {service} and {backend} are written as operators write them, percent-
 // encoded: 198.18.100.1%3A80%2Ftcp, 198.18.1.11%3A8080.
@@ -23,6 +28,7 @@
 
 #include "audit.h"
 #include "controller.h"
+#include "events.h"
 #include "health.h"
 #include "http_server.h"
 
@@ -49,9 +55,10 @@ struct AgentInfo {
 
 class Api {
  public:
-  // `health` (may be null) adds the backends' health to what they show.
+  // `health` (may be null) adds the backends' health to what they show;
+  // `events` (may be null) serves /v1/events.
   Api(Controller& controller, AuditLog& audit, AccessPolicy access, AgentInfo info,
-      const HealthMonitor* health = nullptr);
+      const HealthMonitor* health = nullptr, const EventMonitor* events = nullptr);
 
   HttpResponse handle(const HttpRequest& request);
   // Requests the HTTP layer refused (malformed, too large, too slow).
@@ -69,6 +76,7 @@ class Api {
   AccessPolicy access_;
   AgentInfo info_;
   const HealthMonitor* health_;
+  const EventMonitor* events_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

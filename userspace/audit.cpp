@@ -24,6 +24,8 @@ std::string command_line_of(pid_t pid) {
   return text;
 }
 
+}  // namespace
+
 std::string utc_now() {
   auto now = std::chrono::system_clock::now();
   auto milliseconds = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
@@ -34,8 +36,6 @@ std::string utc_now() {
   strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &parts);
   return fmt::format("{}.{:03d}Z", text, milliseconds);
 }
-
-}  // namespace
 
 Caller Caller::of_socket(int fd) {
   Caller caller;

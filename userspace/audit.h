@@ -29,6 +29,9 @@ struct Caller {
   nlohmann::json to_json() const;
 };
 
+// Now, UTC, RFC 3339 with milliseconds ("2026-11-22T10:00:00.123Z").
+std::string utc_now();
+
 class AuditLog {
  public:
   // Appends to `path` (created 0600 with its directory).

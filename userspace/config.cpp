@@ -265,9 +265,152 @@ json outlier_to_json(const OutlierSpec& outlier) {
 
 }  // namespace
 
+Result<AccessLists> parse_access_lists(const json& object, const std::string& path) {
+  if (auto status = check_fields(object, path, {"allow", "deny"}); !status) return status.error();
+  AccessLists lists;
+  for (const auto& [name, list] : {std::pair{"allow", &lists.allow}, std::pair{"deny", &lists.deny}}) {
+    if (!object.contains(name)) continue;
+    const json& entries = object[name];
+    if (!entries.is_array()) return make_error("{}: expected an array of CIDRs", join(path, name));
+    for (size_t i = 0; i < entries.size(); ++i) {
+      const std::string where = fmt::format("{}[{}]", join(path, name), i);
+      auto text = string_field(entries[i], where);
+      if (!text) return text.error();
+      auto cidr = Cidr::parse(*text);
+      if (!cidr) return make_error("{}: {}", where, cidr.error().message);
+      list->push_back(*cidr);
+    }
+  }
+  if (auto status = validate_access_lists(lists, path); !status) return status.error();
+  return lists;
+}
+
+Result<ServicePolicy> parse_service_policy(const json& object, const std::string& path) {
+  if (auto status = check_fields(object, path, {"allow", "deny", "rate_limit", "new_connections"}); !status)
+    return status.error();
+  ServicePolicy policy;
+  json lists = json::object();
+  for (const char* name : {"allow", "deny"})
+    if (object.contains(name)) lists[name] = object[name];
+  auto access = parse_access_lists(lists, path);
+  if (!access) return access.error();
+  policy.access = std::move(*access);
+  if (object.contains("rate_limit") && !object["rate_limit"].is_null()) {
+    const json& limit = object["rate_limit"];
+    const std::string where = join(path, "rate_limit");
+    if (auto status = check_fields(limit, where,
+                                   {"packets_per_second", "burst_packets", "bytes_per_second", "burst_bytes",
+                                    "ipv4_prefix", "ipv6_prefix"});
+        !status)
+      return status.error();
+    RateLimitSpec spec;
+    const std::pair<const char*, uint64_t*> numbers[] = {{"packets_per_second", &spec.packets_per_second},
+                                                         {"burst_packets", &spec.burst_packets},
+                                                         {"bytes_per_second", &spec.bytes_per_second},
+                                                         {"burst_bytes", &spec.burst_bytes}};
+    for (const auto& [name, target] : numbers) {
+      if (!limit.contains(name)) continue;
+      auto number = unsigned_field(limit[name], join(where, name), 0, UINT64_MAX / 2);
+      if (!number) return number.error();
+      *target = *number;
+    }
+    const std::pair<const char*, uint8_t*> prefixes[] = {{"ipv4_prefix", &spec.ipv4_prefix},
+                                                         {"ipv6_prefix", &spec.ipv6_prefix}};
+    for (const auto& [name, target] : prefixes) {
+      if (!limit.contains(name)) continue;
+      auto number = unsigned_field(limit[name], join(where, name), 1, std::string_view(name) == "ipv4_prefix" ? 32 : 128);
+      if (!number) return number.error();
+      *target = static_cast<uint8_t>(*number);
+    }
+    auto complete = complete_rate_limit(spec, limit.contains("burst_packets"), limit.contains("burst_bytes"), where);
+    if (!complete) return complete.error();
+    policy.rate_limit = *complete;
+  }
+  if (object.contains("new_connections") && !object["new_connections"].is_null()) {
+    const json& limit = object["new_connections"];
+    const std::string where = join(path, "new_connections");
+    if (auto status = check_fields(limit, where, {"per_second", "burst"}); !status) return status.error();
+    if (!limit.contains("per_second")) return make_error("{}: missing", join(where, "per_second"));
+    ConnectionLimitSpec spec;
+    auto rate = unsigned_field(limit["per_second"], join(where, "per_second"), 1, 1'000'000'000);
+    if (!rate) return rate.error();
+    spec.per_second = *rate;
+    if (limit.contains("burst")) {
+      auto burst = unsigned_field(limit["burst"], join(where, "burst"), 1, 1'000'000'000);
+      if (!burst) return burst.error();
+      spec.burst = *burst;
+    }
+    auto complete = complete_connection_limit(spec, limit.contains("burst"), where);
+    if (!complete) return complete.error();
+    policy.new_connections = *complete;
+  }
+  return policy;
+}
+
+Result<EventSettings> parse_event_settings(const json& object, const std::string& path) {
+  if (auto status = check_fields(object, path, {"interval_ms", "per_second"}); !status) return status.error();
+  EventSettings events;
+  if (object.contains("interval_ms")) {
+    auto interval = unsigned_field(object["interval_ms"], join(path, "interval_ms"), 1, 3600 * 1000);
+    if (!interval) return interval.error();
+    events.interval = std::chrono::milliseconds(*interval);
+  }
+  if (object.contains("per_second")) {
+    auto rate = unsigned_field(object["per_second"], join(path, "per_second"), 0, 100000);
+    if (!rate) return rate.error();
+    events.per_second = static_cast<uint32_t>(*rate);
+  }
+  return events;
+}
+
+json access_lists_to_json(const AccessLists& lists) {
+  json allow = json::array(), deny = json::array();
+  for (const auto& cidr : lists.allow) allow.push_back(cidr.to_string());
+  for (const auto& cidr : lists.deny) deny.push_back(cidr.to_string());
+  return {{"allow", allow}, {"deny", deny}};
+}
+
+json service_policy_to_json(const ServicePolicy& policy) {
+  json out = access_lists_to_json(policy.access);
+  if (policy.rate_limit) {
+    const auto& limit = *policy.rate_limit;
+    json rate = {{"ipv4_prefix", limit.ipv4_prefix}, {"ipv6_prefix", limit.ipv6_prefix}};
+    if (limit.packets_per_second) {
+      rate["packets_per_second"] = limit.packets_per_second;
+      rate["burst_packets"] = limit.burst_packets;
+    }
+    if (limit.bytes_per_second) {
+      rate["bytes_per_second"] = limit.bytes_per_second;
+      rate["burst_bytes"] = limit.burst_bytes;
+    }
+    out["rate_limit"] = rate;
+  }
+  if (policy.new_connections)
+    out["new_connections"] = {{"per_second", policy.new_connections->per_second},
+                              {"burst", policy.new_connections->burst}};
+  return out;
+}
+
+json event_settings_to_json(const EventSettings& events) {
+  return {{"interval_ms", static_cast<uint64_t>(events.interval.count())}, {"per_second", events.per_second}};
+}
+
+Status check_policy_capacity(const Config& config) {
+  size_t allow = config.access.allow.size(), deny = config.access.deny.size();
+  for (const auto& service : config.services) {
+    allow += service.policy.access.allow.size();
+    deny += service.policy.access.deny.size();
+  }
+  if (std::max(allow, deny) > TG_ACL_MAX_ENTRIES)
+    return make_error("policy: {} allow and {} deny entries in all, the data path holds at most {} of each", allow,
+                      deny, TG_ACL_MAX_ENTRIES);
+  return {};
+}
+
 Result<ServiceSpec> parse_service_json(const json& object, const std::string& path) {
   if (auto status =
-          check_fields(object, path, {"address", "maglev_size", "backends", "health_check", "outlier_detection"});
+          check_fields(object, path,
+                       {"address", "maglev_size", "backends", "health_check", "outlier_detection", "policy"});
       !status)
     return status.error();
   ServiceSpec service;
@@ -300,6 +443,11 @@ Result<ServiceSpec> parse_service_json(const json& object, const std::string& pa
     auto outlier = parse_outlier(object["outlier_detection"], join(path, "outlier_detection"));
     if (!outlier) return outlier.error();
     service.outlier_detection = *outlier;
+  }
+  if (object.contains("policy") && !object["policy"].is_null()) {
+    auto policy = parse_service_policy(object["policy"], join(path, "policy"));
+    if (!policy) return policy.error();
+    service.policy = std::move(*policy);
   }
   if (auto status = validate_service(service); !status) return make_error("{}", join(path, status.error().message));
   return service;
@@ -362,13 +510,24 @@ Result<Config> parse_config(std::string_view text) {
 }
 
 Result<Config> parse_config_json(const json& document) {
-  if (auto status = check_fields(document, "", {"timeouts", "services"}); !status) return status.error();
+  if (auto status = check_fields(document, "", {"timeouts", "access", "events", "services"}); !status)
+    return status.error();
 
   Config config;
   if (document.contains("timeouts")) {
     auto timeouts = parse_timeouts(document["timeouts"]);
     if (!timeouts) return timeouts.error();
     config.timeouts = *timeouts;
+  }
+  if (document.contains("access")) {
+    auto access = parse_access_lists(document["access"], "access");
+    if (!access) return access.error();
+    config.access = std::move(*access);
+  }
+  if (document.contains("events")) {
+    auto events = parse_event_settings(document["events"], "events");
+    if (!events) return events.error();
+    config.events = *events;
   }
   if (document.contains("services")) {
     const json& services = document["services"];
@@ -382,6 +541,7 @@ Result<Config> parse_config_json(const json& document) {
       config.services.push_back(std::move(*service));
     }
   }
+  if (auto status = check_policy_capacity(config); !status) return status.error();
   return config;
 }
 
@@ -399,6 +559,7 @@ json service_to_json(const ServiceSpec& service) {
               {"backends", backends},
               {"outlier_detection", outlier_to_json(service.outlier_detection)}};
   if (service.health_check) out["health_check"] = health_check_to_json(*service.health_check);
+  if (!service.policy.empty()) out["policy"] = service_policy_to_json(service.policy);
   return out;
 }
 
@@ -410,6 +571,8 @@ json config_to_json(const Config& config) {
             {"tcp_established", static_cast<uint64_t>(config.timeouts.tcp_established.count())},
             {"tcp_closing", static_cast<uint64_t>(config.timeouts.tcp_closing.count())},
             {"udp", static_cast<uint64_t>(config.timeouts.udp.count())}}},
+          {"access", access_lists_to_json(config.access)},
+          {"events", event_settings_to_json(config.events)},
           {"services", services}};
 }
 

@@ -1,11 +1,17 @@
 // The declarative configuration file (JSON), the same model the control
-// API uses: flow timeouts and services with their backends.
+// API uses: flow timeouts, global access lists, event settings, and
+// services with their backends and policy.
 //
 //   {
 //     "timeouts": {"tcp_syn": 30, "tcp_established": 3600, "tcp_closing": 60, "udp": 120},
+//     "access": {"allow": [], "deny": ["198.18.0.128/25"]},
+//     "events": {"interval_ms": 1000, "per_second": 200},
 //     "services": [
 //       {"address": "198.18.100.1:80/tcp", "maglev_size": 65537,
-//        "backends": [{"address": "198.18.1.11:8080", "weight": 1, "state": "up"}]}
+//        "backends": [{"address": "198.18.1.11:8080", "weight": 1, "state": "up"}],
+//        "policy": {"allow": ["198.18.0.0/24"], "deny": [],
+//                   "rate_limit": {"packets_per_second": 1000, "burst_packets": 100, "ipv4_prefix": 32},
+//                   "new_connections": {"per_second": 500, "burst": 50}}}
 //     ]
 //   }
 #pragma once
@@ -22,6 +28,8 @@ namespace tollgate {
 
 struct Config {
   FlowTimeouts timeouts;
+  AccessLists access;  // global: every service
+  EventSettings events;
   std::vector<ServiceSpec> services;
 
   bool operator==(const Config&) const = default;
@@ -51,6 +59,16 @@ Result<BackendState> parse_backend_state(const std::string& text, const std::str
 nlohmann::json config_to_json(const Config& config);
 nlohmann::json service_to_json(const ServiceSpec& service);
 nlohmann::json backend_to_json(const BackendSpec& backend);
+// Policy pieces, as in the config ("policy" of a service; "access" and
+// "events" at the top), for the API's /v1/policy.
+Result<ServicePolicy> parse_service_policy(const nlohmann::json& object, const std::string& path);
+Result<AccessLists> parse_access_lists(const nlohmann::json& object, const std::string& path);
+Result<EventSettings> parse_event_settings(const nlohmann::json& object, const std::string& path);
+nlohmann::json service_policy_to_json(const ServicePolicy& policy);
+nlohmann::json access_lists_to_json(const AccessLists& lists);
+nlohmann::json event_settings_to_json(const EventSettings& events);
+// The total of access-list entries must fit the data path's tries.
+Status check_policy_capacity(const Config& config);
 
 std::string_view backend_state_name(BackendState state);
 

@@ -14,6 +14,7 @@ Controller::Controller(Dataplane& dataplane, const MapFds& maps, AuditLog& audit
 Status Controller::apply(const Config& desired, const nlohmann::json& actor,
                          const std::optional<std::string>& config_digest) {
   if (auto status = dataplane_.check_capacity(desired.services); !status) return status;
+  if (auto status = check_policy_capacity(desired); !status) return status;
   AgentState next = state_;
   next.desired = desired;
   if (config_digest) next.config_digest = *config_digest;

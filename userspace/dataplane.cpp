@@ -2,8 +2,10 @@
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -32,6 +34,20 @@ Status remove(int fd, const void* key, const char* map_name) {
   if (bpf_map_delete_elem(fd, key) && errno != ENOENT)
     return make_error("map delete failed: {} [map = {}]", errno_text(), map_name);
   return {};
+}
+
+void set_timeouts_fields(tg_config& config, const FlowTimeouts& timeouts) {
+  config.tcp_syn_timeout_ns = nanoseconds(timeouts.tcp_syn);
+  config.tcp_established_timeout_ns = nanoseconds(timeouts.tcp_established);
+  config.tcp_closing_timeout_ns = nanoseconds(timeouts.tcp_closing);
+  config.udp_timeout_ns = nanoseconds(timeouts.udp);
+}
+
+// Each CPU gets an equal share of the budget, rounded up.
+void set_event_fields(tg_config& config, const EventSettings& events) {
+  const int cpus = std::max(libbpf_num_possible_cpus(), 1);
+  config.event_interval_ns = static_cast<uint64_t>(std::chrono::nanoseconds(events.interval).count());
+  config.events_per_cpu = (events.per_second + static_cast<uint32_t>(cpus) - 1) / static_cast<uint32_t>(cpus);
 }
 
 }  // namespace
@@ -75,7 +91,11 @@ void Dataplane::IndexPool::take(uint32_t index) {
   }
 }
 
-Dataplane::Dataplane(const MapFds& maps) : maps_(maps) {}
+Dataplane::Dataplane(const MapFds& maps) : maps_(maps) {
+  config_.abi_version = TG_ABI_VERSION;
+  set_timeouts_fields(config_, FlowTimeouts{});
+  set_event_fields(config_, EventSettings{});
+}
 
 namespace {
 
@@ -175,6 +195,25 @@ Status Dataplane::adopt() {
     service.active_table = 0;
   }
 
+  // Policy: each service's as the kernel holds it; what no service owns
+  // goes. The global settings stay as they are until the next change.
+  for (auto& [address, service] : services_) {
+    auto policy = read_service_policy(maps_, service.id);
+    if (!policy) return policy.error();
+    service.spec.policy = std::move(*policy);
+  }
+  for (uint32_t id = 0; id < TG_MAX_SERVICES; ++id) {
+    tg_service_policy value{};
+    if (by_id.contains(id) || bpf_map_lookup_elem(maps_.service_policy, &id, &value) || value.flags == 0) continue;
+    if (auto status = clear_service_policy(maps_, id); !status) return status;
+  }
+  {
+    uint32_t zero = 0;
+    tg_config pinned{};
+    if (bpf_map_lookup_elem(maps_.config, &zero, &pinned) == 0 && pinned.abi_version == TG_ABI_VERSION)
+      config_ = pinned;
+  }
+
   // Address references, rebuilt from the services.
   std::map<IpAddress, uint32_t> references;
   for (const auto& [address, service] : services_) ++references[address.endpoint.address];
@@ -214,15 +253,22 @@ Dataplane::~Dataplane() {
       if (table.fd >= 0) close(table.fd);
 }
 
-Status Dataplane::set_timeouts(const FlowTimeouts& timeouts) {
-  tg_config config{};
-  config.abi_version = TG_ABI_VERSION;
-  config.tcp_syn_timeout_ns = nanoseconds(timeouts.tcp_syn);
-  config.tcp_established_timeout_ns = nanoseconds(timeouts.tcp_established);
-  config.tcp_closing_timeout_ns = nanoseconds(timeouts.tcp_closing);
-  config.udp_timeout_ns = nanoseconds(timeouts.udp);
+Status Dataplane::write_config() {
   uint32_t zero = 0;
-  return update(maps_.config, &zero, &config, "tg_config");
+  return update(maps_.config, &zero, &config_, "tg_config");
+}
+
+Status Dataplane::set_timeouts(const FlowTimeouts& timeouts) {
+  set_timeouts_fields(config_, timeouts);
+  return write_config();
+}
+
+Status Dataplane::set_global_policy(const AccessLists& access, const EventSettings& events) {
+  if (auto status = add_acl_entries(maps_, TG_SCOPE_GLOBAL, access); !status) return status;
+  config_.flags = (access.allow.empty() ? 0 : TG_POLICY_ALLOW_LIST) | (access.deny.empty() ? 0 : TG_POLICY_DENY_LIST);
+  set_event_fields(config_, events);
+  if (auto status = write_config(); !status) return status;
+  return remove_stale_acl_entries(maps_, TG_SCOPE_GLOBAL, access);
 }
 
 std::vector<ServiceAddress> Dataplane::service_addresses() const {
@@ -248,6 +294,19 @@ std::optional<uint32_t> Dataplane::backend_index(const ServiceAddress& address, 
   auto found = it->second.backend_indexes.find(backend);
   if (found == it->second.backend_indexes.end()) return std::nullopt;
   return found->second;
+}
+
+std::optional<ServiceAddress> Dataplane::service_by_id(uint32_t id) const {
+  for (const auto& [address, service] : services_)
+    if (service.id == id) return address;
+  return std::nullopt;
+}
+
+std::optional<Endpoint> Dataplane::backend_by_index(uint32_t index) const {
+  for (const auto& [address, service] : services_)
+    for (const auto& [endpoint, slot] : service.backend_indexes)
+      if (slot == index) return endpoint;
+  return std::nullopt;
 }
 
 const std::vector<uint32_t>* Dataplane::active_table(const ServiceAddress& address) const {
@@ -425,6 +484,11 @@ Status Dataplane::apply_steps(ServiceState& next, const ServiceSpec& spec, const
   const uint32_t old_size = previous ? previous->maglev_size : 0;
   next.spec = spec;
 
+  // 0. Policy, in force before the service is visible to packets.
+  if (!previous || previous->policy != spec.policy) {
+    if (auto status = write_service_policy(maps_, next.id, spec.policy, !previous); !status) return status;
+  }
+
   // 1. Backend slots before any table names them. A backend leaving UP is
   // written after the switch: until then the old table still sends new
   // flows to it, and it must accept them.
@@ -515,6 +579,7 @@ Status Dataplane::remove_service(const ServiceAddress& address) {
   service.tables = {};
   for (const auto& [endpoint, index] : service.backend_indexes)
     if (auto status = release_backend(index); !status) return status;
+  if (auto status = clear_service_policy(maps_, service.id); !status) return status;
   service_ids_.release(service.id);
   services_.erase(it);
   return {};

@@ -17,6 +17,7 @@
 #include "address.h"
 #include "health_spec.h"
 #include "loader.h"
+#include "policy.h"
 #include "result.h"
 
 namespace tollgate {
@@ -43,6 +44,7 @@ struct ServiceSpec {
   std::vector<BackendSpec> backends;
   std::optional<HealthCheckSpec> health_check;  // none: no active checks
   OutlierSpec outlier_detection;
+  ServicePolicy policy;
 
   bool operator==(const ServiceSpec&) const = default;
 };
@@ -82,6 +84,10 @@ class Dataplane {
   std::vector<ServiceSpec> service_specs() const;
 
   Status set_timeouts(const FlowTimeouts& timeouts);
+  // The global access lists and the event settings (tg_config), in an
+  // order that never applies half a list: entries first, flags, then the
+  // stale entries go.
+  Status set_global_policy(const AccessLists& access, const EventSettings& events);
   // Creates the service or brings it to `spec`.
   Status apply_service(const ServiceSpec& spec);
   Status remove_service(const ServiceAddress& address);
@@ -94,6 +100,9 @@ class Dataplane {
   const ServiceSpec* service_spec(const ServiceAddress& address) const;
   std::optional<uint32_t> service_id(const ServiceAddress& address) const;
   std::optional<uint32_t> backend_index(const ServiceAddress& address, const Endpoint& backend) const;
+  // The other way round (naming what the data path reports by number).
+  std::optional<ServiceAddress> service_by_id(uint32_t id) const;
+  std::optional<Endpoint> backend_by_index(uint32_t index) const;
   // The table the data path uses now (backend indexes; TG_BACKEND_NONE).
   const std::vector<uint32_t>* active_table(const ServiceAddress& address) const;
   const WriteCounts& last_write() const { return last_write_; }
@@ -134,7 +143,10 @@ class Dataplane {
   Status drop_vip_reference(const IpAddress& address);
   std::vector<uint32_t> build_table(const ServiceState& service, const std::map<Endpoint, uint32_t>& indexes) const;
 
+  Status write_config();
+
   MapFds maps_;
+  tg_config config_{};
   std::map<ServiceAddress, ServiceState> services_;
   std::map<IpAddress, uint32_t> vip_references_;
   IndexPool service_ids_{0, TG_MAX_SERVICES};

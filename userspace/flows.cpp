@@ -63,9 +63,10 @@ Result<std::map<uint32_t, uint64_t>> active_flow_counts(const MapFds& maps) {
   std::map<uint32_t, std::optional<uint32_t>> generations;  // slot -> generation, read once
   std::map<uint32_t, uint64_t> counts;
   const uint64_t now = monotonic_coarse_ns();
-  for (const auto& key : all_keys(maps.flows)) {
+  for (int fd : {maps.flows, maps.new_flows})
+  for (const auto& key : all_keys(fd)) {
     tg_flow flow{};
-    if (bpf_map_lookup_elem(maps.flows, &key, &flow)) continue;
+    if (bpf_map_lookup_elem(fd, &key, &flow)) continue;
     if (flow.state == TG_FLOW_TCP_CLOSING) continue;
     if (now > flow.last_seen_ns && now - flow.last_seen_ns > timeout_ns(config, flow.state)) continue;
     auto generation = generations.find(flow.backend_index);
@@ -94,9 +95,10 @@ Result<nlohmann::json> list_flows(const Dataplane& dataplane, const MapFds& maps
 
   nlohmann::json flows = nlohmann::json::array();
   size_t total = 0;
-  for (const auto& key : all_keys(maps.flows)) {
+  for (int fd : {maps.flows, maps.new_flows})
+  for (const auto& key : all_keys(fd)) {
     tg_flow value{};
-    if (bpf_map_lookup_elem(maps.flows, &key, &value)) continue;  // expired meanwhile
+    if (bpf_map_lookup_elem(fd, &key, &value)) continue;  // expired meanwhile
     ++total;
     if (flows.size() >= limit) continue;
     if (key.family != TG_FAMILY_IPV4 && key.family != TG_FAMILY_IPV6) continue;
@@ -111,6 +113,7 @@ Result<nlohmann::json> list_flows(const Dataplane& dataplane, const MapFds& maps
          {"service", service.to_string()},
          {"backend", backend == backends.end() ? fmt::format("slot {}", value.backend_index) : backend->second},
          {"state", flow_state_name(value.state)},
+         {"table", fd == maps.flows ? "flows" : "new_flows"},
          {"idle_seconds", idle}});
   }
   return nlohmann::json{{"flows", flows}, {"total", total}, {"truncated", total > flows.size()}};
@@ -118,17 +121,24 @@ Result<nlohmann::json> list_flows(const Dataplane& dataplane, const MapFds& maps
 
 Result<size_t> flush_flows(const MapFds& maps) {
   size_t flushed = 0;
-  for (int fd : {maps.flows, maps.reverse_flows}) {
+  const std::pair<int, const char*> tables[] = {{maps.flows, "tg_flows"},
+                                                {maps.reverse_flows, "tg_reverse_flows"},
+                                                {maps.new_flows, "tg_new_flows"},
+                                                {maps.new_reverse, "tg_new_reverse"}};
+  for (const auto& [fd, name] : tables) {
     for (const auto& key : all_keys(fd)) {
       if (bpf_map_delete_elem(fd, &key) == 0) {
-        if (fd == maps.flows) ++flushed;
+        if (fd == maps.flows || fd == maps.new_flows) ++flushed;
       } else if (errno != ENOENT) {
-        return make_error("map delete failed: {} [map = {}]", std::strerror(errno),
-                          fd == maps.flows ? "tg_flows" : "tg_reverse_flows");
+        return make_error("map delete failed: {} [map = {}]", std::strerror(errno), name);
       }
     }
   }
   return flushed;
+}
+
+FlowOccupancy flow_occupancy(const MapFds& maps) {
+  return {all_keys(maps.flows).size(), all_keys(maps.new_flows).size()};
 }
 
 }  // namespace tollgate

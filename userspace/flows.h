@@ -10,8 +10,9 @@
 
 namespace tollgate {
 
-// Up to `limit` flows ({"client", "service", "backend", "state",
-// "idle_seconds"}), and how many there are in all.
+// Up to `limit` flows ({"client", "service", "backend", "state", "table",
+// "idle_seconds"}), and how many there are in all. "table" is "flows" for a
+// flow past its first packet, "new_flows" for one seen once (a SYN).
 Result<nlohmann::json> list_flows(const Dataplane& dataplane, const MapFds& maps, size_t limit);
 // Active flows per backend index: flows that are neither closing nor past
 // their idle timeout, and whose backend slot still holds the backend they
@@ -21,5 +22,12 @@ Result<std::map<uint32_t, uint64_t>> active_flow_counts(const MapFds& maps);
 // Deletes every flow (both directions); returns how many forward flows went.
 // A flow that sends again is steered afresh.
 Result<size_t> flush_flows(const MapFds& maps);
+
+// Entries in the connection tables now (a walk of their keys).
+struct FlowOccupancy {
+  size_t flows = 0;
+  size_t new_flows = 0;
+};
+FlowOccupancy flow_occupancy(const MapFds& maps);
 
 }  // namespace tollgate

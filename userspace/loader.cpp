@@ -112,6 +112,16 @@ DataPath::DataPath(tollgate_xdp* xdp, tollgate_tc* tc) : xdp_(xdp), tc_(tc) {
   maps_.backend_health = bpf_map__fd(xdp->maps.tg_backend_health);
   maps_.backend_last_handshake = bpf_map__fd(xdp->maps.tg_backend_last_handshake);
   maps_.drops = bpf_map__fd(xdp->maps.tg_drops);
+  maps_.new_flows = bpf_map__fd(xdp->maps.tg_new_flows);
+  maps_.new_reverse = bpf_map__fd(xdp->maps.tg_new_reverse);
+  maps_.service_policy = bpf_map__fd(xdp->maps.tg_service_policy);
+  maps_.acl_allow = bpf_map__fd(xdp->maps.tg_acl_allow);
+  maps_.acl_deny = bpf_map__fd(xdp->maps.tg_acl_deny);
+  maps_.source_buckets = bpf_map__fd(xdp->maps.tg_source_buckets);
+  maps_.conn_buckets = bpf_map__fd(xdp->maps.tg_conn_buckets);
+  maps_.events = bpf_map__fd(xdp->maps.tg_events);
+  maps_.event_aggregates = bpf_map__fd(xdp->maps.tg_event_aggregates);
+  maps_.event_stats = bpf_map__fd(xdp->maps.tg_event_stats);
 }
 
 DataPath::~DataPath() {
@@ -122,6 +132,8 @@ DataPath::~DataPath() {
 Result<std::unique_ptr<DataPath>> DataPath::load(const LoadOptions& options) {
   log::capture_libbpf();
   if (options.flow_capacity == 0) return make_error("flow capacity must be at least 1");
+  if (options.new_flow_capacity == 0) return make_error("new-flow capacity must be at least 1");
+  if (options.source_buckets == 0) return make_error("source bucket capacity must be at least 1");
 
   bool adopting = false;
   if (!options.pin_dir.empty()) {
@@ -149,8 +161,15 @@ Result<std::unique_ptr<DataPath>> DataPath::load(const LoadOptions& options) {
 
   tollgate_xdp* xdp = tollgate_xdp__open();
   if (!xdp) return make_error("BPF open failed: {} [object = tollgate_xdp]", std::strerror(errno));
-  for (bpf_map* map : {xdp->maps.tg_flows, xdp->maps.tg_reverse_flows}) {
-    if (int err = bpf_map__set_max_entries(map, options.flow_capacity); err) {
+  const std::pair<bpf_map*, uint32_t> sizes[] = {
+      {xdp->maps.tg_flows, options.flow_capacity},
+      {xdp->maps.tg_reverse_flows, options.flow_capacity},
+      {xdp->maps.tg_new_flows, options.new_flow_capacity},
+      {xdp->maps.tg_new_reverse, options.new_flow_capacity},
+      {xdp->maps.tg_source_buckets, options.source_buckets},
+  };
+  for (const auto& [map, entries] : sizes) {
+    if (int err = bpf_map__set_max_entries(map, entries); err) {
       tollgate_xdp__destroy(xdp);
       return make_error("map resize failed: {} [map = {}]", std::strerror(-err), bpf_map__name(map));
     }
@@ -172,7 +191,7 @@ Result<std::unique_ptr<DataPath>> DataPath::load(const LoadOptions& options) {
     if (adopting)
       return make_error(
           "BPF load failed: {} [object = tollgate_xdp]: the maps pinned in {} do not match this build (a different "
-          "--flow-capacity?); start with --recreate to drop them (established flows are lost)",
+          "--flow-capacity, --new-flow-capacity or --source-buckets?); start with --recreate to drop them (established flows are lost)",
           std::strerror(-err), options.pin_dir);
     return make_error("BPF load failed: {} [object = tollgate_xdp] (needs root; libbpf's log above says more)",
                       std::strerror(-err));

@@ -28,10 +28,24 @@ struct MapFds {
   int backend_health = -1;
   int backend_last_handshake = -1;
   int drops = -1;
+  int new_flows = -1;
+  int new_reverse = -1;
+  int service_policy = -1;
+  int acl_allow = -1;
+  int acl_deny = -1;
+  int source_buckets = -1;
+  int conn_buckets = -1;
+  int events = -1;
+  int event_aggregates = -1;
+  int event_stats = -1;
 };
 
 struct LoadOptions {
   uint32_t flow_capacity = TG_FLOWS_DEFAULT;  // entries in tg_flows and tg_reverse_flows
+  // Entries in tg_new_flows and tg_new_reverse: flows seen once (a SYN).
+  uint32_t new_flow_capacity = TG_NEW_FLOWS_DEFAULT;
+  // Per-source token buckets held at once (LRU).
+  uint32_t source_buckets = TG_SOURCE_BUCKETS_DEFAULT;
   // Where the maps are pinned (a directory on a BPF filesystem); empty: no
   // pins, the maps live as long as the programs and this process.
   std::string pin_dir;

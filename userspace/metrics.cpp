@@ -31,7 +31,8 @@ struct MetricFamily {
 
 }  // namespace
 
-Result<std::string> prometheus_metrics(const Controller& controller, const HealthMonitor* health) {
+Result<std::string> prometheus_metrics(const Controller& controller, const HealthMonitor* health,
+                                       const EventMonitor* events) {
   auto active = active_flow_counts(controller.maps());
   if (!active) return active.error();
   const auto snapshot = health ? health->snapshot() : std::map<BackendKey, BackendHealth>{};
@@ -104,6 +105,35 @@ Result<std::string> prometheus_metrics(const Controller& controller, const Healt
   for (uint32_t reason = 0; reason < TG_DROP_REASON_COUNT; ++reason)
     out += fmt::format("tollgate_drops_total{{reason=\"{}\"}} {}\n",
                        drop_reason_name(static_cast<tg_drop_reason>(reason)), (*drops)[reason]);
+
+  auto event_stats = read_event_stats(controller.maps().event_stats);
+  if (!event_stats) return event_stats.error();
+  std::string occurrences, unreported, received;
+  const auto got = events ? events->received() : std::array<uint64_t, TG_EVENT_KIND_COUNT>{};
+  for (uint32_t kind = 0; kind < TG_EVENT_KIND_COUNT; ++kind) {
+    const auto name = event_kind_name(static_cast<tg_event_kind>(kind));
+    const auto& stats = (*event_stats)[kind];
+    occurrences += fmt::format("tollgate_event_occurrences_total{{kind=\"{}\"}} {}\n", name, stats.occurrences);
+    unreported += fmt::format("tollgate_event_unreported_total{{kind=\"{}\"}} {}\n", name,
+                              stats.occurrences - std::min(stats.occurrences, stats.reported));
+    received += fmt::format("tollgate_events_total{{kind=\"{}\"}} {}\n", name, got[kind]);
+  }
+  out += "# HELP tollgate_event_occurrences_total Occurrences of each event kind in the data path.\n"
+         "# TYPE tollgate_event_occurrences_total counter\n" +
+         occurrences +
+         "# HELP tollgate_event_unreported_total Occurrences no event reported (aggregated, over budget, or lost).\n"
+         "# TYPE tollgate_event_unreported_total counter\n" +
+         unreported +
+         "# HELP tollgate_events_total Events the agent read from the ring buffer.\n"
+         "# TYPE tollgate_events_total counter\n" +
+         received;
+  const FlowOccupancy occupancy = flow_occupancy(controller.maps());
+  out += fmt::format(
+      "# HELP tollgate_flow_table_entries Entries in the connection tables (new: flows seen once).\n"
+      "# TYPE tollgate_flow_table_entries gauge\n"
+      "tollgate_flow_table_entries{{table=\"flows\"}} {}\n"
+      "tollgate_flow_table_entries{{table=\"new_flows\"}} {}\n",
+      occupancy.flows, occupancy.new_flows);
   return out;
 }
 

@@ -1,17 +1,20 @@
 // The agent's metrics in the Prometheus text format (version 0.0.4):
 // per backend its traffic, active flows, selectability, health check
 // results, circuit state and the data path's connection-attempt counters;
-// drops by reason. Served at GET /v1/metrics.
+// drops by reason; events by kind; connection table occupancy. Served at
+// GET /v1/metrics.
 #pragma once
 
 #include <string>
 
 #include "controller.h"
+#include "events.h"
 #include "health.h"
 
 namespace tollgate {
 
-// The caller holds the controller's mutex. `health` may be null.
-Result<std::string> prometheus_metrics(const Controller& controller, const HealthMonitor* health);
+// The caller holds the controller's mutex. `health` and `events` may be null.
+Result<std::string> prometheus_metrics(const Controller& controller, const HealthMonitor* health,
+                                       const EventMonitor* events);
 
 }  // namespace tollgate

@@ -9,6 +9,7 @@ namespace tollgate {
 Status reconcile(Dataplane& dataplane, const Config& config) {
   if (auto status = dataplane.check_capacity(config.services); !status) return status;
   if (auto status = dataplane.set_timeouts(config.timeouts); !status) return status;
+  if (auto status = dataplane.set_global_policy(config.access, config.events); !status) return status;
   std::set<ServiceAddress> wanted;
   for (const auto& service : config.services) wanted.insert(service.address);
   for (const auto& address : dataplane.service_addresses()) {

@@ -67,6 +67,20 @@ Result<tg_backend_health> read_health(int health_map_fd, uint32_t index) {
   return total;
 }
 
+Result<EventStats> read_event_stats(int event_stats_map_fd) {
+  EventStats totals{};
+  std::vector<tg_event_stats> per_cpu(possible_cpus());
+  for (uint32_t kind = 0; kind < TG_EVENT_KIND_COUNT; ++kind) {
+    if (bpf_map_lookup_elem(event_stats_map_fd, &kind, per_cpu.data()))
+      return make_error("map lookup failed: {} [map = tg_event_stats, index = {}]", std::strerror(errno), kind);
+    for (const auto& stats : per_cpu) {
+      totals[kind].occurrences += stats.occurrences;
+      totals[kind].reported += stats.reported;
+    }
+  }
+  return totals;
+}
+
 Status reset_counters(int stats_map_fd, uint32_t index) {
   return zero_per_cpu<tg_counters>(stats_map_fd, index, "stats");
 }

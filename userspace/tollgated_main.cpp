@@ -27,6 +27,7 @@
 #include "config.h"
 #include "controller.h"
 #include "dataplane.h"
+#include "events.h"
 #include "health.h"
 #include "http_server.h"
 #include "loader.h"
@@ -45,6 +46,8 @@ struct Options {
   std::string config_path;
   bool generic = false;
   uint32_t flow_capacity = TG_FLOWS_DEFAULT;
+  uint32_t new_flow_capacity = TG_NEW_FLOWS_DEFAULT;
+  uint32_t source_buckets = TG_SOURCE_BUCKETS_DEFAULT;
   std::string pin_dir = kDefaultPinDir;
   std::string state_dir = kDefaultStateDir;
   std::string socket_path = kDefaultSocketPath;
@@ -153,7 +156,12 @@ int run(const Options& options) {
     config_file = std::move(*file);
   }
 
-  LoadOptions load_options{options.flow_capacity, options.pin_dir, options.recreate};
+  LoadOptions load_options;
+  load_options.flow_capacity = options.flow_capacity;
+  load_options.new_flow_capacity = options.new_flow_capacity;
+  load_options.source_buckets = options.source_buckets;
+  load_options.pin_dir = options.pin_dir;
+  load_options.recreate = options.recreate;
   auto datapath = DataPath::load(load_options);
   if (!datapath) {
     log::error("{}", datapath.error().message);
@@ -244,7 +252,12 @@ int run(const Options& options) {
                  options.flow_capacity};
   HealthMonitor health(controller, **audit);
   health.start();
-  Api api(controller, **audit, access, info, &health);
+  EventMonitor events(controller, **audit);
+  if (auto status = events.start(); !status) {
+    log::error("{}", status.error().message);
+    return 1;
+  }
+  Api api(controller, **audit, access, info, &health, &events);
   // Anyone may connect; every request is authorized by its peer
   // credentials (and refused ones are audited).
   auto server = HttpServer::listen(
@@ -290,6 +303,7 @@ int run(const Options& options) {
   (*server)->stop();
   api_thread.join();
   health.stop();
+  events.stop();
   close(*lock);
   return 0;
 }
@@ -312,6 +326,14 @@ int main(int argc, char** argv) {
   app.add_flag("--generic", options.generic, "attach XDP in generic (skb) mode instead of native");
   app.add_option("--flow-capacity", options.flow_capacity, "entries in the connection table")
       ->check(CLI::Range(1u, 1u << 26));
+  app.add_option("--new-flow-capacity", options.new_flow_capacity,
+                 "entries for flows seen once (SYN received, handshake pending), apart from the connection table")
+      ->check(CLI::Range(1u, 1u << 24))
+      ->capture_default_str();
+  app.add_option("--source-buckets", options.source_buckets,
+                 "per-source rate-limit buckets held at once (least recently used go first)")
+      ->check(CLI::Range(1u, 1u << 24))
+      ->capture_default_str();
   app.add_option("--pin-dir", options.pin_dir, "where the maps are pinned, on a BPF filesystem")->capture_default_str();
   app.add_option("--state-dir", options.state_dir, "where the desired state is kept")->capture_default_str();
   app.add_option("--socket", options.socket_path, "the control API's Unix socket")->capture_default_str();

@@ -50,6 +50,15 @@ static __always_inline __u8 tg_flow_next_state(__u8 protocol, __u8 state,
 	return state;
 }
 
+/* Signed: another CPU may have stamped the flow after we read `now`. */
+static __always_inline int tg_flow_expired(const struct tg_flow *flow,
+					   const struct tg_config *config,
+					   __u64 now)
+{
+	return (__s64)(now - flow->last_seen_ns) >
+	       (__s64)tg_flow_timeout(config, flow->state);
+}
+
 /* The backend of a tracked flow, or NULL if the flow must be selected anew. */
 static __always_inline struct tg_backend *
 tg_flow_backend(const struct tg_flow *flow, __u32 service_id,
@@ -58,9 +67,7 @@ tg_flow_backend(const struct tg_flow *flow, __u32 service_id,
 	struct tg_backend *backend;
 	__u32 index = flow->backend_index;
 
-	/* Signed: another CPU may have stamped the flow after we read `now`. */
-	if ((__s64)(now - flow->last_seen_ns) >
-	    (__s64)tg_flow_timeout(config, flow->state))
+	if (tg_flow_expired(flow, config, now))
 		return NULL;
 	if (flow->service_id != service_id)
 		return NULL;

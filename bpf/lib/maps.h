@@ -75,6 +75,24 @@ struct {
 	__type(value, struct tg_reverse_nat);
 } tg_reverse_flows SEC(".maps");
 
+/*
+ * Flows seen once (a SYN, a first datagram) and their reverse entries,
+ * apart from tg_flows until their second packet (see TG_NEW_FLOWS_DEFAULT).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TG_NEW_FLOWS_DEFAULT);
+	__type(key, struct tg_flow_key);
+	__type(value, struct tg_flow);
+} tg_new_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TG_NEW_FLOWS_DEFAULT);
+	__type(key, struct tg_flow_key);
+	__type(value, struct tg_reverse_nat);
+} tg_new_reverse SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, TG_MAX_SERVICES);
@@ -114,5 +132,72 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } tg_drops SEC(".maps");
+
+/* --- Policy ------------------------------------------------------------ */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TG_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct tg_service_policy);
+} tg_service_policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, TG_ACL_MAX_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct tg_acl_key);
+	__type(value, __u32);
+} tg_acl_allow SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, TG_ACL_MAX_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct tg_acl_key);
+	__type(value, __u32);
+} tg_acl_deny SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TG_SOURCE_BUCKETS_DEFAULT);
+	__type(key, struct tg_bucket_key);
+	__type(value, struct tg_bucket);
+} tg_source_buckets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TG_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct tg_conn_bucket);
+} tg_conn_buckets SEC(".maps");
+
+/* --- Events ------------------------------------------------------------ */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, TG_EVENT_RING_BYTES);
+} tg_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TG_EVENT_KEYS);
+	__type(key, struct tg_event_key);
+	__type(value, struct tg_event_aggregate);
+} tg_event_aggregates SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TG_EVENT_KIND_COUNT);
+	__type(key, __u32);
+	__type(value, struct tg_event_stats);
+} tg_event_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tg_event_budget);
+} tg_event_budget SEC(".maps");
 
 #endif /* TG_LIB_MAPS_H */

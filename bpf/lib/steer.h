@@ -8,7 +8,9 @@
 
 #include "conntrack.h"
 #include "counters.h"
+#include "events.h"
 #include "maps.h"
+#include "policy.h"
 #include "select.h"
 
 static __always_inline int tg_is_vip_address(const __u32 *addr, __u8 family)
@@ -54,8 +56,13 @@ static __always_inline void tg_reply_key(const struct tg_flow_key *key,
 			 sizeof(reply->dst_addr));
 }
 
-/* Remember how to translate the replies of a flow steered to `backend`. */
-static __always_inline void tg_remember_reply(const struct tg_flow_key *key,
+/*
+ * Remember how to translate the replies of a flow steered to `backend`, in
+ * `reverse_map`: tg_new_reverse for a flow in tg_new_flows, else
+ * tg_reverse_flows.
+ */
+static __always_inline void tg_remember_reply(void *reverse_map,
+					      const struct tg_flow_key *key,
 					      const struct tg_backend *backend)
 {
 	struct tg_flow_key reply;
@@ -66,7 +73,7 @@ static __always_inline void tg_remember_reply(const struct tg_flow_key *key,
 
 	tg_reply_key(key, backend, &reply);
 	__builtin_memcpy(nat.addr, key->dst_addr, sizeof(nat.addr));
-	bpf_map_update_elem(&tg_reverse_flows, &reply, &nat, BPF_ANY);
+	bpf_map_update_elem(reverse_map, &reply, &nat, BPF_ANY);
 }
 
 /*
@@ -75,13 +82,14 @@ static __always_inline void tg_remember_reply(const struct tg_flow_key *key,
  * first backend's SYN-ACK and send its ACK to the second). Without the
  * reverse entry the answer is routed as is, and the client resets it.
  */
-static __always_inline void tg_forget_reply(const struct tg_flow_key *key,
+static __always_inline void tg_forget_reply(void *reverse_map,
+					    const struct tg_flow_key *key,
 					    const struct tg_backend *backend)
 {
 	struct tg_flow_key reply;
 
 	tg_reply_key(key, backend, &reply);
-	bpf_map_delete_elem(&tg_reverse_flows, &reply);
+	bpf_map_delete_elem(reverse_map, &reply);
 }
 
 /* Whether `backend_index` completed a handshake after `since`. */
@@ -122,7 +130,8 @@ static __always_inline int tg_is_syn_retransmit(const struct tg_flow *flow,
  */
 static __always_inline struct tg_backend *
 tg_retry_flow(const struct tg_service *service, const struct tg_flow_key *key,
-	      struct tg_flow *flow, const struct tg_backend *failed, __u64 now)
+	      struct tg_flow *flow, const struct tg_backend *failed, __u64 now,
+	      int in_new_table)
 {
 	__u32 failed_index = flow->backend_index, index = 0;
 	struct tg_backend *backend;
@@ -132,68 +141,103 @@ tg_retry_flow(const struct tg_service *service, const struct tg_flow_key *key,
 	backend = tg_select_other_backend(service, key, failed_index, &index);
 	if (!backend)
 		return NULL;
-	tg_forget_reply(key, failed);
 	tg_count_health(failed_index, TG_HEALTH_RETRIED);
 	flow->backend_index = index;
 	flow->backend_generation = backend->generation;
 	flow->last_seen_ns = now;
-	tg_remember_reply(key, backend);
+	if (in_new_table) {
+		tg_forget_reply(&tg_new_reverse, key, failed);
+		tg_remember_reply(&tg_new_reverse, key, backend);
+	} else {
+		tg_forget_reply(&tg_reverse_flows, key, failed);
+		tg_remember_reply(&tg_reverse_flows, key, backend);
+	}
 	return backend;
 }
 
 /*
- * The backend this packet goes to, with connection tracking and counters.
- * Returns NULL with *drop_reason set when it cannot go anywhere.
+ * A flow of tg_new_flows showed its second packet (the handshake's ACK, a
+ * second datagram): it moves, with its reverse entry, to tg_flows.
  */
+static __always_inline void tg_promote_flow(const struct tg_flow_key *key,
+					    const struct tg_flow *flow,
+					    const struct tg_backend *backend)
+{
+	struct tg_flow copy = *flow;
+
+	bpf_map_update_elem(&tg_flows, key, &copy, BPF_ANY);
+	tg_remember_reply(&tg_reverse_flows, key, backend);
+	bpf_map_delete_elem(&tg_new_flows, key);
+	tg_forget_reply(&tg_new_reverse, key, backend);
+}
+
+/* A packet of a tracked flow whose backend still holds. */
 static __always_inline struct tg_backend *
-tg_steer(const struct tg_service *service, const struct tg_flow_key *key,
-	 __u8 tcp_flags, __u64 bytes, int *drop_reason)
+tg_steer_tracked(const struct tg_config *config,
+		 const struct tg_service *service,
+		 const struct tg_flow_key *key, struct tg_flow *flow,
+		 struct tg_backend *backend, int in_new_table, __u8 tcp_flags,
+		 __u64 bytes, __u64 now)
 {
 	__u32 service_id = service->service_id;
-	struct tg_backend *backend, *retried;
-	struct tg_config *config;
-	struct tg_flow *flow;
-	__u32 backend_index = 0, zero = 0;
-	__u64 now;
+	__u32 backend_index = flow->backend_index;
+	struct tg_backend *retried;
 	__u8 state_before;
 
-	config = bpf_map_lookup_elem(&tg_config, &zero);
-	if (!config) {
-		*drop_reason = TG_DROP_INTERNAL;
-		return NULL;
-	}
-	now = bpf_ktime_get_coarse_ns();
-
-	flow = bpf_map_lookup_elem(&tg_flows, key);
-	if (flow) {
-		backend = tg_flow_backend(flow, service_id, config, now);
-		if (backend && tg_is_syn_retransmit(flow, tcp_flags, now)) {
-			tg_count_health(flow->backend_index,
-					TG_HEALTH_SYN_RETRANSMIT);
-			retried =
-				tg_retry_flow(service, key, flow, backend, now);
-			if (retried) {
-				tg_count_traffic(&tg_service_stats, service_id,
-						 bytes, 0);
-				tg_count_traffic(&tg_backend_stats,
-						 flow->backend_index, bytes, 1);
-				return retried;
-			}
-		}
-		if (backend) {
-			state_before = flow->state;
-			tg_flow_touch(flow, key->protocol, tcp_flags, now);
-			if (state_before == TG_FLOW_TCP_SYN &&
-			    flow->state == TG_FLOW_TCP_ESTABLISHED)
-				tg_note_handshake(flow->backend_index, now);
+	if (tg_is_syn_retransmit(flow, tcp_flags, now)) {
+		tg_count_health(backend_index, TG_HEALTH_SYN_RETRANSMIT);
+		retried = tg_retry_flow(service, key, flow, backend, now,
+					in_new_table);
+		if (retried) {
+			tg_event(config, now, TG_EVENT_FLOW_MOVED, service_id,
+				 backend_index, key->family, key->src_addr);
 			tg_count_traffic(&tg_service_stats, service_id, bytes,
 					 0);
 			tg_count_traffic(&tg_backend_stats, flow->backend_index,
-					 bytes, 0);
-			return backend;
+					 bytes, 1);
+			return retried;
 		}
 	}
+	state_before = flow->state;
+	tg_flow_touch(flow, key->protocol, tcp_flags, now);
+	if (state_before == TG_FLOW_TCP_SYN &&
+	    flow->state == TG_FLOW_TCP_ESTABLISHED)
+		tg_note_handshake(backend_index, now);
+	if (in_new_table && flow->state != TG_FLOW_TCP_SYN)
+		tg_promote_flow(key, flow, backend);
+	tg_count_traffic(&tg_service_stats, service_id, bytes, 0);
+	tg_count_traffic(&tg_backend_stats, backend_index, bytes, 0);
+	return backend;
+}
 
+/*
+ * A backend for a flow that has none that holds. `known` is the flow's
+ * record when it has one (its backend went, or it idled out): rewritten in
+ * the table it is in. A flow never seen goes to tg_new_flows, and only a
+ * new connection (a SYN, a first datagram) counts against the service's
+ * cap: a TCP flow whose record was lost mid-stream is not a new one.
+ */
+static __always_inline struct tg_backend *
+tg_steer_new(const struct tg_config *config,
+	     const struct tg_service_policy *policy,
+	     const struct tg_service *service, const struct tg_flow_key *key,
+	     int known, int in_new_table, __u8 tcp_flags, __u64 bytes,
+	     __u64 now, int *drop_reason)
+{
+	__u32 service_id = service->service_id;
+	struct tg_backend *backend;
+	__u32 backend_index = 0;
+	int is_connection = key->protocol != IPPROTO_TCP ||
+			    (tcp_flags & (TG_TCP_SYN | TG_TCP_ACK)) ==
+				    TG_TCP_SYN;
+
+	if (!known && is_connection &&
+	    !tg_new_connection_conforms(policy, service_id, now)) {
+		tg_event(config, now, TG_EVENT_CONN_LIMITED, service_id, 0,
+			 key->family, key->src_addr);
+		*drop_reason = TG_DROP_CONN_LIMITED;
+		return NULL;
+	}
 	backend = tg_select_backend(service, key, &backend_index);
 	if (!backend) {
 		*drop_reason = TG_DROP_NO_BACKEND;
@@ -208,11 +252,72 @@ tg_steer(const struct tg_service *service, const struct tg_flow_key *key,
 	};
 	/* Best effort: an LRU update evicts rather than fails; if it did fail,
 	 * the next packet selects again, consistently through Maglev. */
-	bpf_map_update_elem(&tg_flows, key, &new_flow, BPF_ANY);
-	tg_remember_reply(key, backend);
+	if (known && !in_new_table) {
+		bpf_map_update_elem(&tg_flows, key, &new_flow, BPF_ANY);
+		tg_remember_reply(&tg_reverse_flows, key, backend);
+	} else {
+		bpf_map_update_elem(&tg_new_flows, key, &new_flow, BPF_ANY);
+		tg_remember_reply(&tg_new_reverse, key, backend);
+	}
 	tg_count_traffic(&tg_service_stats, service_id, bytes, 1);
 	tg_count_traffic(&tg_backend_stats, backend_index, bytes, 1);
 	return backend;
+}
+
+/*
+ * The backend this packet goes to: policy, connection tracking, selection
+ * and counters. Returns NULL with *drop_reason set when it cannot go
+ * anywhere.
+ */
+static __always_inline struct tg_backend *
+tg_steer(const struct tg_service *service, const struct tg_flow_key *key,
+	 __u8 tcp_flags, __u64 bytes, int *drop_reason)
+{
+	__u32 service_id = service->service_id;
+	struct tg_service_policy *policy;
+	struct tg_backend *backend;
+	struct tg_config *config;
+	struct tg_flow *flow;
+	int in_new_table = 0, reason;
+	__u32 zero = 0;
+	__u64 now;
+
+	config = bpf_map_lookup_elem(&tg_config, &zero);
+	policy = bpf_map_lookup_elem(&tg_service_policy, &service_id);
+	if (!config || !policy) {
+		*drop_reason = TG_DROP_INTERNAL;
+		return NULL;
+	}
+	now = bpf_ktime_get_coarse_ns();
+	reason = tg_admit(config, policy, service_id, key, bytes, now);
+	if (reason) {
+		*drop_reason = reason;
+		return NULL;
+	}
+
+	flow = bpf_map_lookup_elem(&tg_flows, key);
+	if (!flow) {
+		flow = bpf_map_lookup_elem(&tg_new_flows, key);
+		in_new_table = flow != NULL;
+	}
+	if (flow) {
+		backend = tg_flow_backend(flow, service_id, config, now);
+		if (backend)
+			return tg_steer_tracked(config, service, key, flow,
+						backend, in_new_table,
+						tcp_flags, bytes, now);
+		if (!tg_flow_expired(flow, config, now) &&
+		    flow->service_id == service_id)
+			tg_event(config, now, TG_EVENT_FLOW_MOVED, service_id,
+				 flow->backend_index, key->family,
+				 key->src_addr);
+	} else if (key->protocol == IPPROTO_TCP &&
+		   !(tcp_flags & (TG_TCP_SYN | TG_TCP_RST))) {
+		tg_event(config, now, TG_EVENT_FLOW_UNTRACKED, service_id, 0,
+			 key->family, key->src_addr);
+	}
+	return tg_steer_new(config, policy, service, key, flow != NULL,
+			    in_new_table, tcp_flags, bytes, now, drop_reason);
 }
 
 #endif /* TG_LIB_STEER_H */

@@ -224,7 +224,11 @@ class AdoptionTest : public DataPathTest {
   }
 
   Result<std::unique_ptr<DataPath>> load(uint32_t flows = TG_FLOWS_DEFAULT, bool recreate = false) {
-    return DataPath::load(LoadOptions{flows, pin_dir_, recreate});
+    LoadOptions options;
+    options.flow_capacity = flows;
+    options.pin_dir = pin_dir_;
+    options.recreate = recreate;
+    return DataPath::load(options);
   }
 
   int run_on(DataPath& datapath, const Bytes& packet, RunResult& result) {
@@ -339,8 +343,9 @@ TEST_F(AdoptionTest, PinsThatDoNotFitThisBuildAreAClearError) {
   ASSERT_TRUE(DataPath::remove_pins(pin_dir_));
   EXPECT_FALSE(std::filesystem::exists(pin_dir_));
 
-  auto elsewhere =
-      DataPath::load(LoadOptions{TG_FLOWS_DEFAULT, "/tmp/tollgate-not-bpffs-" + std::to_string(getpid()), false});
+  LoadOptions options;
+  options.pin_dir = "/tmp/tollgate-not-bpffs-" + std::to_string(getpid());
+  auto elsewhere = DataPath::load(options);
   std::filesystem::remove_all("/tmp/tollgate-not-bpffs-" + std::to_string(getpid()));
   ASSERT_FALSE(elsewhere);
   EXPECT_NE(elsewhere.error().message.find("not on a BPF filesystem"), std::string::npos) << elsewhere.error().message;

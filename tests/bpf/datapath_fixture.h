@@ -191,32 +191,47 @@ class DataPathTest : public ::testing::Test {
     return key;
   }
 
+  // The table holding the packet's flow: tg_flows, else tg_new_flows; -1: none.
+  int flow_table_of(const Addresses& family, const PacketSpec& packet) {
+    tg_flow_key key = flow_key(family, packet);
+    tg_flow flow{};
+    for (int fd : {datapath_->maps().flows, datapath_->maps().new_flows})
+      if (bpf_map_lookup_elem(fd, &key, &flow) == 0) return fd;
+    return -1;
+  }
+
   std::optional<tg_flow> flow_of(const Addresses& family, const PacketSpec& packet) {
     tg_flow_key key = flow_key(family, packet);
     tg_flow flow{};
-    if (bpf_map_lookup_elem(datapath_->maps().flows, &key, &flow)) return std::nullopt;
+    int fd = flow_table_of(family, packet);
+    if (fd < 0 || bpf_map_lookup_elem(fd, &key, &flow)) return std::nullopt;
     return flow;
   }
 
   void age_flow(const Addresses& family, const PacketSpec& packet, std::chrono::seconds by) {
     tg_flow_key key = flow_key(family, packet);
     tg_flow flow{};
-    ASSERT_EQ(bpf_map_lookup_elem(datapath_->maps().flows, &key, &flow), 0);
+    int fd = flow_table_of(family, packet);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(bpf_map_lookup_elem(fd, &key, &flow), 0);
     flow.last_seen_ns -= static_cast<uint64_t>(std::chrono::nanoseconds(by).count());
-    ASSERT_EQ(bpf_map_update_elem(datapath_->maps().flows, &key, &flow, BPF_EXIST), 0);
+    ASSERT_EQ(bpf_map_update_elem(fd, &key, &flow, BPF_EXIST), 0);
   }
 
-  size_t flow_count() {
+  static size_t entries(int fd) {
     size_t count = 0;
     tg_flow_key key{}, next{};
     const void* previous = nullptr;
-    while (bpf_map_get_next_key(datapath_->maps().flows, previous, &next) == 0) {
+    while (bpf_map_get_next_key(fd, previous, &next) == 0) {
       ++count;
       key = next;
       previous = &key;
     }
     return count;
   }
+
+  // Flows in both tables.
+  size_t flow_count() { return entries(datapath_->maps().flows) + entries(datapath_->maps().new_flows); }
 
   DropCounts drops() {
     auto counts = read_drops(datapath_->maps().drops);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "address.h"
+#include "policy.h"
 #include "http_server.h"
 
 namespace tollgate::cli {
@@ -27,6 +28,15 @@ CLI::Validator service_validator() {
         return address ? std::string() : address.error().message;
       },
       "SERVICE", "service address");
+}
+
+CLI::Validator cidr_validator() {
+  return CLI::Validator(
+      [](std::string& text) {
+        auto parsed = Cidr::parse(text);
+        return parsed ? std::string() : parsed.error().message;
+      },
+      "CIDR");
 }
 
 CLI::Validator backend_validator() {
@@ -451,6 +461,233 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
       if (!reply) return 1;
       out << text_of((*reply)["flushed"]) << " flows flushed\n";
       return 0;
+    };
+  });
+
+  // policy show|allow|deny|unlist|rate-limit|connection-limit|clear
+  auto* policy_cmd = app.add_subcommand(
+      "policy", "access lists (global or per service), per-source rate limits and new-connection caps");
+  std::vector<std::string> cidrs;
+  std::string policy_service;
+  auto policy_path = [&]() {
+    return policy_service.empty() ? std::string("/v1/policy/access") : service_path(policy_service) + "/policy";
+  };
+  // Reads the policy in scope, lets `change` edit it, writes it back whole.
+  auto edit_policy = [&](const std::function<void(json&)>& change) {
+    auto current = session.call("GET", policy_path());
+    if (!current) return 1;
+    change(*current);
+    auto written = session.call("PUT", policy_path(), *current);
+    if (!written) return 1;
+    if (session.json_output())
+      session.print_json(*written);
+    else
+      out << "policy of " << (policy_service.empty() ? "every service (global)" : policy_service) << " updated\n";
+    return 0;
+  };
+  auto print_policy = [&](const std::string& scope, const json& policy) {
+    auto list = [](const json& entries) {
+      std::vector<std::string> items;
+      for (const auto& entry : entries) items.push_back(text_of(entry));
+      return items.empty() ? std::string("-") : fmt::format("{}", fmt::join(items, " "));
+    };
+    out << scope << "\n  allow: " << list(policy.value("allow", json::array()))
+        << "\n  deny:  " << list(policy.value("deny", json::array())) << "\n";
+    if (policy.contains("rate_limit")) {
+      const json& rate = policy["rate_limit"];
+      std::vector<std::string> parts;
+      if (rate.contains("packets_per_second"))
+        parts.push_back(fmt::format("{} packets/s (burst {})", text_of(rate["packets_per_second"]),
+                                    text_of(rate["burst_packets"])));
+      if (rate.contains("bytes_per_second"))
+        parts.push_back(fmt::format("{} bytes/s (burst {})", text_of(rate["bytes_per_second"]),
+                                    text_of(rate["burst_bytes"])));
+      out << fmt::format("  rate limit per source /{} (IPv4), /{} (IPv6): {}\n", text_of(rate["ipv4_prefix"]),
+                         text_of(rate["ipv6_prefix"]), fmt::join(parts, ", "));
+    }
+    if (policy.contains("new_connections"))
+      out << fmt::format("  new connections: {}/s (burst {})\n", text_of(policy["new_connections"]["per_second"]),
+                         text_of(policy["new_connections"]["burst"]));
+  };
+
+  auto* policy_show = policy_cmd->add_subcommand(
+      "show", "show the global lists and every service's policy, or one service's\n"
+              "Example: tollgate policy show 198.18.100.1:80/tcp");
+  policy_show->add_option("service", policy_service, "ADDRESS:PORT/PROTOCOL")->check(service_validator());
+  add_output_option(policy_show, session);
+  policy_show->callback([&] {
+    action = [&] {
+      if (!policy_service.empty()) {
+        auto reply = session.call("GET", policy_path());
+        if (!reply) return 1;
+        if (session.json_output())
+          session.print_json(*reply);
+        else
+          print_policy(ServiceAddress::parse(policy_service)->to_string(), *reply);
+        return 0;
+      }
+      auto reply = session.call("GET", "/v1/policy");
+      if (!reply) return 1;
+      if (session.json_output()) {
+        session.print_json(*reply);
+        return 0;
+      }
+      print_policy("global", (*reply)["access"]);
+      for (const auto& [name, policy] : (*reply)["services"].items()) print_policy(name, policy);
+      return 0;
+    };
+  });
+  for (const char* list : {"allow", "deny"}) {
+    const std::string name = list;
+    auto* command = policy_cmd->add_subcommand(
+        name, fmt::format("add CIDRs to the {} list of a service (--service) or of every service\n"
+                          "Example: tollgate policy {} 198.18.0.0/24 --service 198.18.100.1:80/tcp",
+                          name, name));
+    command->add_option("cidr", cidrs, "ADDRESS/PREFIX (repeatable)")->required()->check(cidr_validator());
+    command->add_option("--service", policy_service, "ADDRESS:PORT/PROTOCOL")->check(service_validator());
+    add_output_option(command, session);
+    command->callback([&, name] {
+      action = [&, name] {
+        return edit_policy([&](json& policy) {
+          json& entries = policy[name];
+          if (!entries.is_array()) entries = json::array();
+          for (const auto& text : cidrs) {
+            const std::string cidr = Cidr::parse(text)->to_string();
+            if (std::find(entries.begin(), entries.end(), cidr) == entries.end()) entries.push_back(cidr);
+          }
+        });
+      };
+    });
+  }
+  auto* policy_unlist = policy_cmd->add_subcommand(
+      "unlist", "remove CIDRs from the allow and deny lists\n"
+                "Example: tollgate policy unlist 198.18.0.0/24 --service 198.18.100.1:80/tcp");
+  policy_unlist->add_option("cidr", cidrs, "ADDRESS/PREFIX (repeatable)")->required()->check(cidr_validator());
+  policy_unlist->add_option("--service", policy_service, "ADDRESS:PORT/PROTOCOL")->check(service_validator());
+  add_output_option(policy_unlist, session);
+  policy_unlist->callback([&] {
+    action = [&] {
+      return edit_policy([&](json& policy) {
+        for (const char* list : {"allow", "deny"}) {
+          if (!policy.contains(list)) continue;
+          json kept = json::array();
+          for (const auto& entry : policy[list]) {
+            bool listed = false;
+            for (const auto& text : cidrs) listed = listed || Cidr::parse(text)->to_string() == text_of(entry);
+            if (!listed) kept.push_back(entry);
+          }
+          policy[list] = kept;
+        }
+      });
+    };
+  });
+
+  RateLimitSpec rate;
+  bool off = false;
+  auto* policy_rate = policy_cmd->add_subcommand(
+      "rate-limit", "limit each source's packets (and bytes) per second to a service; --off removes it\n"
+                    "Example: tollgate policy rate-limit 198.18.100.1:53/udp --packets-per-second 1000 --burst 100");
+  policy_rate->add_option("service", policy_service, "ADDRESS:PORT/PROTOCOL")->required()->check(service_validator());
+  auto* pps = policy_rate->add_option("--packets-per-second", rate.packets_per_second, "packets per second and source");
+  auto* burst = policy_rate->add_option("--burst", rate.burst_packets, "packets a source may send at once");
+  auto* bps = policy_rate->add_option("--bytes-per-second", rate.bytes_per_second, "bytes per second and source");
+  auto* burst_bytes = policy_rate->add_option("--burst-bytes", rate.burst_bytes, "bytes a source may send at once");
+  auto* v4 = policy_rate->add_option("--ipv4-prefix", rate.ipv4_prefix, "sources share a bucket per IPv4 prefix (32)")
+                 ->check(CLI::Range(1, 32));
+  auto* v6 = policy_rate->add_option("--ipv6-prefix", rate.ipv6_prefix, "sources share a bucket per IPv6 prefix (64)")
+                 ->check(CLI::Range(1, 128));
+  auto* rate_off = policy_rate->add_flag("--off", off, "remove the rate limit");
+  for (auto* option : {pps, burst, bps, burst_bytes, v4, v6}) option->excludes(rate_off);
+  add_output_option(policy_rate, session);
+  policy_rate->callback([&] {
+    action = [&] {
+      return edit_policy([&](json& policy) {
+        policy.erase("rate_limit");
+        if (off) return;
+        json limit = {{"ipv4_prefix", rate.ipv4_prefix}, {"ipv6_prefix", rate.ipv6_prefix}};
+        if (pps->count()) limit["packets_per_second"] = rate.packets_per_second;
+        if (burst->count()) limit["burst_packets"] = rate.burst_packets;
+        if (bps->count()) limit["bytes_per_second"] = rate.bytes_per_second;
+        if (burst_bytes->count()) limit["burst_bytes"] = rate.burst_bytes;
+        policy["rate_limit"] = limit;
+      });
+    };
+  });
+
+  ConnectionLimitSpec connections;
+  auto* policy_conn = policy_cmd->add_subcommand(
+      "connection-limit", "cap a service's new connections per second (all sources); --off removes it\n"
+                          "Example: tollgate policy connection-limit 198.18.100.1:80/tcp --per-second 500");
+  policy_conn->add_option("service", policy_service, "ADDRESS:PORT/PROTOCOL")->required()->check(service_validator());
+  auto* per_second = policy_conn->add_option("--per-second", connections.per_second, "new connections per second");
+  auto* conn_burst = policy_conn->add_option("--burst", connections.burst, "new connections at once");
+  auto* conn_off = policy_conn->add_flag("--off", off, "remove the cap");
+  per_second->excludes(conn_off);
+  conn_burst->excludes(conn_off);
+  add_output_option(policy_conn, session);
+  policy_conn->callback([&] {
+    action = [&] {
+      return edit_policy([&](json& policy) {
+        policy.erase("new_connections");
+        if (off) return;
+        json limit = {{"per_second", connections.per_second}};
+        if (conn_burst->count()) limit["burst"] = connections.burst;
+        policy["new_connections"] = limit;
+      });
+    };
+  });
+
+  auto* policy_clear = policy_cmd->add_subcommand(
+      "clear", "remove a service's whole policy (--service), or the global lists\n"
+               "Example: tollgate policy clear --service 198.18.100.1:80/tcp");
+  policy_clear->add_option("--service", policy_service, "ADDRESS:PORT/PROTOCOL")->check(service_validator());
+  policy_clear->callback([&] {
+    action = [&] {
+      if (!session.call("DELETE", policy_path())) return 1;
+      out << "policy of " << (policy_service.empty() ? "every service (global)" : policy_service) << " cleared\n";
+      return 0;
+    };
+  });
+
+  // events [--follow]
+  bool follow = false;
+  size_t event_count = 0;
+  auto* events_cmd = app.add_subcommand(
+      "events", "data path events: access-list denials, rate-limit and connection-cap drops, flows moved off a\n"
+                "backend, flows found untracked. Each stands for `count` occurrences.\n"
+                "Example: tollgate events --follow -o json");
+  events_cmd->add_flag("-f,--follow", follow, "keep printing new events until interrupted");
+  events_cmd->add_option("--count", event_count, "stop after this many events")
+      ->check(CLI::Range(size_t{1}, size_t{999999999}));
+  add_output_option(events_cmd, session);
+  events_cmd->callback([&] {
+    action = [&] {
+      uint64_t next = 0;
+      size_t printed = 0;
+      auto print = [&](const json& event) {
+        if (session.json_output()) {
+          out << event.dump() << "\n";
+        } else {
+          std::string detail;
+          if (event.contains("reason")) detail = text_of(event["reason"]);
+          if (event.contains("backend")) detail = "from " + text_of(event["backend"]);
+          out << fmt::format("{}  {:<18} {:<24} {:<24} x{} {}\n", text_of(event["time"]), text_of(event["kind"]),
+                             text_of(event["service"]), event.contains("source") ? text_of(event["source"]) : "-",
+                             text_of(event["count"]), detail);
+        }
+        out.flush();
+      };
+      for (;;) {
+        auto reply = session.call("GET", fmt::format("/v1/events?after={}", next));
+        if (!reply) return 1;
+        for (const auto& event : (*reply)["events"]) {
+          print(event);
+          if (event_count && ++printed >= event_count) return 0;
+        }
+        next = (*reply)["next"].get<uint64_t>();
+        if (!follow && (*reply)["events"].empty()) return 0;
+        if (follow) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      }
     };
   });
 

@@ -1,0 +1,242 @@
+#include "policy.h"
+
+#include <bpf/bpf.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <set>
+
+namespace tollgate {
+namespace {
+
+constexpr uint64_t kMaxPacketRate = 1'000'000'000;  // 1 ns per packet
+constexpr uint64_t kMaxByteRate = 1'000'000'000'000;
+constexpr uint64_t kMaxByteBurst = 10'000'000'000;  // burst x 1e9 stays in 64 bits
+constexpr uint64_t kMinByteBurst = 1514;            // one full Ethernet frame
+
+std::string errno_text() { return std::strerror(errno); }
+
+uint8_t max_prefix(Family family) { return family == Family::ipv4 ? 32 : 128; }
+
+tg_acl_key acl_key(uint32_t scope, const Cidr& cidr) {
+  tg_acl_key key{};
+  key.prefixlen = 64 + cidr.prefix;
+  key.scope = scope;
+  key.family = static_cast<uint32_t>(cidr.address.family);
+  cidr.address.to_words(key.addr);
+  return key;
+}
+
+std::optional<Cidr> cidr_of(const tg_acl_key& key) {
+  if (key.family != TG_FAMILY_IPV4 && key.family != TG_FAMILY_IPV6) return std::nullopt;
+  const auto family = static_cast<Family>(key.family);
+  if (key.prefixlen < 64 || key.prefixlen - 64 > max_prefix(family)) return std::nullopt;
+  return Cidr{IpAddress::from_words(key.addr, family), static_cast<uint8_t>(key.prefixlen - 64)};
+}
+
+std::vector<tg_acl_key> all_acl_keys(int fd) {
+  std::vector<tg_acl_key> keys;
+  tg_acl_key key{}, next{};
+  bool first = true;
+  while (keys.size() < 2 * TG_ACL_MAX_ENTRIES && bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0) {
+    first = false;
+    key = next;
+    keys.push_back(key);
+  }
+  return keys;
+}
+
+const char* trie_name(const MapFds& maps, int fd) { return fd == maps.acl_allow ? "tg_acl_allow" : "tg_acl_deny"; }
+
+uint64_t tenth_of(uint64_t rate, uint64_t floor) { return std::max(rate / 10, floor); }
+
+}  // namespace
+
+Result<Cidr> Cidr::parse(std::string_view text) {
+  const auto slash = text.find('/');
+  auto address = IpAddress::parse(text.substr(0, slash));
+  if (!address) return make_error("'{}': {}", text, address.error().message);
+  Cidr cidr{*address, max_prefix(address->family)};
+  if (slash != std::string_view::npos) {
+    std::string_view digits = text.substr(slash + 1);
+    unsigned prefix = 0;
+    auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), prefix);
+    if (digits.empty() || error != std::errc{} || end != digits.data() + digits.size() ||
+        prefix > max_prefix(address->family))
+      return make_error("'{}': the prefix length must be 0-{}", text, max_prefix(address->family));
+    cidr.prefix = static_cast<uint8_t>(prefix);
+  }
+  IpAddress network = cidr.address;
+  for (size_t bit = cidr.prefix; bit < static_cast<size_t>(max_prefix(network.family)); ++bit)
+    network.bytes[bit / 8] &= static_cast<uint8_t>(~(0x80u >> (bit % 8)));
+  if (network != cidr.address)
+    return make_error("'{}': host bits are set (the network is {}/{})", text, network.to_string(), cidr.prefix);
+  return cidr;
+}
+
+std::string Cidr::to_string() const { return fmt::format("{}/{}", address.to_string(), prefix); }
+
+Result<RateLimitSpec> complete_rate_limit(RateLimitSpec spec, bool burst_packets_set, bool burst_bytes_set,
+                                          const std::string& path) {
+  if (spec.packets_per_second == 0 && spec.bytes_per_second == 0)
+    return make_error("{}: set packets_per_second, bytes_per_second or both", path);
+  if (spec.packets_per_second > kMaxPacketRate)
+    return make_error("{}.packets_per_second: {} is out of range 0-{}", path, spec.packets_per_second,
+                      kMaxPacketRate);
+  if (spec.bytes_per_second > kMaxByteRate)
+    return make_error("{}.bytes_per_second: {} is out of range 0-{}", path, spec.bytes_per_second, kMaxByteRate);
+  if (spec.packets_per_second) {
+    if (!burst_packets_set) spec.burst_packets = tenth_of(spec.packets_per_second, 1);
+    if (spec.burst_packets < 1 || spec.burst_packets > kMaxPacketRate)
+      return make_error("{}.burst_packets: {} is out of range 1-{}", path, spec.burst_packets, kMaxPacketRate);
+  } else if (burst_packets_set) {
+    return make_error("{}.burst_packets: set without packets_per_second", path);
+  }
+  if (spec.bytes_per_second) {
+    if (!burst_bytes_set) spec.burst_bytes = tenth_of(spec.bytes_per_second, kMinByteBurst);
+    if (spec.burst_bytes < kMinByteBurst || spec.burst_bytes > kMaxByteBurst)
+      return make_error("{}.burst_bytes: {} is out of range {}-{} (a bucket must hold one full frame)", path,
+                        spec.burst_bytes, kMinByteBurst, kMaxByteBurst);
+  } else if (burst_bytes_set) {
+    return make_error("{}.burst_bytes: set without bytes_per_second", path);
+  }
+  if (spec.ipv4_prefix < 1 || spec.ipv4_prefix > 32)
+    return make_error("{}.ipv4_prefix: {} is out of range 1-32", path, spec.ipv4_prefix);
+  if (spec.ipv6_prefix < 1 || spec.ipv6_prefix > 128)
+    return make_error("{}.ipv6_prefix: {} is out of range 1-128", path, spec.ipv6_prefix);
+  return spec;
+}
+
+Result<ConnectionLimitSpec> complete_connection_limit(ConnectionLimitSpec spec, bool burst_set,
+                                                      const std::string& path) {
+  if (spec.per_second < 1 || spec.per_second > kMaxPacketRate)
+    return make_error("{}.per_second: {} is out of range 1-{}", path, spec.per_second, kMaxPacketRate);
+  if (!burst_set) spec.burst = tenth_of(spec.per_second, 1);
+  if (spec.burst < 1 || spec.burst > kMaxPacketRate)
+    return make_error("{}.burst: {} is out of range 1-{}", path, spec.burst, kMaxPacketRate);
+  return spec;
+}
+
+Status validate_access_lists(const AccessLists& lists, const std::string& path) {
+  for (const auto& [name, list] : {std::pair{"allow", &lists.allow}, std::pair{"deny", &lists.deny}}) {
+    if (list->size() > kMaxListEntries)
+      return make_error("{}.{}: {} entries, at most {}", path, name, list->size(), kMaxListEntries);
+    std::set<Cidr> seen;
+    for (size_t i = 0; i < list->size(); ++i)
+      if (!seen.insert((*list)[i]).second)
+        return make_error("{}.{}[{}]: {} is listed twice", path, name, i, (*list)[i].to_string());
+  }
+  return {};
+}
+
+tg_service_policy to_kernel(const ServicePolicy& policy) {
+  tg_service_policy value{};
+  if (!policy.access.allow.empty()) value.flags |= TG_POLICY_ALLOW_LIST;
+  if (!policy.access.deny.empty()) value.flags |= TG_POLICY_DENY_LIST;
+  value.ipv4_prefix = 32;
+  value.ipv6_prefix = 128;
+  if (policy.rate_limit) {
+    const auto& limit = *policy.rate_limit;
+    value.flags |= TG_POLICY_RATE_LIMIT;
+    value.ipv4_prefix = limit.ipv4_prefix;
+    value.ipv6_prefix = limit.ipv6_prefix;
+    value.packet_rate = limit.packets_per_second;
+    value.packet_burst = limit.burst_packets;
+    value.byte_rate = limit.bytes_per_second;
+    value.byte_burst = limit.burst_bytes;
+  }
+  if (policy.new_connections) {
+    value.flags |= TG_POLICY_CONN_LIMIT;
+    value.conn_rate = policy.new_connections->per_second;
+    value.conn_burst = policy.new_connections->burst;
+  }
+  return value;
+}
+
+Status add_acl_entries(const MapFds& maps, uint32_t scope, const AccessLists& lists) {
+  const uint32_t present = 0;
+  for (const auto& [fd, list] : {std::pair{maps.acl_allow, &lists.allow}, std::pair{maps.acl_deny, &lists.deny}}) {
+    for (const auto& cidr : *list) {
+      tg_acl_key key = acl_key(scope, cidr);
+      if (bpf_map_update_elem(fd, &key, &present, BPF_ANY))
+        return make_error("map update failed: {} [map = {}, entry = {}]", errno_text(), trie_name(maps, fd),
+                          cidr.to_string());
+    }
+  }
+  return {};
+}
+
+Status remove_stale_acl_entries(const MapFds& maps, uint32_t scope, const AccessLists& lists) {
+  for (const auto& [fd, list] : {std::pair{maps.acl_allow, &lists.allow}, std::pair{maps.acl_deny, &lists.deny}}) {
+    const std::set<Cidr> wanted(list->begin(), list->end());
+    for (const auto& key : all_acl_keys(fd)) {
+      if (key.scope != scope) continue;
+      auto cidr = cidr_of(key);
+      if (cidr && wanted.contains(*cidr)) continue;
+      if (bpf_map_delete_elem(fd, &key) && errno != ENOENT)
+        return make_error("map delete failed: {} [map = {}]", errno_text(), trie_name(maps, fd));
+    }
+  }
+  return {};
+}
+
+Result<AccessLists> read_acl_entries(const MapFds& maps, uint32_t scope) {
+  AccessLists lists;
+  for (const auto& [fd, list] : {std::pair{maps.acl_allow, &lists.allow}, std::pair{maps.acl_deny, &lists.deny}}) {
+    for (const auto& key : all_acl_keys(fd))
+      if (key.scope == scope)
+        if (auto cidr = cidr_of(key)) list->push_back(*cidr);
+    std::sort(list->begin(), list->end());
+  }
+  return lists;
+}
+
+Status write_service_policy(const MapFds& maps, uint32_t service_id, const ServicePolicy& policy, bool fresh) {
+  if (auto status = add_acl_entries(maps, service_id, policy.access); !status) return status;
+  if (fresh) {
+    tg_conn_bucket full{};
+    if (bpf_map_update_elem(maps.conn_buckets, &service_id, &full, BPF_ANY))
+      return make_error("map update failed: {} [map = tg_conn_buckets]", errno_text());
+  }
+  tg_service_policy value = to_kernel(policy);
+  if (bpf_map_update_elem(maps.service_policy, &service_id, &value, BPF_ANY))
+    return make_error("map update failed: {} [map = tg_service_policy]", errno_text());
+  return remove_stale_acl_entries(maps, service_id, policy.access);
+}
+
+Status clear_service_policy(const MapFds& maps, uint32_t service_id) {
+  if (auto status = write_service_policy(maps, service_id, {}, true); !status) return status;
+  // Its sources' buckets: a later service with this id starts afresh.
+  std::vector<tg_bucket_key> keys;
+  tg_bucket_key key{}, next{};
+  bool first = true;
+  while (keys.size() < (size_t{1} << 26) &&
+         bpf_map_get_next_key(maps.source_buckets, first ? nullptr : &key, &next) == 0) {
+    first = false;
+    key = next;
+    if (key.service_id == service_id) keys.push_back(key);
+  }
+  for (const auto& stale : keys)
+    if (bpf_map_delete_elem(maps.source_buckets, &stale) && errno != ENOENT)
+      return make_error("map delete failed: {} [map = tg_source_buckets]", errno_text());
+  return {};
+}
+
+Result<ServicePolicy> read_service_policy(const MapFds& maps, uint32_t service_id) {
+  ServicePolicy policy;
+  tg_service_policy value{};
+  if (bpf_map_lookup_elem(maps.service_policy, &service_id, &value))
+    return make_error("map lookup failed: {} [map = tg_service_policy]", errno_text());
+  auto lists = read_acl_entries(maps, service_id);
+  if (!lists) return lists.error();
+  policy.access = std::move(*lists);
+  if (value.flags & TG_POLICY_RATE_LIMIT)
+    policy.rate_limit = RateLimitSpec{value.packet_rate, value.packet_burst, value.byte_rate,
+                                      value.byte_burst,  value.ipv4_prefix,  value.ipv6_prefix};
+  if (value.flags & TG_POLICY_CONN_LIMIT) policy.new_connections = ConnectionLimitSpec{value.conn_rate, value.conn_burst};
+  return policy;
+}
+
+}  // namespace tollgate
