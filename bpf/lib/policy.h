@@ -94,17 +94,23 @@ static __always_inline int tg_gcra_take(__u64 *tat, __u64 now, __u64 cost,
 	return 0;
 }
 
+/*
+ * Buckets run on the precise clock: the coarse one moves a tick (1 to 10
+ * ms) at a time, and a bucket whose burst is less than a tick's worth of
+ * its rate would then let through a burst per tick, not its rate.
+ */
+
 /* Whether the packet fits the source's bucket for this service. */
 static __always_inline int
 tg_source_conforms(const struct tg_service_policy *policy, __u32 service_id,
-		   const struct tg_flow_key *key, __u64 bytes, __u64 now)
+		   const struct tg_flow_key *key, __u64 bytes)
 {
 	struct tg_bucket_key bucket_key = {
 		.service_id = service_id,
 		.family = key->family,
 	};
 	struct tg_bucket fresh = {}, *bucket;
-	__u64 packet_cost = 0, byte_cost, byte_window;
+	__u64 packet_cost = 0, byte_cost, byte_window, now;
 
 	tg_mask_address(bucket_key.addr, key->src_addr,
 			key->family == TG_FAMILY_IPV4 ? policy->ipv4_prefix :
@@ -117,6 +123,7 @@ tg_source_conforms(const struct tg_service_policy *policy, __u32 service_id,
 		if (!bucket)
 			return 1; /* no room even by eviction: fail open */
 	}
+	now = bpf_ktime_get_ns();
 	if (policy->packet_rate) {
 		packet_cost = TG_NSEC_PER_SEC / policy->packet_rate;
 		if (!tg_gcra_take(&bucket->packet_tat_ns, now, packet_cost,
@@ -142,7 +149,7 @@ tg_source_conforms(const struct tg_service_policy *policy, __u32 service_id,
 /* Whether the service may take one more new connection now. */
 static __always_inline int
 tg_new_connection_conforms(const struct tg_service_policy *policy,
-			   __u32 service_id, __u64 now)
+			   __u32 service_id)
 {
 	struct tg_conn_bucket *bucket;
 	__u64 cost;
@@ -153,7 +160,7 @@ tg_new_connection_conforms(const struct tg_service_policy *policy,
 	if (!bucket)
 		return 1;
 	cost = TG_NSEC_PER_SEC / policy->conn_rate;
-	return tg_gcra_take(&bucket->tat_ns, now, cost,
+	return tg_gcra_take(&bucket->tat_ns, bpf_ktime_get_ns(), cost,
 			    policy->conn_burst * cost);
 }
 
@@ -179,7 +186,7 @@ static __always_inline int tg_admit(const struct tg_config *config,
 		return reason;
 	}
 	if ((policy->flags & TG_POLICY_RATE_LIMIT) &&
-	    !tg_source_conforms(policy, service_id, key, bytes, now)) {
+	    !tg_source_conforms(policy, service_id, key, bytes)) {
 		tg_event(config, now, TG_EVENT_RATE_LIMITED, service_id, 0,
 			 key->family, key->src_addr);
 		return TG_DROP_RATE_LIMITED;

@@ -232,7 +232,7 @@ tg_steer_new(const struct tg_config *config,
 				    TG_TCP_SYN;
 
 	if (!known && is_connection &&
-	    !tg_new_connection_conforms(policy, service_id, now)) {
+	    !tg_new_connection_conforms(policy, service_id)) {
 		tg_event(config, now, TG_EVENT_CONN_LIMITED, service_id, 0,
 			 key->family, key->src_addr);
 		*drop_reason = TG_DROP_CONN_LIMITED;
