@@ -36,6 +36,7 @@ import contextlib
 import http.client
 import json
 import os
+import select
 import signal
 import socket
 import sys
@@ -257,6 +258,83 @@ def run_udp(args):
             "errors": tally.errors, "seconds": tally.seconds()}
 
 
+def udp_rate_sender(args, cpu, rate, out):
+    """One paced sender on one CPU: sends `rate` datagrams per second for
+    args.seconds from one socket, counts the echoes; writes its counts."""
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except OSError:
+        pass
+    family, socktype, proto, _, addr = socket.getaddrinfo(args.host, args.port, type=socket.SOCK_DGRAM)[0]
+    sent = received = 0
+    with socket.socket(family, socktype, proto) as sock:
+        sock.connect(addr)
+        sock.setblocking(False)
+        start = time.monotonic()
+        total = int(rate * args.seconds)
+        while sent < total:
+            due = start + sent / rate
+            now = time.monotonic()
+            if now >= due:
+                try:
+                    sock.send(b"rate-%d" % sent)
+                except OSError:
+                    pass
+                sent += 1
+                continue
+            ready, _, _ = select.select([sock], [], [], due - now)
+            while ready:
+                try:
+                    sock.recv(65535)
+                    received += 1
+                except BlockingIOError:
+                    break
+        until = time.monotonic() + args.timeout
+        while time.monotonic() < until:
+            ready, _, _ = select.select([sock], [], [], until - time.monotonic())
+            if not ready:
+                break
+            try:
+                sock.recv(65535)
+                received += 1
+            except BlockingIOError:
+                pass
+    os.write(out, json.dumps({"sent": sent, "received": received}).encode())
+
+
+def run_udp_rate(args):
+    """--senders processes, each on its own CPU, share --rate between them."""
+    cpus = sorted(os.sched_getaffinity(0))
+    children = []
+    for k in range(args.senders):
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_end)
+            code = 0
+            try:
+                udp_rate_sender(args, cpus[k % len(cpus)], args.rate / args.senders, write_end)
+            except BaseException:  # noqa: B036 - the child must never return into the parent's code
+                code = 1
+            os._exit(code)
+        os.close(write_end)
+        children.append((pid, read_end))
+    sent = received = 0
+    errors = []
+    for pid, read_end in children:
+        with os.fdopen(read_end) as pipe:
+            text = pipe.read()
+        os.waitpid(pid, 0)
+        try:
+            counts = json.loads(text)
+            sent += counts["sent"]
+            received += counts["received"]
+        except (ValueError, KeyError):
+            errors.append(f"sender {pid} reported nothing")
+    return {"ok": received, "failed": sent - received, "sent": sent, "received": received,
+            "seconds": args.seconds, "errors": errors}
+
+
 def run_stream(args):
     host, port, path = parse_url(args.url)
     tally = Tally()
@@ -340,6 +418,14 @@ def main():
     p.add_argument("--count", type=positive_int, required=True)
     p.add_argument("--timeout", type=positive_float, default=1.0)
 
+    p = sub.add_parser("udp-rate", help="paced datagrams from one source address, several CPUs")
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    p.add_argument("--rate", type=positive_float, required=True, help="datagrams per second, in all")
+    p.add_argument("--seconds", type=positive_float, required=True)
+    p.add_argument("--senders", type=positive_int, default=1, help="processes, each pinned to a CPU")
+    p.add_argument("--timeout", type=positive_float, default=1.0, help="wait for late echoes")
+
     p = sub.add_parser("stream", help="GETs on ONE keep-alive connection")
     p.add_argument("url")
     p.add_argument("--duration", type=positive_float, required=True)
@@ -350,7 +436,9 @@ def main():
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    result = {"http": run_http, "udp": run_udp, "stream": run_stream}[args.mode](args)
+    if args.mode == "udp-rate" and args.rate * args.seconds > 1_000_000:
+        parser.error("udp-rate: at most 1,000,000 datagrams (rate x seconds)")
+    result = {"http": run_http, "udp": run_udp, "udp-rate": run_udp_rate, "stream": run_stream}[args.mode](args)
     # From here on a signal must not lose the result.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
