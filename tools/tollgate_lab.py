@@ -188,6 +188,13 @@ class Agent:
         if was_applied != expect_applied:
             raise RuntimeError(f"configuration {'refused' if expect_applied else 'applied'}:\n{self.log()}")
 
+    def metrics(self):
+        """GET /v1/metrics (Prometheus text) as {series: value}."""
+        text = subprocess.run(["curl", "-sf", "--unix-socket", str(self.socket_path), "http://tollgate/v1/metrics"],
+                              capture_output=True, text=True, check=True, timeout=30).stdout
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                if line and not line.startswith("#")}
+
     def stats(self):
         return self.cli_json("stats")
 

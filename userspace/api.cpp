@@ -290,8 +290,11 @@ Api::Outcome Api::route(const HttpRequest& request) {
       return {failure(404, fmt::format("no such endpoint {}", request.path))};
     if (method == "GET") return {reply(200, access_lists_to_json(desired.access))};
     if (method != "PUT" && method != "DELETE") return not_allowed();
-    Outcome outcome{{}, method == "PUT" ? "policy.access.set" : "policy.access.clear", "access",
-                    access_lists_to_json(desired.access), {}};
+    Outcome outcome{{},
+                    method == "PUT" ? "policy.access.set" : "policy.access.clear",
+                    "access",
+                    access_lists_to_json(desired.access),
+                    {}};
     Config next = desired;
     next.access = {};
     if (method == "PUT") {

@@ -298,9 +298,9 @@ Result<ServicePolicy> parse_service_policy(const json& object, const std::string
   if (object.contains("rate_limit") && !object["rate_limit"].is_null()) {
     const json& limit = object["rate_limit"];
     const std::string where = join(path, "rate_limit");
-    if (auto status = check_fields(limit, where,
-                                   {"packets_per_second", "burst_packets", "bytes_per_second", "burst_bytes",
-                                    "ipv4_prefix", "ipv6_prefix"});
+    if (auto status = check_fields(
+            limit, where,
+            {"packets_per_second", "burst_packets", "bytes_per_second", "burst_bytes", "ipv4_prefix", "ipv6_prefix"});
         !status)
       return status.error();
     RateLimitSpec spec;
@@ -318,7 +318,8 @@ Result<ServicePolicy> parse_service_policy(const json& object, const std::string
                                                          {"ipv6_prefix", &spec.ipv6_prefix}};
     for (const auto& [name, target] : prefixes) {
       if (!limit.contains(name)) continue;
-      auto number = unsigned_field(limit[name], join(where, name), 1, std::string_view(name) == "ipv4_prefix" ? 32 : 128);
+      auto number =
+          unsigned_field(limit[name], join(where, name), 1, std::string_view(name) == "ipv4_prefix" ? 32 : 128);
       if (!number) return number.error();
       *target = static_cast<uint8_t>(*number);
     }
@@ -408,9 +409,8 @@ Status check_policy_capacity(const Config& config) {
 }
 
 Result<ServiceSpec> parse_service_json(const json& object, const std::string& path) {
-  if (auto status =
-          check_fields(object, path,
-                       {"address", "maglev_size", "backends", "health_check", "outlier_detection", "policy"});
+  if (auto status = check_fields(object, path,
+                                 {"address", "maglev_size", "backends", "health_check", "outlier_detection", "policy"});
       !status)
     return status.error();
   ServiceSpec service;

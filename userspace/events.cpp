@@ -43,11 +43,6 @@ void EventMonitor::run() {
   }
 }
 
-void EventMonitor::drain() {
-  if (!ring_) ring_ = ring_buffer__new(controller_.maps().events, &EventMonitor::on_event, this, nullptr);
-  if (ring_) ring_buffer__consume(ring_);
-}
-
 int EventMonitor::on_event(void* context, void* data, size_t size) {
   if (size < sizeof(tg_event)) return 0;
   tg_event event;
@@ -73,8 +68,8 @@ void EventMonitor::handle(const tg_event& event) {
   if (event.family == TG_FAMILY_IPV4 || event.family == TG_FAMILY_IPV6)
     entry["source"] = IpAddress::from_words(event.addr, static_cast<Family>(event.family)).to_string();
   if (kind == TG_EVENT_DENIED)
-    entry["reason"] = drop_reason_name(
-        static_cast<tg_drop_reason>(std::min<uint32_t>(event.detail, TG_DROP_REASON_COUNT)));
+    entry["reason"] =
+        drop_reason_name(static_cast<tg_drop_reason>(std::min<uint32_t>(event.detail, TG_DROP_REASON_COUNT)));
   entry["count"] = event.count;
   audit_.record(entry);
 

@@ -29,8 +29,6 @@ class EventMonitor {
 
   Status start();
   void stop();
-  // Reads what the ring holds now (start() does it on its own thread).
-  void drain();
 
   // Events with a sequence number above `after` (they count from 1), at
   // most `limit`: {"events": [...], "next": the last number handed out}.

@@ -63,22 +63,24 @@ Result<std::map<uint32_t, uint64_t>> active_flow_counts(const MapFds& maps) {
   std::map<uint32_t, std::optional<uint32_t>> generations;  // slot -> generation, read once
   std::map<uint32_t, uint64_t> counts;
   const uint64_t now = monotonic_coarse_ns();
-  for (int fd : {maps.flows, maps.new_flows})
-  for (const auto& key : all_keys(fd)) {
-    tg_flow flow{};
-    if (bpf_map_lookup_elem(fd, &key, &flow)) continue;
-    if (flow.state == TG_FLOW_TCP_CLOSING) continue;
-    if (now > flow.last_seen_ns && now - flow.last_seen_ns > timeout_ns(config, flow.state)) continue;
-    auto generation = generations.find(flow.backend_index);
-    if (generation == generations.end()) {
-      tg_backend backend{};
-      std::optional<uint32_t> current;
-      if (bpf_map_lookup_elem(maps.backends, &flow.backend_index, &backend) == 0 && backend.state != TG_BACKEND_UNUSED)
-        current = backend.generation;
-      generation = generations.emplace(flow.backend_index, current).first;
+  for (int fd : {maps.flows, maps.new_flows}) {
+    for (const auto& key : all_keys(fd)) {
+      tg_flow flow{};
+      if (bpf_map_lookup_elem(fd, &key, &flow)) continue;
+      if (flow.state == TG_FLOW_TCP_CLOSING) continue;
+      if (now > flow.last_seen_ns && now - flow.last_seen_ns > timeout_ns(config, flow.state)) continue;
+      auto generation = generations.find(flow.backend_index);
+      if (generation == generations.end()) {
+        tg_backend backend{};
+        std::optional<uint32_t> current;
+        if (bpf_map_lookup_elem(maps.backends, &flow.backend_index, &backend) == 0 &&
+            backend.state != TG_BACKEND_UNUSED)
+          current = backend.generation;
+        generation = generations.emplace(flow.backend_index, current).first;
+      }
+      if (generation->second != flow.backend_generation) continue;
+      ++counts[flow.backend_index];
     }
-    if (generation->second != flow.backend_generation) continue;
-    ++counts[flow.backend_index];
   }
   return counts;
 }
@@ -95,26 +97,27 @@ Result<nlohmann::json> list_flows(const Dataplane& dataplane, const MapFds& maps
 
   nlohmann::json flows = nlohmann::json::array();
   size_t total = 0;
-  for (int fd : {maps.flows, maps.new_flows})
-  for (const auto& key : all_keys(fd)) {
-    tg_flow value{};
-    if (bpf_map_lookup_elem(fd, &key, &value)) continue;  // expired meanwhile
-    ++total;
-    if (flows.size() >= limit) continue;
-    if (key.family != TG_FAMILY_IPV4 && key.family != TG_FAMILY_IPV6) continue;
-    const auto family = static_cast<Family>(key.family);
-    Endpoint client{IpAddress::from_words(key.src_addr, family), ntohs(key.src_port)};
-    ServiceAddress service{{IpAddress::from_words(key.dst_addr, family), ntohs(key.dst_port)},
-                           static_cast<Protocol>(key.protocol)};
-    auto backend = backends.find(value.backend_index);
-    const double idle = now_ns > value.last_seen_ns ? static_cast<double>(now_ns - value.last_seen_ns) / 1e9 : 0.0;
-    flows.push_back(
-        {{"client", client.to_string()},
-         {"service", service.to_string()},
-         {"backend", backend == backends.end() ? fmt::format("slot {}", value.backend_index) : backend->second},
-         {"state", flow_state_name(value.state)},
-         {"table", fd == maps.flows ? "flows" : "new_flows"},
-         {"idle_seconds", idle}});
+  for (int fd : {maps.flows, maps.new_flows}) {
+    for (const auto& key : all_keys(fd)) {
+      tg_flow value{};
+      if (bpf_map_lookup_elem(fd, &key, &value)) continue;  // expired meanwhile
+      ++total;
+      if (flows.size() >= limit) continue;
+      if (key.family != TG_FAMILY_IPV4 && key.family != TG_FAMILY_IPV6) continue;
+      const auto family = static_cast<Family>(key.family);
+      Endpoint client{IpAddress::from_words(key.src_addr, family), ntohs(key.src_port)};
+      ServiceAddress service{{IpAddress::from_words(key.dst_addr, family), ntohs(key.dst_port)},
+                             static_cast<Protocol>(key.protocol)};
+      auto backend = backends.find(value.backend_index);
+      const double idle = now_ns > value.last_seen_ns ? static_cast<double>(now_ns - value.last_seen_ns) / 1e9 : 0.0;
+      flows.push_back(
+          {{"client", client.to_string()},
+           {"service", service.to_string()},
+           {"backend", backend == backends.end() ? fmt::format("slot {}", value.backend_index) : backend->second},
+           {"state", flow_state_name(value.state)},
+           {"table", fd == maps.flows ? "flows" : "new_flows"},
+           {"idle_seconds", idle}});
+    }
   }
   return nlohmann::json{{"flows", flows}, {"total", total}, {"truncated", total > flows.size()}};
 }

@@ -162,10 +162,8 @@ Result<std::unique_ptr<DataPath>> DataPath::load(const LoadOptions& options) {
   tollgate_xdp* xdp = tollgate_xdp__open();
   if (!xdp) return make_error("BPF open failed: {} [object = tollgate_xdp]", std::strerror(errno));
   const std::pair<bpf_map*, uint32_t> sizes[] = {
-      {xdp->maps.tg_flows, options.flow_capacity},
-      {xdp->maps.tg_reverse_flows, options.flow_capacity},
-      {xdp->maps.tg_new_flows, options.new_flow_capacity},
-      {xdp->maps.tg_new_reverse, options.new_flow_capacity},
+      {xdp->maps.tg_flows, options.flow_capacity},           {xdp->maps.tg_reverse_flows, options.flow_capacity},
+      {xdp->maps.tg_new_flows, options.new_flow_capacity},   {xdp->maps.tg_new_reverse, options.new_flow_capacity},
       {xdp->maps.tg_source_buckets, options.source_buckets},
   };
   for (const auto& [map, entries] : sizes) {
@@ -191,7 +189,8 @@ Result<std::unique_ptr<DataPath>> DataPath::load(const LoadOptions& options) {
     if (adopting)
       return make_error(
           "BPF load failed: {} [object = tollgate_xdp]: the maps pinned in {} do not match this build (a different "
-          "--flow-capacity, --new-flow-capacity or --source-buckets?); start with --recreate to drop them (established flows are lost)",
+          "--flow-capacity, --new-flow-capacity or --source-buckets?); start with --recreate to drop them (established "
+          "flows are lost)",
           std::strerror(-err), options.pin_dir);
     return make_error("BPF load failed: {} [object = tollgate_xdp] (needs root; libbpf's log above says more)",
                       std::strerror(-err));

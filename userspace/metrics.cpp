@@ -118,15 +118,16 @@ Result<std::string> prometheus_metrics(const Controller& controller, const Healt
                               stats.occurrences - std::min(stats.occurrences, stats.reported));
     received += fmt::format("tollgate_events_total{{kind=\"{}\"}} {}\n", name, got[kind]);
   }
-  out += "# HELP tollgate_event_occurrences_total Occurrences of each event kind in the data path.\n"
-         "# TYPE tollgate_event_occurrences_total counter\n" +
-         occurrences +
-         "# HELP tollgate_event_unreported_total Occurrences no event reported (aggregated, over budget, or lost).\n"
-         "# TYPE tollgate_event_unreported_total counter\n" +
-         unreported +
-         "# HELP tollgate_events_total Events the agent read from the ring buffer.\n"
-         "# TYPE tollgate_events_total counter\n" +
-         received;
+  out +=
+      "# HELP tollgate_event_occurrences_total Occurrences of each event kind in the data path.\n"
+      "# TYPE tollgate_event_occurrences_total counter\n" +
+      occurrences +
+      "# HELP tollgate_event_unreported_total Occurrences no event reported (aggregated, over budget, or lost).\n"
+      "# TYPE tollgate_event_unreported_total counter\n" +
+      unreported +
+      "# HELP tollgate_events_total Events the agent read from the ring buffer.\n"
+      "# TYPE tollgate_events_total counter\n" +
+      received;
   const FlowOccupancy occupancy = flow_occupancy(controller.maps());
   out += fmt::format(
       "# HELP tollgate_flow_table_entries Entries in the connection tables (new: flows seen once).\n"

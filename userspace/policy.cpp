@@ -83,8 +83,7 @@ Result<RateLimitSpec> complete_rate_limit(RateLimitSpec spec, bool burst_packets
   if (spec.packets_per_second == 0 && spec.bytes_per_second == 0)
     return make_error("{}: set packets_per_second, bytes_per_second or both", path);
   if (spec.packets_per_second > kMaxPacketRate)
-    return make_error("{}.packets_per_second: {} is out of range 0-{}", path, spec.packets_per_second,
-                      kMaxPacketRate);
+    return make_error("{}.packets_per_second: {} is out of range 0-{}", path, spec.packets_per_second, kMaxPacketRate);
   if (spec.bytes_per_second > kMaxByteRate)
     return make_error("{}.bytes_per_second: {} is out of range 0-{}", path, spec.bytes_per_second, kMaxByteRate);
   if (spec.packets_per_second) {
@@ -182,7 +181,7 @@ Status remove_stale_acl_entries(const MapFds& maps, uint32_t scope, const Access
   return {};
 }
 
-Result<AccessLists> read_acl_entries(const MapFds& maps, uint32_t scope) {
+AccessLists read_acl_entries(const MapFds& maps, uint32_t scope) {
   AccessLists lists;
   for (const auto& [fd, list] : {std::pair{maps.acl_allow, &lists.allow}, std::pair{maps.acl_deny, &lists.deny}}) {
     for (const auto& key : all_acl_keys(fd))
@@ -229,13 +228,12 @@ Result<ServicePolicy> read_service_policy(const MapFds& maps, uint32_t service_i
   tg_service_policy value{};
   if (bpf_map_lookup_elem(maps.service_policy, &service_id, &value))
     return make_error("map lookup failed: {} [map = tg_service_policy]", errno_text());
-  auto lists = read_acl_entries(maps, service_id);
-  if (!lists) return lists.error();
-  policy.access = std::move(*lists);
+  policy.access = read_acl_entries(maps, service_id);
   if (value.flags & TG_POLICY_RATE_LIMIT)
     policy.rate_limit = RateLimitSpec{value.packet_rate, value.packet_burst, value.byte_rate,
                                       value.byte_burst,  value.ipv4_prefix,  value.ipv6_prefix};
-  if (value.flags & TG_POLICY_CONN_LIMIT) policy.new_connections = ConnectionLimitSpec{value.conn_rate, value.conn_burst};
+  if (value.flags & TG_POLICY_CONN_LIMIT)
+    policy.new_connections = ConnectionLimitSpec{value.conn_rate, value.conn_burst};
   return policy;
 }
 

@@ -55,10 +55,10 @@ static __always_inline void tg_event_count(__u32 kind, __u64 occurrences,
  * atomic add. The CPU that claims a due report (compare-and-swap on its
  * time) takes every pending occurrence with it.
  */
-static __always_inline void tg_event(const struct tg_config *config,
-				     __u64 now, enum tg_event_kind kind,
-				     __u32 service_id, __u32 detail,
-				     __u8 family, const __u32 *addr)
+static __always_inline void tg_event(const struct tg_config *config, __u64 now,
+				     enum tg_event_kind kind, __u32 service_id,
+				     __u32 detail, __u8 family,
+				     const __u32 *addr)
 {
 	struct tg_event_key key = {
 		.kind = kind,

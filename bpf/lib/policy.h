@@ -32,10 +32,10 @@ static __always_inline int tg_acl_match(void *trie, __u32 scope,
  * over allow; a set allow list admits only what it lists; the global lists
  * and the service's both apply.
  */
-static __always_inline int tg_acl_verdict(const struct tg_config *config,
-					  const struct tg_service_policy *policy,
-					  __u32 service_id,
-					  const struct tg_flow_key *key)
+static __always_inline int
+tg_acl_verdict(const struct tg_config *config,
+	       const struct tg_service_policy *policy, __u32 service_id,
+	       const struct tg_flow_key *key)
 {
 	if ((config->flags & TG_POLICY_DENY_LIST) &&
 	    tg_acl_match(&tg_acl_deny, TG_SCOPE_GLOBAL, key))
@@ -113,8 +113,8 @@ tg_source_conforms(const struct tg_service_policy *policy, __u32 service_id,
 	__u64 packet_cost = 0, byte_cost, byte_window, now;
 
 	tg_mask_address(bucket_key.addr, key->src_addr,
-			key->family == TG_FAMILY_IPV4 ? policy->ipv4_prefix :
-							policy->ipv6_prefix);
+			key->family == TG_FAMILY_IPV4 ? policy->ipv4_prefix
+						      : policy->ipv6_prefix);
 	bucket = bpf_map_lookup_elem(&tg_source_buckets, &bucket_key);
 	if (!bucket) {
 		bpf_map_update_elem(&tg_source_buckets, &bucket_key, &fresh,
@@ -132,8 +132,8 @@ tg_source_conforms(const struct tg_service_policy *policy, __u32 service_id,
 	}
 	if (policy->byte_rate) {
 		byte_cost = bytes * TG_NSEC_PER_SEC / policy->byte_rate;
-		byte_window =
-			policy->byte_burst * TG_NSEC_PER_SEC / policy->byte_rate;
+		byte_window = policy->byte_burst * TG_NSEC_PER_SEC /
+			      policy->byte_rate;
 		if (!tg_gcra_take(&bucket->byte_tat_ns, now, byte_cost,
 				  byte_window)) {
 			/* Not sent: give the packet's token back. */
@@ -176,8 +176,8 @@ static __always_inline int tg_admit(const struct tg_config *config,
 {
 	int reason;
 
-	if (!policy->flags && !(config->flags & (TG_POLICY_ALLOW_LIST |
-						 TG_POLICY_DENY_LIST)))
+	if (!policy->flags &&
+	    !(config->flags & (TG_POLICY_ALLOW_LIST | TG_POLICY_DENY_LIST)))
 		return 0;
 	reason = tg_acl_verdict(config, policy, service_id, key);
 	if (reason) {

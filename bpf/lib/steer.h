@@ -227,9 +227,9 @@ tg_steer_new(const struct tg_config *config,
 	__u32 service_id = service->service_id;
 	struct tg_backend *backend;
 	__u32 backend_index = 0;
-	int is_connection = key->protocol != IPPROTO_TCP ||
-			    (tcp_flags & (TG_TCP_SYN | TG_TCP_ACK)) ==
-				    TG_TCP_SYN;
+	int is_connection =
+		key->protocol != IPPROTO_TCP ||
+		(tcp_flags & (TG_TCP_SYN | TG_TCP_ACK)) == TG_TCP_SYN;
 
 	if (!known && is_connection &&
 	    !tg_new_connection_conforms(policy, service_id)) {

@@ -10,6 +10,7 @@
 #include <linux/pkt_cls.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -218,14 +219,15 @@ class DataPathTest : public ::testing::Test {
     ASSERT_EQ(bpf_map_update_elem(fd, &key, &flow, BPF_EXIST), 0);
   }
 
+  // Entries of a hash map whose keys are at most 64 bytes.
   static size_t entries(int fd) {
     size_t count = 0;
-    tg_flow_key key{}, next{};
+    std::array<uint8_t, 64> key{}, next{};
     const void* previous = nullptr;
-    while (bpf_map_get_next_key(fd, previous, &next) == 0) {
+    while (bpf_map_get_next_key(fd, previous, next.data()) == 0) {
       ++count;
       key = next;
-      previous = &key;
+      previous = key.data();
     }
     return count;
   }

@@ -46,14 +46,6 @@ class FaultTest(LabTest):
         return self.agent.cli_json("backend", "list", V4_WEB)[[b["address"] for b in self.agent.cli_json(
             "backend", "list", V4_WEB)].index(endpoint(name))]
 
-    def metrics(self):
-        """GET /v1/metrics (Prometheus text) as {series: value}."""
-        text = subprocess.run(["curl", "-sf", "--unix-socket", str(self.agent.socket_path),
-                               "http://tollgate/v1/metrics"], capture_output=True, text=True, check=True,
-                              timeout=30).stdout
-        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                if line and not line.startswith("#")}
-
     def start_load(self, name, count=3000, timeout=3):
         """New connections at a steady rate from c1 until the stop file."""
         stop = self.stop_file(name)
@@ -114,7 +106,7 @@ class FaultTest(LabTest):
               f"{ACTIVE_DETECTION:.0f} s); circuit opened: {circuit[0]['reason'] if circuit else 'no'}; "
               f"back {back - restarted:.2f} s after the restart; {report['ok']} ok {report['backends']}")
         self.assertTrue(circuit, "passive ejection did not open b2's circuit")
-        metrics = self.metrics()
+        metrics = self.agent.metrics()
         labels = f'service="{V4_WEB}",backend="{endpoint("b2")}"'
         self.assertGreaterEqual(metrics[f"tollgate_backend_ejections_total{{{labels}}}"], 1, metrics)
         self.assertGreaterEqual(metrics[f"tollgate_backend_syn_resets_total{{{labels}}}"], 1, metrics)

@@ -32,13 +32,6 @@ def with_policy(service_address, policy):
 
 
 class PolicyTest(LabTest):
-    def metrics(self):
-        text = subprocess.run(["curl", "-sf", "--unix-socket", str(self.agent.socket_path),
-                               "http://tollgate/v1/metrics"], capture_output=True, text=True, check=True,
-                              timeout=30).stdout
-        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                if line and not line.startswith("#")}
-
     def datapath_events(self, kind, source=None):
         return [e for e in self.agent.audit() if e.get("event") == "datapath" and e.get("kind") == kind
                 and (source is None or e.get("source") == source)]
@@ -59,7 +52,7 @@ class PolicyTest(LabTest):
               f"{calm['received']} of {calm['sent']} through")
         self.assertLessEqual(abs(fast_report["received"] - expected), 0.1 * expected, fast_report)
         self.assertEqual(calm["received"], calm["sent"], calm)
-        self.assertGreaterEqual(self.metrics()['tollgate_drops_total{reason="rate_limited"}'],
+        self.assertGreaterEqual(self.agent.metrics()['tollgate_drops_total{reason="rate_limited"}'],
                                 fast_report["sent"] - fast_report["received"] - 5)
         wait_until(lambda: self.datapath_events("rate_limited", C1_V4), 10, "the rate_limited event")
         self.assertEqual(self.datapath_events("rate_limited", C2_V4), [])
@@ -79,7 +72,7 @@ class PolicyTest(LabTest):
         kinds = [json.loads(line) for line in shown.splitlines() if line.strip()]
         self.assertTrue(any(e["kind"] == "denied" and e["source"] == C1_V4 and e["reason"] == "denied" for e in kinds),
                         shown)
-        drops = self.metrics()['tollgate_drops_total{reason="denied"}']
+        drops = self.agent.metrics()['tollgate_drops_total{reason="denied"}']
         print(f"{C1_V4}/32 denied: 0 of 10 connections through (their SYNs and retransmissions: {drops:.0f} drops); "
               f"c2 untouched; audit: policy.set and {len(self.datapath_events('denied', C1_V4))} denied event(s)")
         # A global allow list admits only what it lists: c2 is not in it.
@@ -95,15 +88,15 @@ class PolicyTest(LabTest):
         self.start_agent(lab_services())
         stream_stop = self.stop_file("flood-stream")
         stream, _ = self.start_stream(str(stream_stop))
-        before = self.metrics()
+        before = self.agent.metrics()
         flood = subprocess.Popen([str(LAB), "flood", "c2", SERVICE_V4, "80", "8"], stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
         self.addCleanup(lambda: flood.poll() is None and flood.kill())
-        wait_until(lambda: self.metrics()['tollgate_flow_table_entries{table="new_flows"}'] > 1000, 10,
+        wait_until(lambda: self.agent.metrics()['tollgate_flow_table_entries{table="new_flows"}'] > 1000, 10,
                    "the flood at the gateway")
         # Legitimate new connections from c1 while the flood runs.
         load = self.lab.traffic("c1", ["http", V4_HTTP, "--count", 150, "--rate", 50, "--timeout", 3])
-        during = self.metrics()
+        during = self.agent.metrics()
         flows = self.agent.cli_json("conntrack", "list", "--limit", "1000000")
         flood_out, flood_err = flood.communicate(timeout=60)
         self.assertEqual(flood.returncode, 0, f"{flood_out} {flood_err}")

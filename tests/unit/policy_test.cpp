@@ -72,8 +72,7 @@ TEST(Policy, BadInputNamesTheField) {
        "services[0].policy.new_connections.per_second"},
       {R"({"services": [{"address": "198.18.100.1:80/tcp", "policy": {"new_connections": {"per_second": 0}}}]})",
        "services[0].policy.new_connections.per_second"},
-      {R"({"services": [{"address": "198.18.100.1:80/tcp", "policy": {"limit": 1}}]})",
-       "services[0].policy.limit"},
+      {R"({"services": [{"address": "198.18.100.1:80/tcp", "policy": {"limit": 1}}]})", "services[0].policy.limit"},
   };
   for (const auto& [text, field] : cases) {
     auto config = parse_config(text);

@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "address.h"
-#include "policy.h"
 #include "http_server.h"
+#include "policy.h"
 
 namespace tollgate::cli {
 namespace {
@@ -500,8 +500,8 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
         parts.push_back(fmt::format("{} packets/s (burst {})", text_of(rate["packets_per_second"]),
                                     text_of(rate["burst_packets"])));
       if (rate.contains("bytes_per_second"))
-        parts.push_back(fmt::format("{} bytes/s (burst {})", text_of(rate["bytes_per_second"]),
-                                    text_of(rate["burst_bytes"])));
+        parts.push_back(
+            fmt::format("{} bytes/s (burst {})", text_of(rate["bytes_per_second"]), text_of(rate["burst_bytes"])));
       out << fmt::format("  rate limit per source /{} (IPv4), /{} (IPv6): {}\n", text_of(rate["ipv4_prefix"]),
                          text_of(rate["ipv6_prefix"]), fmt::join(parts, ", "));
     }
@@ -510,9 +510,9 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
                          text_of(policy["new_connections"]["burst"]));
   };
 
-  auto* policy_show = policy_cmd->add_subcommand(
-      "show", "show the global lists and every service's policy, or one service's\n"
-              "Example: tollgate policy show 198.18.100.1:80/tcp");
+  auto* policy_show = policy_cmd->add_subcommand("show",
+                                                 "show the global lists and every service's policy, or one service's\n"
+                                                 "Example: tollgate policy show 198.18.100.1:80/tcp");
   policy_show->add_option("service", policy_service, "ADDRESS:PORT/PROTOCOL")->check(service_validator());
   add_output_option(policy_show, session);
   policy_show->callback([&] {
@@ -559,9 +559,10 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
       };
     });
   }
-  auto* policy_unlist = policy_cmd->add_subcommand(
-      "unlist", "remove CIDRs from the allow and deny lists\n"
-                "Example: tollgate policy unlist 198.18.0.0/24 --service 198.18.100.1:80/tcp");
+  auto* policy_unlist =
+      policy_cmd->add_subcommand("unlist",
+                                 "remove CIDRs from the allow and deny lists\n"
+                                 "Example: tollgate policy unlist 198.18.0.0/24 --service 198.18.100.1:80/tcp");
   policy_unlist->add_option("cidr", cidrs, "ADDRESS/PREFIX (repeatable)")->required()->check(cidr_validator());
   policy_unlist->add_option("--service", policy_service, "ADDRESS:PORT/PROTOCOL")->check(service_validator());
   add_output_option(policy_unlist, session);
@@ -585,8 +586,9 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
   RateLimitSpec rate;
   bool off = false;
   auto* policy_rate = policy_cmd->add_subcommand(
-      "rate-limit", "limit each source's packets (and bytes) per second to a service; --off removes it\n"
-                    "Example: tollgate policy rate-limit 198.18.100.1:53/udp --packets-per-second 1000 --burst 100");
+      "rate-limit",
+      "limit each source's packets (and bytes) per second to a service; --off removes it\n"
+      "Example: tollgate policy rate-limit 198.18.100.1:53/udp --packets-per-second 1000 --burst 100");
   policy_rate->add_option("service", policy_service, "ADDRESS:PORT/PROTOCOL")->required()->check(service_validator());
   auto* pps = policy_rate->add_option("--packets-per-second", rate.packets_per_second, "packets per second and source");
   auto* burst = policy_rate->add_option("--burst", rate.burst_packets, "packets a source may send at once");
@@ -615,9 +617,10 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
   });
 
   ConnectionLimitSpec connections;
-  auto* policy_conn = policy_cmd->add_subcommand(
-      "connection-limit", "cap a service's new connections per second (all sources); --off removes it\n"
-                          "Example: tollgate policy connection-limit 198.18.100.1:80/tcp --per-second 500");
+  auto* policy_conn =
+      policy_cmd->add_subcommand("connection-limit",
+                                 "cap a service's new connections per second (all sources); --off removes it\n"
+                                 "Example: tollgate policy connection-limit 198.18.100.1:80/tcp --per-second 500");
   policy_conn->add_option("service", policy_service, "ADDRESS:PORT/PROTOCOL")->required()->check(service_validator());
   auto* per_second = policy_conn->add_option("--per-second", connections.per_second, "new connections per second");
   auto* conn_burst = policy_conn->add_option("--burst", connections.burst, "new connections at once");
@@ -637,9 +640,9 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
     };
   });
 
-  auto* policy_clear = policy_cmd->add_subcommand(
-      "clear", "remove a service's whole policy (--service), or the global lists\n"
-               "Example: tollgate policy clear --service 198.18.100.1:80/tcp");
+  auto* policy_clear = policy_cmd->add_subcommand("clear",
+                                                  "remove a service's whole policy (--service), or the global lists\n"
+                                                  "Example: tollgate policy clear --service 198.18.100.1:80/tcp");
   policy_clear->add_option("--service", policy_service, "ADDRESS:PORT/PROTOCOL")->check(service_validator());
   policy_clear->callback([&] {
     action = [&] {
@@ -653,9 +656,10 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
   bool follow = false;
   size_t event_count = 0;
   auto* events_cmd = app.add_subcommand(
-      "events", "data path events: access-list denials, rate-limit and connection-cap drops, flows moved off a\n"
-                "backend, flows found untracked. Each stands for `count` occurrences.\n"
-                "Example: tollgate events --follow -o json");
+      "events",
+      "data path events: access-list denials, rate-limit and connection-cap drops, flows moved off a\n"
+      "backend, flows found untracked. Each stands for `count` occurrences.\n"
+      "Example: tollgate events --follow -o json");
   events_cmd->add_flag("-f,--follow", follow, "keep printing new events until interrupted");
   events_cmd->add_option("--count", event_count, "stop after this many events")
       ->check(CLI::Range(size_t{1}, size_t{999999999}));
