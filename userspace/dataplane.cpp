@@ -324,8 +324,19 @@ Status Dataplane::write_backend(const ServiceState& service, uint32_t index, con
   value.service_id = service.id;
   value.generation = generations_[index];
   value.weight = backend.weight;
+  return write_backend_value(index, value);
+}
+
+Status Dataplane::write_backend_value(uint32_t index, const tg_backend& value) {
+  // A slot the kernel holds as it is now is not written again: a change to
+  // one backend of a large service writes that backend's slot only.
+  auto written = written_backends_.find(index);
+  if (written != written_backends_.end() && std::memcmp(&written->second, &value, sizeof(value)) == 0) return {};
+  written_backends_.erase(index);
   ++last_write_.backend_entries;
-  return update(maps_.backends, &index, &value, "tg_backends");
+  if (auto status = update(maps_.backends, &index, &value, "tg_backends"); !status) return status;
+  written_backends_[index] = value;
+  return {};
 }
 
 Status Dataplane::release_backend(uint32_t index) {
@@ -333,8 +344,7 @@ Status Dataplane::release_backend(uint32_t index) {
   tg_backend value{};
   value.generation = generations_[index];
   value.service_id = TG_SERVICE_NONE;
-  ++last_write_.backend_entries;
-  if (auto status = update(maps_.backends, &index, &value, "tg_backends"); !status) return status;
+  if (auto status = write_backend_value(index, value); !status) return status;
   backend_slots_.release(index);
   return {};
 }

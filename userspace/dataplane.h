@@ -135,6 +135,7 @@ class Dataplane {
   };
 
   Status apply_steps(ServiceState& next, const ServiceSpec& spec, const ServiceSpec* previous);
+  Status write_backend_value(uint32_t index, const tg_backend& value);
   Status write_backend(const ServiceState& service, uint32_t index, const BackendSpec& backend);
   Status release_backend(uint32_t index);
   Status install_table(ServiceState& service, std::vector<uint32_t> entries);
@@ -153,6 +154,8 @@ class Dataplane {
   IndexPool backend_slots_{1, TG_MAX_BACKENDS};
   std::vector<uint32_t> generations_ = std::vector<uint32_t>(TG_MAX_BACKENDS, 0);
   WriteCounts last_write_;
+  // What each backend slot holds in the kernel, as last written by us.
+  std::map<uint32_t, tg_backend> written_backends_;
 };
 
 }  // namespace tollgate
