@@ -113,7 +113,8 @@ std::vector<BackendSpec> backends(size_t count, bool ipv6 = false) {
 
 ServiceSpec service(const std::string& address, uint16_t port, const char* protocol, size_t backend_count,
                     uint32_t maglev_size = TG_MAGLEV_DEFAULT_SIZE) {
-  return {service_address(address, port, protocol), maglev_size, backends(backend_count, address.find(':') != std::string::npos)};
+  return {service_address(address, port, protocol), maglev_size,
+          backends(backend_count, address.find(':') != std::string::npos)};
 }
 
 PacketSpec client_packet(bool ipv6, uint8_t protocol, const std::string& destination, uint16_t source_port,
@@ -221,9 +222,7 @@ class Bench {
   }
   Run xdp(const Bytes& packet) { return run(datapath_->xdp_program_fd(), false, packet); }
   Run tc(const Bytes& packet) { return run(datapath_->tc_program_fd(), true, packet); }
-  int floor_fd(bool tc) const {
-    return bpf_program__fd(tc ? floors_->progs.floor_tc : floors_->progs.floor_xdp);
-  }
+  int floor_fd(bool tc) const { return bpf_program__fd(tc ? floors_->progs.floor_tc : floors_->progs.floor_xdp); }
 
   // A flow made established (SYN then ACK, or two datagrams) and now in
   // tg_flows; returns the frame the data path makes of its next packet.
@@ -337,7 +336,8 @@ json measure(Bench& bench, const Scenario& scenario, int rounds, size_t iteratio
 // --- scenarios ------------------------------------------------------------
 
 std::string same_frame(const Bytes& expected, const Bytes& out) {
-  return out == expected ? std::string() : "output differs from the established flow's frame:\n" + hex_diff(expected, out);
+  return out == expected ? std::string()
+                         : "output differs from the established flow's frame:\n" + hex_diff(expected, out);
 }
 
 Scenario established(Bench& bench, const std::string& name, bool ipv6, uint8_t protocol, uint16_t port) {
@@ -348,8 +348,8 @@ Scenario established(Bench& bench, const std::string& name, bool ipv6, uint8_t p
   const Bytes packet = build_packet(next);
   Scenario scenario;
   scenario.name = name;
-  scenario.what = fmt::format("{} {} packet of a tracked flow (conntrack hit), NAT, forward",
-                              ipv6 ? "IPv6" : "IPv4", protocol == 6 ? "TCP" : "UDP");
+  scenario.what = fmt::format("{} {} packet of a tracked flow (conntrack hit), NAT, forward", ipv6 ? "IPv6" : "IPv4",
+                              protocol == 6 ? "TCP" : "UDP");
   scenario.packet = [packet](size_t) { return packet; };
   scenario.before_round = [&bench, spec, reference] {
     if (reference->empty()) *reference = bench.establish(spec);
@@ -377,8 +377,7 @@ Scenario new_flows(Bench& bench, const std::string& name) {
     const size_t added = map_entries(bench.maps().new_flows) - *before;
     clear_map(bench.maps().new_flows);
     clear_map(bench.maps().new_reverse);
-    return added == iterations ? std::string()
-                               : fmt::format("{} new flows recorded for {} SYNs", added, iterations);
+    return added == iterations ? std::string() : fmt::format("{} new flows recorded for {} SYNs", added, iterations);
   };
   return scenario;
 }
@@ -407,8 +406,7 @@ Scenario dropped(Bench& bench, const std::string& name, const std::string& what,
   };
   scenario.after_round = [&bench, before, reason](size_t iterations) {
     const uint64_t counted = bench.drops(reason) - *before;
-    return counted == iterations ? std::string()
-                                 : fmt::format("{} drops counted for {} packets", counted, iterations);
+    return counted == iterations ? std::string() : fmt::format("{} drops counted for {} packets", counted, iterations);
   };
   return scenario;
 }
@@ -594,10 +592,11 @@ json api_to_datapath(const TestNetwork& network, int rounds) {
   config.services.push_back(service(kService, 80, "tcp", 1000));
   must(controller.apply(config, {{"source", "bench"}}), "apply 1,000 backends");
   Api api(controller, *audit, AccessPolicy{}, AgentInfo{});
-  auto server = must(HttpServer::listen(
-                         dir + "/tollgate.sock", 0600, [&api](const HttpRequest& request) { return api.handle(request); },
-                         [](const Caller&, const HttpResponse&) {}),
-                     "API socket");
+  auto server =
+      must(HttpServer::listen(
+               dir + "/tollgate.sock", 0600, [&api](const HttpRequest& request) { return api.handle(request); },
+               [](const Caller&, const HttpResponse&) {}),
+           "API socket");
   std::thread serving([&server] { server->serve(); });
   auto call = cli::unix_socket_transport(dir + "/tollgate.sock");
 
@@ -614,8 +613,8 @@ json api_to_datapath(const TestNetwork& network, int rounds) {
   for (int round = 0; round <= rounds; ++round) {
     const auto port = static_cast<uint16_t>(20000 + round);
     const auto target = probe(port);
-    const std::string path = fmt::format("/v1/services/{}%3A80%2Ftcp/backends/{}:{}", kService,
-                                         kBackends[target.first], target.second);
+    const std::string path =
+        fmt::format("/v1/services/{}%3A80%2Ftcp/backends/{}:{}", kService, kBackends[target.first], target.second);
     const auto started = Clock::now();
     auto reply = call("PATCH", path, R"({"state": "draining"})");
     const auto answered = Clock::now();
@@ -665,29 +664,29 @@ json api_to_datapath(const TestNetwork& network, int rounds) {
 json memory(const TestNetwork& network) {
   Bench bench(network, LoadOptions{});
   const MapFds& m = bench.maps();
-  const std::pair<const char*, int> maps[] = {
-      {"tg_config", m.config},
-      {"tg_services", m.services},
-      {"tg_vip_addresses", m.vip_addresses},
-      {"tg_backends", m.backends},
-      {"tg_maglev (outer)", m.maglev},
-      {"tg_flows", m.flows},
-      {"tg_reverse_flows", m.reverse_flows},
-      {"tg_service_stats", m.service_stats},
-      {"tg_backend_stats", m.backend_stats},
-      {"tg_backend_health", m.backend_health},
-      {"tg_backend_last_handshake", m.backend_last_handshake},
-      {"tg_drops", m.drops},
-      {"tg_new_flows", m.new_flows},
-      {"tg_new_reverse", m.new_reverse},
-      {"tg_service_policy", m.service_policy},
-      {"tg_acl_allow", m.acl_allow},
-      {"tg_acl_deny", m.acl_deny},
-      {"tg_source_buckets", m.source_buckets},
-      {"tg_conn_buckets", m.conn_buckets},
-      {"tg_events", m.events},
-      {"tg_event_aggregates", m.event_aggregates},
-      {"tg_event_stats", m.event_stats}};
+  const std::pair<const char*, int> maps[] = {{"tg_config", m.config},
+                                              {"tg_services", m.services},
+                                              {"tg_vip_addresses", m.vip_addresses},
+                                              {"tg_backends", m.backends},
+                                              {"tg_maglev (outer)", m.maglev},
+                                              {"tg_flows", m.flows},
+                                              {"tg_reverse_flows", m.reverse_flows},
+                                              {"tg_service_stats", m.service_stats},
+                                              {"tg_backend_stats", m.backend_stats},
+                                              {"tg_backend_health", m.backend_health},
+                                              {"tg_backend_last_handshake", m.backend_last_handshake},
+                                              {"tg_fib_cache", m.fib_cache},
+                                              {"tg_drops", m.drops},
+                                              {"tg_new_flows", m.new_flows},
+                                              {"tg_new_reverse", m.new_reverse},
+                                              {"tg_service_policy", m.service_policy},
+                                              {"tg_acl_allow", m.acl_allow},
+                                              {"tg_acl_deny", m.acl_deny},
+                                              {"tg_source_buckets", m.source_buckets},
+                                              {"tg_conn_buckets", m.conn_buckets},
+                                              {"tg_events", m.events},
+                                              {"tg_event_aggregates", m.event_aggregates},
+                                              {"tg_event_stats", m.event_stats}};
   json list = json::array();
   uint64_t total = 0;
   for (const auto& [name, fd] : maps) {

@@ -85,8 +85,7 @@ int attached(bench* skeleton, bpf_program* program, int ifindex, const std::func
 // `max_packets` or a stop signal. On a veth, each frame is carried through
 // the receiving side (the gateway and on) on this CPU before its send
 // returns: the rate is what the sender and the path behind it sustain.
-int send_frames(int ifindex, const std::vector<uint8_t>& frame, uint32_t flows, double seconds,
-                uint64_t max_packets) {
+int send_frames(int ifindex, const std::vector<uint8_t>& frame, uint32_t flows, double seconds, uint64_t max_packets) {
   const int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
   const int one = 1;
   sockaddr_ll address{};
@@ -188,9 +187,10 @@ int main(int argc, char** argv) {
       const uint64_t last = frames(skeleton);
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       const uint64_t packets = last - first;
-      std::printf("%s\n", json{{"packets", packets}, {"seconds", elapsed}, {"pps", static_cast<double>(packets) / elapsed}}
-                              .dump()
-                              .c_str());
+      std::printf("%s\n",
+                  json{{"packets", packets}, {"seconds", elapsed}, {"pps", static_cast<double>(packets) / elapsed}}
+                      .dump()
+                      .c_str());
       return 0;
     });
   }

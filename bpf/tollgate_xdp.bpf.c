@@ -46,7 +46,8 @@ static __always_inline int lb4_handle(struct xdp_md *ctx, struct iphdr *iph,
 	struct tg_service *service;
 	struct tg_l4 l4 = {};
 	int rc, drop_reason;
-	__u32 total_length;
+	__u32 total_length, backend_index = 0;
+	__u64 now = 0;
 
 	if ((void *)(iph + 1) > data_end)
 		return tg_drop(TG_DROP_IPV4_TRUNCATED);
@@ -83,13 +84,14 @@ static __always_inline int lb4_handle(struct xdp_md *ctx, struct iphdr *iph,
 	if (iph->ttl <= 1)
 		return tg_drop(TG_DROP_TTL_EXCEEDED);
 
-	backend = tg_steer(service, &key, l4.tcp_flags,
-			   ctx->data_end - ctx->data, &drop_reason);
+	backend =
+		tg_steer(service, &key, l4.tcp_flags, ctx->data_end - ctx->data,
+			 &drop_reason, &backend_index, &now);
 	if (!backend)
 		return tg_drop(drop_reason);
 	if (lb4_dnat(iph, iph + 1, data_end, backend))
 		return tg_drop(TG_DROP_INTERNAL);
-	return lb4_forward(ctx, iph, vlan_depth);
+	return lb4_forward(ctx, iph, vlan_depth, backend, backend_index, now);
 }
 
 static __always_inline int lb6_handle(struct xdp_md *ctx, struct ipv6hdr *ip6h,
@@ -101,7 +103,8 @@ static __always_inline int lb6_handle(struct xdp_md *ctx, struct ipv6hdr *ip6h,
 	struct tg_service *service;
 	struct tg_l4 l4 = {};
 	int rc, drop_reason;
-	__u32 payload_length;
+	__u32 payload_length, backend_index = 0;
+	__u64 now = 0;
 
 	if ((void *)(ip6h + 1) > data_end)
 		return tg_drop(TG_DROP_IPV6_TRUNCATED);
@@ -137,13 +140,14 @@ static __always_inline int lb6_handle(struct xdp_md *ctx, struct ipv6hdr *ip6h,
 	if (ip6h->hop_limit <= 1)
 		return tg_drop(TG_DROP_TTL_EXCEEDED);
 
-	backend = tg_steer(service, &key, l4.tcp_flags,
-			   ctx->data_end - ctx->data, &drop_reason);
+	backend =
+		tg_steer(service, &key, l4.tcp_flags, ctx->data_end - ctx->data,
+			 &drop_reason, &backend_index, &now);
 	if (!backend)
 		return tg_drop(drop_reason);
 	if (lb6_dnat(ip6h, ip6h + 1, data_end, backend))
 		return tg_drop(TG_DROP_INTERNAL);
-	return lb6_forward(ctx, ip6h, vlan_depth);
+	return lb6_forward(ctx, ip6h, vlan_depth, backend, backend_index, now);
 }
 
 SEC("xdp")

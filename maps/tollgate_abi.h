@@ -49,6 +49,9 @@
 #define TG_SYN_RETRANSMIT_MIN_NS 200000000ULL
 /* How many other Maglev slots a retried SYN tries for another backend. */
 #define TG_RETRY_PROBES 4
+/* How long a FIB answer for a backend is reused (route and neighbour
+ * changes reach the data path within this). */
+#define TG_FIB_CACHE_NS 1000000000ULL
 
 /* Backend index 0 is never used: a zeroed flow or table entry means "none". */
 #define TG_BACKEND_NONE 0
@@ -170,6 +173,23 @@ struct tg_backend {
 	__u32 service_id; /* the service this slot belongs to */
 	__u32 generation; /* bumped on every reuse of the slot */
 	__u32 weight; /* relative weight, 1 .. 65535 */
+};
+
+/*
+ * tg_fib_cache value (per CPU, by backend index): the FIB's answer for the
+ * backend's address, reused by later packets to that backend for at most
+ * TG_FIB_CACHE_NS. Valid only for the slot generation and the ingress
+ * interface it was looked up with, and for packets up to its MTU.
+ */
+struct tg_fib_entry {
+	__u64 expires_ns; /* coarse monotonic time it stops being used */
+	__u32 generation; /* tg_backend.generation it was looked up for */
+	__u32 ingress_ifindex; /* the interface the lookup was made from */
+	__u32 ifindex; /* egress interface */
+	__u16 mtu; /* the egress MTU the FIB reported */
+	__u8 smac[6];
+	__u8 dmac[6];
+	__u8 pad[6]; /* 0 */
 };
 
 /* tg_flows key: a client's flow to a service, as the client sent it. */

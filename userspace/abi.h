@@ -14,6 +14,7 @@ static_assert(sizeof(tg_vip_address) == 20);
 static_assert(sizeof(tg_backend) == 32);
 static_assert(sizeof(tg_flow_key) == 40);
 static_assert(sizeof(tg_flow) == 24);
+static_assert(sizeof(tg_fib_entry) == 40);
 static_assert(sizeof(tg_counters) == 24);
 static_assert(sizeof(tg_reverse_nat) == 20);
 static_assert(sizeof(tg_backend_health) == 32);

@@ -111,6 +111,7 @@ DataPath::DataPath(tollgate_xdp* xdp, tollgate_tc* tc) : xdp_(xdp), tc_(tc) {
   maps_.backend_stats = bpf_map__fd(xdp->maps.tg_backend_stats);
   maps_.backend_health = bpf_map__fd(xdp->maps.tg_backend_health);
   maps_.backend_last_handshake = bpf_map__fd(xdp->maps.tg_backend_last_handshake);
+  maps_.fib_cache = bpf_map__fd(xdp->maps.tg_fib_cache);
   maps_.drops = bpf_map__fd(xdp->maps.tg_drops);
   maps_.new_flows = bpf_map__fd(xdp->maps.tg_new_flows);
   maps_.new_reverse = bpf_map__fd(xdp->maps.tg_new_reverse);

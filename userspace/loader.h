@@ -27,6 +27,7 @@ struct MapFds {
   int backend_stats = -1;
   int backend_health = -1;
   int backend_last_handshake = -1;
+  int fib_cache = -1;
   int drops = -1;
   int new_flows = -1;
   int new_reverse = -1;

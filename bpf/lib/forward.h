@@ -62,8 +62,48 @@ static __always_inline int tg_transmit(struct xdp_md *ctx, __u32 ifindex)
 	return bpf_redirect(ifindex, 0);
 }
 
+/*
+ * The FIB's answer for a packet to `backend` (already NAT'd): from the
+ * per-CPU cache while it holds, else a bpf_fib_lookup() that refills it.
+ * Returns BPF_FIB_LKUP_RET_SUCCESS with fib->ifindex and the MACs set.
+ */
+static __always_inline int tg_fib(struct xdp_md *ctx,
+				  struct bpf_fib_lookup *fib,
+				  const struct tg_backend *backend,
+				  __u32 backend_index, __u64 now)
+{
+	struct tg_fib_entry *entry =
+		bpf_map_lookup_elem(&tg_fib_cache, &backend_index);
+	int rc;
+
+	if (entry && entry->expires_ns > now &&
+	    entry->generation == backend->generation &&
+	    entry->ingress_ifindex == ctx->ingress_ifindex &&
+	    fib->tot_len <= entry->mtu) {
+		fib->ifindex = entry->ifindex;
+		__builtin_memcpy(fib->smac, entry->smac, ETH_ALEN);
+		__builtin_memcpy(fib->dmac, entry->dmac, ETH_ALEN);
+		return BPF_FIB_LKUP_RET_SUCCESS;
+	}
+	fib->ifindex = ctx->ingress_ifindex;
+	rc = bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS || !entry)
+		return rc;
+	/* On success the kernel put the egress MTU where tot_len was. */
+	entry->expires_ns = now + TG_FIB_CACHE_NS;
+	entry->generation = backend->generation;
+	entry->ingress_ifindex = ctx->ingress_ifindex;
+	entry->ifindex = fib->ifindex;
+	entry->mtu = fib->mtu_result;
+	__builtin_memcpy(entry->smac, fib->smac, ETH_ALEN);
+	__builtin_memcpy(entry->dmac, fib->dmac, ETH_ALEN);
+	return rc;
+}
+
 static __always_inline int lb4_forward(struct xdp_md *ctx, struct iphdr *iph,
-				       __u8 vlan_depth)
+				       __u8 vlan_depth,
+				       const struct tg_backend *backend,
+				       __u32 backend_index, __u64 now)
 {
 	struct bpf_fib_lookup fib = {};
 	__u16 *ttl_word = (__u16 *)&iph->ttl;
@@ -76,8 +116,7 @@ static __always_inline int lb4_forward(struct xdp_md *ctx, struct iphdr *iph,
 	fib.tot_len = bpf_ntohs(iph->tot_len);
 	fib.ipv4_src = iph->saddr;
 	fib.ipv4_dst = iph->daddr;
-	fib.ifindex = ctx->ingress_ifindex;
-	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	rc = tg_fib(ctx, &fib, backend, backend_index, now);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return tg_fib_failure(rc);
 
@@ -92,7 +131,9 @@ static __always_inline int lb4_forward(struct xdp_md *ctx, struct iphdr *iph,
 }
 
 static __always_inline int lb6_forward(struct xdp_md *ctx, struct ipv6hdr *ip6h,
-				       __u8 vlan_depth)
+				       __u8 vlan_depth,
+				       const struct tg_backend *backend,
+				       __u32 backend_index, __u64 now)
 {
 	struct bpf_fib_lookup fib = {};
 	int rc;
@@ -103,8 +144,7 @@ static __always_inline int lb6_forward(struct xdp_md *ctx, struct ipv6hdr *ip6h,
 	fib.tot_len = bpf_ntohs(ip6h->payload_len) + sizeof(*ip6h);
 	__builtin_memcpy(fib.ipv6_src, ip6h->saddr.in6_u.u6_addr32, 16);
 	__builtin_memcpy(fib.ipv6_dst, ip6h->daddr.in6_u.u6_addr32, 16);
-	fib.ifindex = ctx->ingress_ifindex;
-	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	rc = tg_fib(ctx, &fib, backend, backend_index, now);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return tg_fib_failure(rc);
 

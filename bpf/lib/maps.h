@@ -128,6 +128,13 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TG_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct tg_fib_entry);
+} tg_fib_cache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, TG_DROP_REASON_COUNT);
 	__type(key, __u32);
 	__type(value, __u64);

@@ -177,7 +177,7 @@ tg_steer_tracked(const struct tg_config *config,
 		 const struct tg_service *service,
 		 const struct tg_flow_key *key, struct tg_flow *flow,
 		 struct tg_backend *backend, int in_new_table, __u8 tcp_flags,
-		 __u64 bytes, __u64 now)
+		 __u64 bytes, __u64 now, __u32 *chosen)
 {
 	__u32 service_id = service->service_id;
 	__u32 backend_index = flow->backend_index;
@@ -195,6 +195,7 @@ tg_steer_tracked(const struct tg_config *config,
 					 0);
 			tg_count_traffic(&tg_backend_stats, flow->backend_index,
 					 bytes, 1);
+			*chosen = flow->backend_index;
 			return retried;
 		}
 	}
@@ -207,6 +208,7 @@ tg_steer_tracked(const struct tg_config *config,
 		tg_promote_flow(key, flow, backend);
 	tg_count_traffic(&tg_service_stats, service_id, bytes, 0);
 	tg_count_traffic(&tg_backend_stats, backend_index, bytes, 0);
+	*chosen = backend_index;
 	return backend;
 }
 
@@ -222,7 +224,7 @@ tg_steer_new(const struct tg_config *config,
 	     const struct tg_service_policy *policy,
 	     const struct tg_service *service, const struct tg_flow_key *key,
 	     int known, int in_new_table, __u8 tcp_flags, __u64 bytes,
-	     __u64 now, int *drop_reason)
+	     __u64 now, int *drop_reason, __u32 *chosen)
 {
 	__u32 service_id = service->service_id;
 	struct tg_backend *backend;
@@ -261,17 +263,19 @@ tg_steer_new(const struct tg_config *config,
 	}
 	tg_count_traffic(&tg_service_stats, service_id, bytes, 1);
 	tg_count_traffic(&tg_backend_stats, backend_index, bytes, 1);
+	*chosen = backend_index;
 	return backend;
 }
 
 /*
  * The backend this packet goes to: policy, connection tracking, selection
- * and counters. Returns NULL with *drop_reason set when it cannot go
- * anywhere.
+ * and counters; its index in *chosen and the coarse time in *now. Returns
+ * NULL with *drop_reason set when it cannot go anywhere.
  */
 static __always_inline struct tg_backend *
 tg_steer(const struct tg_service *service, const struct tg_flow_key *key,
-	 __u8 tcp_flags, __u64 bytes, int *drop_reason)
+	 __u8 tcp_flags, __u64 bytes, int *drop_reason, __u32 *chosen,
+	 __u64 *now_out)
 {
 	__u32 service_id = service->service_id;
 	struct tg_service_policy *policy;
@@ -289,6 +293,7 @@ tg_steer(const struct tg_service *service, const struct tg_flow_key *key,
 		return NULL;
 	}
 	now = bpf_ktime_get_coarse_ns();
+	*now_out = now;
 	reason = tg_admit(config, policy, service_id, key, bytes, now);
 	if (reason) {
 		*drop_reason = reason;
@@ -305,7 +310,7 @@ tg_steer(const struct tg_service *service, const struct tg_flow_key *key,
 		if (backend)
 			return tg_steer_tracked(config, service, key, flow,
 						backend, in_new_table,
-						tcp_flags, bytes, now);
+						tcp_flags, bytes, now, chosen);
 		if (!tg_flow_expired(flow, config, now) &&
 		    flow->service_id == service_id)
 			tg_event(config, now, TG_EVENT_FLOW_MOVED, service_id,
@@ -317,7 +322,8 @@ tg_steer(const struct tg_service *service, const struct tg_flow_key *key,
 			 key->family, key->src_addr);
 	}
 	return tg_steer_new(config, policy, service, key, flow != NULL,
-			    in_new_table, tcp_flags, bytes, now, drop_reason);
+			    in_new_table, tcp_flags, bytes, now, drop_reason,
+			    chosen);
 }
 
 #endif /* TG_LIB_STEER_H */

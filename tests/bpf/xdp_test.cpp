@@ -2,10 +2,13 @@
 // the real Dataplane, fed packets with BPF_PROG_TEST_RUN.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
+#include <sched.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <memory>
@@ -589,6 +592,72 @@ TEST_F(XdpTest, InvalidServiceChangesNothing) {
   EXPECT_EQ(result.verdict, XDP_REDIRECT);
   int backend = backend_of(kIpv4, result.data);
   EXPECT_TRUE(backend == 0 || backend == 1);
+}
+
+// The FIB's answer for a backend is reused per CPU: a neighbour or MTU
+// change reaches the data path when the entry expires (TG_FIB_CACHE_NS),
+// and at once for a backend slot used anew.
+TEST_F(XdpTest, FibAnswerIsCachedPerBackendUntilItExpires) {
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(0, &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);  // the cache is per CPU
+  auto restore = std::shared_ptr<void>(nullptr, [](void*) {
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) CPU_SET(cpu, &all);
+    sched_setaffinity(0, sizeof(all), &all);
+    std::system("ip link set tgb0 mtu 1500");
+    std::system("ip neigh replace 198.18.1.11 lladdr 02:00:00:00:01:11 nud permanent dev tgb0");
+  });
+  apply(service_spec(kIpv4, 6, 1));
+  PacketSpec packet = client_packet(kIpv4, 6);
+  auto destination_mac = [](const Bytes& frame) {
+    return Mac{frame[0], frame[1], frame[2], frame[3], frame[4], frame[5]};
+  };
+  RunResult first = run(build_packet(packet));
+  ASSERT_EQ(first.verdict, XDP_REDIRECT);
+  EXPECT_EQ(destination_mac(first.data), TestNetwork::backend_mac(11));
+
+  ASSERT_EQ(std::system("ip neigh replace 198.18.1.11 lladdr 02:00:00:00:01:99 nud permanent dev tgb0"), 0);
+  packet.tcp_flags = kTcpAck;
+  EXPECT_EQ(destination_mac(run(build_packet(packet)).data), TestNetwork::backend_mac(11))
+      << "within its lifetime the cached answer is used";
+
+  // Expire every CPU's entry: the next packet looks the FIB up again.
+  const int fd = datapath_->maps().fib_cache;
+  const uint32_t index = *dataplane_->backend_index(service_address(kIpv4, 6), backend_endpoint(kIpv4, 0));
+  std::vector<tg_fib_entry> entries(static_cast<size_t>(libbpf_num_possible_cpus()));
+  ASSERT_EQ(bpf_map_lookup_elem(fd, &index, entries.data()), 0);
+  EXPECT_GT(entries[0].expires_ns, 0u) << "CPU 0 cached the answer";
+  for (auto& entry : entries) entry.expires_ns = 0;
+  ASSERT_EQ(bpf_map_update_elem(fd, &index, entries.data(), BPF_EXIST), 0);
+  EXPECT_EQ(destination_mac(run(build_packet(packet)).data), (Mac{0x02, 0, 0, 0, 0x01, 0x99}));
+
+  // An MTU change: the same.
+  ASSERT_EQ(std::system("ip link set tgb0 mtu 1000"), 0);
+  packet.payload.assign(1200, 'x');
+  const uint64_t too_big = drops()[TG_DROP_FRAME_TOO_BIG];
+  ASSERT_EQ(bpf_map_lookup_elem(fd, &index, entries.data()), 0);
+  EXPECT_EQ(entries[0].mtu, 1500) << "the MTU the FIB reported is kept";
+  EXPECT_EQ(run(build_packet(packet)).verdict, XDP_REDIRECT) << "within the entry's lifetime, its MTU holds";
+  for (auto& entry : entries) entry.expires_ns = 0;
+  ASSERT_EQ(bpf_map_update_elem(fd, &index, entries.data(), BPF_EXIST), 0);
+  EXPECT_EQ(run(build_packet(packet)).verdict, XDP_DROP) << "then the new MTU";
+  EXPECT_EQ(drops()[TG_DROP_FRAME_TOO_BIG], too_big + 1);
+  packet.payload.clear();
+
+  // The slot used anew (the backend removed, then added): a fresh lookup.
+  ASSERT_EQ(std::system("ip neigh replace 198.18.1.11 lladdr 02:00:00:00:01:11 nud permanent dev tgb0"), 0);
+  apply(service_spec(kIpv4, 6, 2));
+  ServiceSpec without = service_spec(kIpv4, 6, 2);
+  without.backends.erase(without.backends.begin());
+  apply(without);
+  apply(service_spec(kIpv4, 6, 1));
+  packet.tcp_flags = kTcpSyn;
+  RunResult again = run(build_packet(packet));
+  ASSERT_EQ(backend_of(kIpv4, again.data), 0);
+  EXPECT_EQ(destination_mac(again.data), TestNetwork::backend_mac(11));
 }
 
 }  // namespace
