@@ -10,9 +10,12 @@
  *   redirect             bpf_redirect() to one interface, nothing else: the
  *                        ceiling for any XDP balancer between two veths.
  */
-#include <bpf/bpf_helpers.h>
+/* The kernel's headers first, whatever the order of their names. */
+// clang-format off
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+// clang-format on
 
 /* Set before load: where `redirect` sends every frame. */
 const volatile __u32 redirect_ifindex = 0;

@@ -252,9 +252,11 @@ class Mode:
             run(ns("gw", "ip", "addr", "del", f"{VIP}/32", "dev", "lo"), check=False)
         elif self.agent:
             self.agent.stop(detach=True)
-        # A proxy leaves TIME_WAIT sockets that would swallow forwarded
-        # SYNs of the same 4-tuple (LAB-NOTES): none survive a mode.
-        run(ns("gw", "ss", "-K", "state", "time-wait"), check=False)
+        # TIME_WAIT sockets would meet the next mode's SYNs of the same
+        # 4-tuple (a proxy's at the gateway, LAB-NOTES; the servers' and
+        # the client's, whose ports come round again): none survive a mode.
+        for node in ("gw", "c1", *BACKENDS):
+            run(ns(node, "ss", "-K", "state", "time-wait"), check=False)
 
 
 # --- the tests ------------------------------------------------------------------------
