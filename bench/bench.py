@@ -560,6 +560,17 @@ def report(results, command):
         out.append(f"tollgated resident memory: **{am['idle_kib'] / 1024:.1f} MiB** idle, "
                    f"**{am['with_services_kib'] / 1024:.1f} MiB** with {am['services']:,} services "
                    f"(Maglev M = 251, one backend each; applied by a config reload in {am['apply_seconds']:.1f} s).\n")
+    out.append("## Reading these figures\n")
+    out.append("- The lab's nodes send with TX checksum offload off (an XDP redirect between veths needs full "
+               "checksums, LAB-NOTES), which turns TSO off: bulk TCP runs at a few Gbit/s in every mode.")
+    out.append("- End to end, a veth carries each packet through every hop on the sender's CPU. With XDP on a "
+               "veth the kernel copies each frame that arrives as a socket buffer into an XDP buffer, and builds a "
+               "socket buffer again behind the redirect; a NIC driver does neither. The gateway packet rate, "
+               "counted at the gateway's egress, leaves the receivers out.")
+    out.append("- Each service's Maglev table is an inner map: putting one in place waits for an RCU grace period "
+               "(about 10 ms here), which is most of an API change's time and of applying 10,000 services.")
+    out.append("- BPF_PROG_TEST_RUN with `repeat=1` enters the kernel for every packet, so the maps are not as warm "
+               "in the caches as under a steady packet stream; the floor program pays the same entry.\n")
     if targets:
         out.append("## Targets\n")
         out.append("| target | measured | |")
