@@ -548,6 +548,16 @@ TEST_F(XdpTest, TableUpdateWritesOnlyChangedEntries) {
   const size_t written = dataplane_->last_write().table_entries;
   EXPECT_GT(written, 0u);
   EXPECT_LT(written, static_cast<size_t>(TG_MAGLEV_DEFAULT_SIZE) / 6) << written << " entries written";
+  EXPECT_EQ(dataplane_->last_write().backend_entries, 1u) << "only the added backend's slot";
+
+  // A new weight for one backend of 22 writes that backend's slot only.
+  spec.backends[3].weight = 5;
+  apply(spec);
+  EXPECT_EQ(dataplane_->last_write().backend_entries, 1u);
+  tg_backend value{};
+  const uint32_t index = *dataplane_->backend_index(spec.address, spec.backends[3].endpoint);
+  ASSERT_EQ(bpf_map_lookup_elem(datapath_->maps().backends, &index, &value), 0);
+  EXPECT_EQ(value.weight, 5u);
 
   // What the kernel holds is what the agent built.
   auto id = dataplane_->service_id(spec.address);
