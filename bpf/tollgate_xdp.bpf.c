@@ -84,9 +84,11 @@ static __always_inline int lb4_handle(struct xdp_md *ctx, struct iphdr *iph,
 	if (iph->ttl <= 1)
 		return tg_drop(TG_DROP_TTL_EXCEEDED);
 
-	backend =
-		tg_steer(service, &key, l4.tcp_flags, ctx->data_end - ctx->data,
-			 &drop_reason, &backend_index, &now);
+	backend = tg_steer(service, &key, l4.tcp_flags,
+			   data_end - (void *)(long)ctx->data, &drop_reason,
+			   &backend_index, &now);
+	if (!backend && drop_reason == TG_DROP_SYN_CHALLENGED)
+		return lb4_syn_auth(ctx, iph, &key, l4.tcp_flags, vlan_depth);
 	if (!backend)
 		return tg_drop(drop_reason);
 	if (lb4_dnat(iph, iph + 1, data_end, backend))
@@ -140,9 +142,9 @@ static __always_inline int lb6_handle(struct xdp_md *ctx, struct ipv6hdr *ip6h,
 	if (ip6h->hop_limit <= 1)
 		return tg_drop(TG_DROP_TTL_EXCEEDED);
 
-	backend =
-		tg_steer(service, &key, l4.tcp_flags, ctx->data_end - ctx->data,
-			 &drop_reason, &backend_index, &now);
+	backend = tg_steer(service, &key, l4.tcp_flags,
+			   data_end - (void *)(long)ctx->data, &drop_reason,
+			   &backend_index, &now);
 	if (!backend)
 		return tg_drop(drop_reason);
 	if (lb6_dnat(ip6h, ip6h + 1, data_end, backend))

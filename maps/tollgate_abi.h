@@ -14,7 +14,7 @@
 
 #include <linux/types.h>
 
-#define TG_ABI_VERSION 3
+#define TG_ABI_VERSION 4
 
 /* Map sizes. TG_FLOWS_DEFAULT can be changed by the agent before load. */
 #define TG_MAX_SERVICES 16384
@@ -111,6 +111,10 @@ enum tg_drop_reason {
 	TG_DROP_NOT_ALLOWED, /* an allow list is set and the source is not in it */
 	TG_DROP_RATE_LIMITED, /* the source's token bucket is empty */
 	TG_DROP_CONN_LIMITED, /* the service's new-connection cap is reached */
+	TG_DROP_SYN_CHALLENGED, /* a SYN from an unproven source, answered by
+				   the gateway with a challenge (SYN auth) */
+	TG_DROP_SYN_PROOF, /* the source's RST answering its challenge: proven */
+	TG_DROP_SYN_UNPROVEN, /* not a SYN, no flow, from an unproven source */
 	TG_DROP_REASON_COUNT,
 };
 
@@ -121,6 +125,7 @@ enum tg_policy_flag {
 	TG_POLICY_DENY_LIST = 2, /* a deny list is set for the scope */
 	TG_POLICY_RATE_LIMIT = 4, /* per-source token buckets (services only) */
 	TG_POLICY_CONN_LIMIT = 8, /* new-connection cap (services only) */
+	TG_POLICY_SYN_AUTH = 16, /* SYN authentication (services only) */
 };
 
 struct tg_config {
@@ -191,6 +196,24 @@ struct tg_fib_entry {
 	__u8 dmac[6];
 	__u8 pad[6]; /* 0 */
 };
+
+/*
+ * SYN authentication: a TCP SYN to a service with TG_POLICY_SYN_AUTH from a
+ * source not yet proven is answered by the gateway with a SYN-ACK whose
+ * acknowledgment number is a cookie (and so wrong for the client). A real
+ * client answers with an RST carrying the cookie as its sequence number:
+ * its source is then proven (tg_verified_sources), and its SYN,
+ * retransmitted a second later, goes to a backend. A spoofed source never
+ * sees the challenge and never reaches a backend.
+ */
+struct tg_source_key {
+	__u32 addr[4];
+	__u8 family; /* enum tg_family */
+	__u8 pad[3]; /* 0 */
+};
+#define TG_VERIFIED_SOURCES 65536
+/* A cookie is valid in its time slot (2^36 ns, about 69 s) and the next. */
+#define TG_SYN_COOKIE_SLOT_SHIFT 36
 
 /* tg_flows key: a client's flow to a service, as the client sent it. */
 struct tg_flow_key {

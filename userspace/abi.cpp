@@ -25,6 +25,9 @@ std::string_view drop_reason_name(tg_drop_reason reason) {
     case TG_DROP_NOT_ALLOWED: return "not_allowed";
     case TG_DROP_RATE_LIMITED: return "rate_limited";
     case TG_DROP_CONN_LIMITED: return "connection_limited";
+    case TG_DROP_SYN_CHALLENGED: return "syn_challenged";
+    case TG_DROP_SYN_PROOF: return "syn_proof";
+    case TG_DROP_SYN_UNPROVEN: return "syn_unproven";
     case TG_DROP_REASON_COUNT: break;
   }
   return "unknown";

@@ -286,7 +286,9 @@ Result<AccessLists> parse_access_lists(const json& object, const std::string& pa
 }
 
 Result<ServicePolicy> parse_service_policy(const json& object, const std::string& path) {
-  if (auto status = check_fields(object, path, {"allow", "deny", "rate_limit", "new_connections"}); !status)
+  if (auto status =
+          check_fields(object, path, {"allow", "deny", "rate_limit", "new_connections", "syn_authentication"});
+      !status)
     return status.error();
   ServicePolicy policy;
   json lists = json::object();
@@ -345,6 +347,11 @@ Result<ServicePolicy> parse_service_policy(const json& object, const std::string
     if (!complete) return complete.error();
     policy.new_connections = *complete;
   }
+  if (object.contains("syn_authentication")) {
+    if (!object["syn_authentication"].is_boolean())
+      return make_error("{}: must be true or false", join(path, "syn_authentication"));
+    policy.syn_authentication = object["syn_authentication"].get<bool>();
+  }
   return policy;
 }
 
@@ -389,6 +396,7 @@ json service_policy_to_json(const ServicePolicy& policy) {
   if (policy.new_connections)
     out["new_connections"] = {{"per_second", policy.new_connections->per_second},
                               {"burst", policy.new_connections->burst}};
+  if (policy.syn_authentication) out["syn_authentication"] = true;
   return out;
 }
 

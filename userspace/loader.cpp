@@ -5,6 +5,7 @@
 #include <linux/if_link.h>
 #include <linux/magic.h>
 #include <net/if.h>
+#include <sys/random.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -162,6 +163,15 @@ Result<std::unique_ptr<DataPath>> DataPath::load(const LoadOptions& options) {
 
   tollgate_xdp* xdp = tollgate_xdp__open();
   if (!xdp) return make_error("BPF open failed: {} [object = tollgate_xdp]", std::strerror(errno));
+  // The key of SYN-authentication cookies: new with every load (a
+  // challenge in flight across a restart fails; the client's next SYN
+  // gets a new one).
+  uint32_t secret[2] = {};
+  if (getrandom(secret, sizeof(secret), 0) != static_cast<ssize_t>(sizeof(secret))) {
+    tollgate_xdp__destroy(xdp);
+    return make_error("getrandom: {}", std::strerror(errno));
+  }
+  for (size_t i = 0; i < 2; ++i) xdp->rodata->tg_syn_secret[i] = secret[i];
   const std::pair<bpf_map*, uint32_t> sizes[] = {
       {xdp->maps.tg_flows, options.flow_capacity},           {xdp->maps.tg_reverse_flows, options.flow_capacity},
       {xdp->maps.tg_new_flows, options.new_flow_capacity},   {xdp->maps.tg_new_reverse, options.new_flow_capacity},

@@ -151,6 +151,7 @@ tg_service_policy to_kernel(const ServicePolicy& policy) {
     value.conn_rate = policy.new_connections->per_second;
     value.conn_burst = policy.new_connections->burst;
   }
+  if (policy.syn_authentication) value.flags |= TG_POLICY_SYN_AUTH;
   return value;
 }
 
@@ -234,6 +235,7 @@ Result<ServicePolicy> read_service_policy(const MapFds& maps, uint32_t service_i
                                       value.byte_burst,  value.ipv4_prefix,  value.ipv6_prefix};
   if (value.flags & TG_POLICY_CONN_LIMIT)
     policy.new_connections = ConnectionLimitSpec{value.conn_rate, value.conn_burst};
+  policy.syn_authentication = value.flags & TG_POLICY_SYN_AUTH;
   return policy;
 }
 

@@ -63,8 +63,12 @@ struct ServicePolicy {
   AccessLists access;
   std::optional<RateLimitSpec> rate_limit;
   std::optional<ConnectionLimitSpec> new_connections;
+  // SYN authentication: a new source's first SYN is answered by the
+  // gateway with a challenge its RST must return (IPv4); only proven
+  // sources reach the backends.
+  bool syn_authentication = false;
 
-  bool empty() const { return access.empty() && !rate_limit && !new_connections; }
+  bool empty() const { return access.empty() && !rate_limit && !new_connections && !syn_authentication; }
   bool operator==(const ServicePolicy&) const = default;
 };
 

@@ -133,6 +133,14 @@ struct {
 	__type(value, struct tg_fib_entry);
 } tg_fib_cache SEC(".maps");
 
+/* Sources that answered a SYN challenge (value: when, coarse ns). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TG_VERIFIED_SOURCES);
+	__type(key, struct tg_source_key);
+	__type(value, __u64);
+} tg_verified_sources SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, TG_DROP_REASON_COUNT);

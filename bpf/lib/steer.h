@@ -12,6 +12,7 @@
 #include "maps.h"
 #include "policy.h"
 #include "select.h"
+#include "synauth.h"
 
 static __always_inline int tg_is_vip_address(const __u32 *addr, __u8 family)
 {
@@ -316,6 +317,13 @@ tg_steer(const struct tg_service *service, const struct tg_flow_key *key,
 			tg_event(config, now, TG_EVENT_FLOW_MOVED, service_id,
 				 flow->backend_index, key->family,
 				 key->src_addr);
+	} else if (key->protocol == IPPROTO_TCP &&
+		   key->family == TG_FAMILY_IPV4 &&
+		   (policy->flags & TG_POLICY_SYN_AUTH) &&
+		   !tg_source_proven(key)) {
+		/* The caller challenges or drops it (lb4_syn_auth). */
+		*drop_reason = TG_DROP_SYN_CHALLENGED;
+		return NULL;
 	} else if (key->protocol == IPPROTO_TCP &&
 		   !(tcp_flags & (TG_TCP_SYN | TG_TCP_RST))) {
 		tg_event(config, now, TG_EVENT_FLOW_UNTRACKED, service_id, 0,

@@ -386,6 +386,78 @@ TEST_P(PolicyTest, FlowsMovedOffABackendAndUntrackedFlowsAreReported) {
   EXPECT_EQ(events[0].kind, TG_EVENT_FLOW_UNTRACKED);
 }
 
+// SYN authentication: an unproven source's SYN is answered by the gateway
+// (a SYN-ACK whose ack is a cookie) and reaches no backend; the RST that
+// returns the cookie proves the source, whose next SYN goes through. A
+// wrong RST proves nothing; no other packet of an unproven source without
+// a flow gets through. IPv6 is not challenged.
+TEST_P(PolicyTest, SynAuthenticationLetsOnlyProvenSourcesThrough) {
+  ServicePolicy policy;
+  policy.syn_authentication = true;
+  set_policy(policy);
+  PacketSpec syn = client_packet(family(), 6, 40000);
+  syn.payload.assign(12, 'o');  // as if options: the challenge has none
+  if (family().ipv6) {
+    EXPECT_EQ(run(build_packet(syn)).verdict, XDP_REDIRECT) << "IPv6 is not challenged";
+    return;
+  }
+  const uint64_t challenged = drops()[TG_DROP_SYN_CHALLENGED];
+  RunResult challenge = run(build_packet(syn));
+  ASSERT_EQ(challenge.verdict, XDP_TX);
+  EXPECT_EQ(drops()[TG_DROP_SYN_CHALLENGED], challenged + 1);
+  EXPECT_EQ(flow_count(), 0u) << "a challenged SYN makes no flow";
+
+  // The challenge: a SYN-ACK from the service to the client, back out.
+  PacketSpec expected = syn;
+  std::swap(expected.src, expected.dst);
+  std::swap(expected.src_port, expected.dst_port);
+  std::swap(expected.src_mac, expected.dst_mac);
+  expected.tcp_flags = kTcpSyn | kTcpAck;
+  expected.payload.clear();
+  ASSERT_EQ(challenge.data.size(), 54u);
+  const Bytes built = build_packet(expected);
+  for (size_t i : {0, 6, 26, 30, 34, 36}) EXPECT_EQ(challenge.data[i], built[i]) << "byte " << i;
+  EXPECT_EQ(challenge.data[47], kTcpSyn | kTcpAck);
+  std::string why;
+  EXPECT_TRUE(checksums_valid(challenge.data, &why)) << why;
+  const uint32_t cookie = static_cast<uint32_t>(challenge.data[42]) << 24 | challenge.data[43] << 16 |
+                          challenge.data[44] << 8 | challenge.data[45];
+
+  // A wrong RST proves nothing: the next SYN is challenged again.
+  PacketSpec rst = client_packet(family(), 6, 40000);
+  rst.tcp_flags = kTcpRst;
+  Bytes wrong = build_packet(rst);
+  uint32_t bad = cookie + 1;
+  for (int i = 0; i < 4; ++i) wrong[38 + i] = static_cast<uint8_t>(bad >> (24 - 8 * i));
+  Bytes right = wrong;
+  for (int i = 0; i < 4; ++i) right[38 + i] = static_cast<uint8_t>(cookie >> (24 - 8 * i));
+  const uint64_t unproven = drops()[TG_DROP_SYN_UNPROVEN];
+  EXPECT_EQ(run(wrong).verdict, XDP_DROP);
+  EXPECT_EQ(drops()[TG_DROP_SYN_UNPROVEN], unproven + 1);
+  EXPECT_EQ(run(build_packet(syn)).verdict, XDP_TX) << "still unproven";
+  // Nor does anything else from an unproven source reach a backend (an
+  // ACK flood from spoofed sources): dropped, no flow.
+  PacketSpec ack = syn;
+  ack.tcp_flags = kTcpAck;
+  EXPECT_EQ(run(build_packet(ack)).verdict, XDP_DROP);
+  EXPECT_EQ(drops()[TG_DROP_SYN_UNPROVEN], unproven + 2);
+  EXPECT_EQ(flow_count(), 0u);
+
+  const uint64_t proofs = drops()[TG_DROP_SYN_PROOF];
+  EXPECT_EQ(run(right).verdict, XDP_DROP) << "the proof is consumed";
+  EXPECT_EQ(drops()[TG_DROP_SYN_PROOF], proofs + 1);
+  RunResult through = run(build_packet(syn));
+  EXPECT_EQ(through.verdict, XDP_REDIRECT) << "a proven source goes to a backend";
+  EXPECT_GE(backend_of(family(), through.data), 0);
+
+  // Another source still gets a challenge; without the policy, none does.
+  PacketSpec other = syn;
+  other.src = GetParam().same_prefix;
+  EXPECT_EQ(run(build_packet(other)).verdict, XDP_TX);
+  set_policy({});
+  EXPECT_EQ(run(build_packet(other)).verdict, XDP_REDIRECT);
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, PolicyTest, ::testing::ValuesIn(kCases),
                          [](const auto& info) { return std::string(info.param.name); });
 

@@ -7,6 +7,7 @@ Run one: tests/e2e/test_lab.py LabTest.test_http_and_udp_both_families
 """
 
 import json
+import math
 import os
 import selectors
 import subprocess
@@ -85,11 +86,17 @@ class LabTest(unittest.TestCase):
             flows = sum(c["new_flows"] for c in backend_counters(stats, service).values())
             self.assertEqual(flows, 120, f"tollgate counted {flows} new flows for {service}")
 
-    def assert_spread(self, backends, expected, tolerance=0.15):
+    def assert_spread(self, backends, expected):
+        """Each backend's count within 4.5 standard deviations of its
+        binomial expectation (random source ports pick the table slots): a
+        wrong spread fails, chance fails about once in 100,000 runs."""
+        total = sum(expected.values())
         for name, want in expected.items():
             got = backends.get(name, 0)
-            self.assertLessEqual(abs(got - want), want * tolerance,
-                                 f"{name} got {got}, expected {want} ± {tolerance:.0%}: {backends}")
+            share = want / total
+            allowed = 4.5 * math.sqrt(total * share * (1 - share))
+            self.assertLessEqual(abs(got - want), allowed,
+                                 f"{name} got {got}, expected {want} ± {allowed:.0f}: {backends}")
 
     def spread(self, count):
         """`count` new connections, half from each client, over IPv4."""

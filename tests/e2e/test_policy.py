@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 from test_lab import SKIP, V4_HTTP, V4_WEB, LabTest  # noqa: E402
-from tollgate_lab import LAB, SERVICE_V4, lab_services, wait_until  # noqa: E402
+from tollgate_lab import BUILD, LAB, SERVICE_V4, lab_services, wait_until  # noqa: E402
 
 V4_DNS = f"{SERVICE_V4}:53/udp"
 C1_V4, C2_V4 = "198.18.0.11", "198.18.0.12"
@@ -113,14 +113,63 @@ class PolicyTest(LabTest):
               f"{len(spoofed_in_table)} spoofed; c1 meanwhile: {load['ok']} of {load['ok'] + load['failed']} new "
               f"connections ok, keep-alive stream {stream_result['ok']} ok / {stream_result['failed']} failed")
         self.assertGreater(flood_report["packets"], 100000, "the flood was too small to prove anything")
-        # What the data path guarantees: the flood stays in the new-flow
-        # table, established flows keep their entries. (The issue's target of
-        # 99% of new connections is not met on this 2-core lab: the flood
-        # saturates the machine, see the issue note; the figure is printed.)
+        # What the data path guarantees without SYN authentication: the
+        # flood stays in the new-flow table, established flows keep their
+        # entries. (New connections meanwhile suffer: the backends take the
+        # flood; test_syn_flood_with_syn_authentication is the defence.)
         self.assertEqual(spoofed_in_table, [], "spoofed half-open flows reached the connection table")
         self.assertTrue(established, "c1's established flows are not in the connection table")
         self.assertGreater(during['tollgate_flow_table_entries{table="new_flows"}'],
                            before['tollgate_flow_table_entries{table="new_flows"}'])
+
+    def test_syn_flood_with_syn_authentication(self):
+        """With SYN authentication the flood's spoofed SYNs are answered at
+        the gateway and reach no backend; the real client proves itself once
+        (its SYN retransmission a second later goes through)."""
+        config = lab_services()
+        for service in config["services"]:
+            if service["address"] == V4_WEB:
+                service["policy"] = {"syn_authentication": True}
+        # The challenges leave the gateway by XDP_TX: on a veth, an XDP frame
+        # is taken in only by a peer with an XDP program (GRO is not enough).
+        helper = subprocess.Popen(["nsenter", "--net=/run/netns/tg-csw", str(BUILD / "tollgate_bench_xdp"), "pass",
+                                   "--interface", "tgp-gwc", "--seconds", "120"], stdout=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: (helper.terminate(), helper.wait(), helper.stdout.close()))
+        self.assertIn("attached", helper.stdout.readline())
+        self.start_agent(config)
+        # The client's first connection proves it (about one second).
+        warm = self.lab.traffic("c1", ["http", V4_HTTP, "--count", 1, "--timeout", 5])
+        self.assertEqual(warm["ok"], 1, warm)
+        stream_stop = self.stop_file("auth-stream")
+        stream, _ = self.start_stream(str(stream_stop))
+        before = self.agent.metrics()
+        flood = subprocess.Popen([str(LAB), "flood", "c2", SERVICE_V4, "80", "8"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: flood.poll() is None and flood.kill())
+        wait_until(lambda: self.agent.metrics()['tollgate_drops_total{reason="syn_challenged"}'] >
+                   before['tollgate_drops_total{reason="syn_challenged"}'] + 1000, 10, "the flood at the gateway")
+        load = self.lab.traffic("c1", ["http", V4_HTTP, "--count", 150, "--rate", 50, "--timeout", 3])
+        during = self.agent.metrics()
+        flood_out, flood_err = flood.communicate(timeout=60)
+        self.assertEqual(flood.returncode, 0, f"{flood_out} {flood_err}")
+        flood_report = json.loads(flood_out)
+        stream_stop.touch()
+        stream_result = json.loads(stream.communicate(timeout=60)[0])
+        after = self.agent.metrics()
+        challenged = after['tollgate_drops_total{reason="syn_challenged"}'] - \
+            before['tollgate_drops_total{reason="syn_challenged"}']
+        total = load["ok"] + load["failed"]
+        new_flows = during['tollgate_flow_table_entries{table="new_flows"}']
+        print(f"SYN flood with SYN authentication: {flood_report['packets']} SYNs in "
+              f"{flood_report['seconds']:.1f} s, {challenged:.0f} challenged at the gateway; new-flow table "
+              f"{new_flows:.0f} entries; c1 meanwhile: "
+              f"{load['ok']} of {total} new connections ok ({100 * load['ok'] / total:.1f}%), keep-alive stream "
+              f"{stream_result['ok']} ok / {stream_result['failed']} failed")
+        self.assertGreater(flood_report["packets"], 100000, "the flood was too small to prove anything")
+        self.assertGreater(challenged, flood_report["packets"] * 0.5, "the flood's SYNs were not challenged")
+        self.assertLess(new_flows, 1000, "spoofed SYNs made flows")
+        self.assertGreaterEqual(load["ok"], 0.99 * total, "fewer than 99% of the client's new connections")
+        self.assertEqual(stream_result["failed"], 0)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ TEST(Policy, RoundTripsWithDefaultsFilledIn) {
     "services": [{"address": "198.18.100.1:53/udp", "backends": [],
                   "policy": {"allow": ["198.18.0.0/16", "2001:db8::/32"],
                              "rate_limit": {"packets_per_second": 1000, "ipv4_prefix": 24},
-                             "new_connections": {"per_second": 30}}}]})");
+                             "new_connections": {"per_second": 30},
+                             "syn_authentication": true}}]})");
   ASSERT_TRUE(config) << config.error().message;
   const ServicePolicy& policy = config->services[0].policy;
   EXPECT_EQ(policy.access.allow.size(), 2u);
@@ -43,7 +44,8 @@ TEST(Policy, RoundTripsWithDefaultsFilledIn) {
   EXPECT_EQ(*again, *config);
 
   const tg_service_policy value = to_kernel(policy);
-  EXPECT_EQ(value.flags, TG_POLICY_ALLOW_LIST | TG_POLICY_RATE_LIMIT | TG_POLICY_CONN_LIMIT);
+  EXPECT_TRUE(policy.syn_authentication);
+  EXPECT_EQ(value.flags, TG_POLICY_ALLOW_LIST | TG_POLICY_RATE_LIMIT | TG_POLICY_CONN_LIMIT | TG_POLICY_SYN_AUTH);
   EXPECT_EQ(value.packet_rate, 1000u);
   EXPECT_EQ(value.conn_rate, 30u);
   EXPECT_EQ(to_kernel(ServicePolicy{}).flags, 0u);
@@ -73,6 +75,8 @@ TEST(Policy, BadInputNamesTheField) {
       {R"({"services": [{"address": "198.18.100.1:80/tcp", "policy": {"new_connections": {"per_second": 0}}}]})",
        "services[0].policy.new_connections.per_second"},
       {R"({"services": [{"address": "198.18.100.1:80/tcp", "policy": {"limit": 1}}]})", "services[0].policy.limit"},
+      {R"({"services": [{"address": "198.18.100.1:80/tcp", "policy": {"syn_authentication": "yes"}}]})",
+       "services[0].policy.syn_authentication"},
   };
   for (const auto& [text, field] : cases) {
     auto config = parse_config(text);

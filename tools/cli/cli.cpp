@@ -464,7 +464,7 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
     };
   });
 
-  // policy show|allow|deny|unlist|rate-limit|connection-limit|clear
+  // policy show|allow|deny|unlist|rate-limit|connection-limit|syn-auth|clear
   auto* policy_cmd = app.add_subcommand(
       "policy", "access lists (global or per service), per-source rate limits and new-connection caps");
   std::vector<std::string> cidrs;
@@ -508,6 +508,7 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
     if (policy.contains("new_connections"))
       out << fmt::format("  new connections: {}/s (burst {})\n", text_of(policy["new_connections"]["per_second"]),
                          text_of(policy["new_connections"]["burst"]));
+    if (policy.value("syn_authentication", false)) out << "  SYN authentication: on\n";
   };
 
   auto* policy_show = policy_cmd->add_subcommand("show",
@@ -636,6 +637,23 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
         json limit = {{"per_second", connections.per_second}};
         if (conn_burst->count()) limit["burst"] = connections.burst;
         policy["new_connections"] = limit;
+      });
+    };
+  });
+
+  auto* policy_syn = policy_cmd->add_subcommand(
+      "syn-auth",
+      "SYN authentication for a service (IPv4): a new source's first SYN is answered by the gateway,\n"
+      "and only sources that answer back reach the backends; --off turns it off\n"
+      "Example: tollgate policy syn-auth 198.18.100.1:80/tcp");
+  policy_syn->add_option("service", policy_service, "ADDRESS:PORT/PROTOCOL")->required()->check(service_validator());
+  policy_syn->add_flag("--off", off, "turn it off");
+  add_output_option(policy_syn, session);
+  policy_syn->callback([&] {
+    action = [&] {
+      return edit_policy([&](json& policy) {
+        policy.erase("syn_authentication");
+        if (!off) policy["syn_authentication"] = true;
       });
     };
   });
