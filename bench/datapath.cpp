@@ -45,7 +45,6 @@
 #include "cli.h"
 #include "controller.h"
 #include "dataplane.h"
-#include "flows.h"
 #include "http_server.h"
 #include "loader.h"
 #include "maglev.h"
