@@ -48,6 +48,7 @@
 #include "http_server.h"
 #include "loader.h"
 #include "maglev.h"
+#include "map_keys.h"
 #include "netns.h"
 #include "packet.h"
 #include "stats.h"
@@ -143,23 +144,6 @@ std::pair<int, uint16_t> destination_of(const Bytes& frame, bool ipv6) {
       return {i, static_cast<uint16_t>(frame[ports + 2] << 8 | frame[ports + 3])};
   }
   return {-1, 0};
-}
-
-size_t map_entries(int fd) {
-  size_t count = 0;
-  std::array<uint8_t, 64> key{}, next{};
-  const void* previous = nullptr;
-  while (bpf_map_get_next_key(fd, previous, next.data()) == 0) {
-    ++count;
-    key = next;
-    previous = key.data();
-  }
-  return count;
-}
-
-void clear_map(int fd) {
-  std::array<uint8_t, 64> key{};
-  while (bpf_map_get_next_key(fd, nullptr, key.data()) == 0) bpf_map_delete_elem(fd, key.data());
 }
 
 uint64_t monotonic_ns() {

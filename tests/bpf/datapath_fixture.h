@@ -17,6 +17,7 @@
 
 #include "dataplane.h"
 #include "loader.h"
+#include "map_keys.h"
 #include "netns.h"
 #include "packet.h"
 #include "stats.h"
@@ -219,21 +220,8 @@ class DataPathTest : public ::testing::Test {
     ASSERT_EQ(bpf_map_update_elem(fd, &key, &flow, BPF_EXIST), 0);
   }
 
-  // Entries of a hash map whose keys are at most 64 bytes.
-  static size_t entries(int fd) {
-    size_t count = 0;
-    std::array<uint8_t, 64> key{}, next{};
-    const void* previous = nullptr;
-    while (bpf_map_get_next_key(fd, previous, next.data()) == 0) {
-      ++count;
-      key = next;
-      previous = key.data();
-    }
-    return count;
-  }
-
   // Flows in both tables.
-  size_t flow_count() { return entries(datapath_->maps().flows) + entries(datapath_->maps().new_flows); }
+  size_t flow_count() { return map_entries(datapath_->maps().flows) + map_entries(datapath_->maps().new_flows); }
 
   DropCounts drops() {
     auto counts = read_drops(datapath_->maps().drops);

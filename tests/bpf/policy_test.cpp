@@ -152,7 +152,7 @@ TEST_P(PolicyTest, SourcesShareABucketPerPrefix) {
   EXPECT_EQ(passed(family().client, 1), 1);
   EXPECT_EQ(passed(GetParam().same_prefix, 3, 41000), 1) << "same prefix, same bucket";
   EXPECT_EQ(passed(GetParam().other_prefix, 3, 42000), 2) << "another prefix has its own bucket";
-  EXPECT_EQ(entries(datapath_->maps().source_buckets), 2u);
+  EXPECT_EQ(map_entries(datapath_->maps().source_buckets), 2u);
 }
 
 TEST_P(PolicyTest, ByteRateLimitsBytesAndGivesThePacketTokenBack) {
@@ -278,9 +278,9 @@ TEST_P(PolicyTest, OnePacketFlowsLiveApartUntilTheirSecondPacket) {
   ack.tcp_flags = kTcpAck;
   ASSERT_EQ(run(build_packet(ack)).verdict, XDP_REDIRECT);
   EXPECT_EQ(flow_table_of(family(), syn), datapath_->maps().flows);
-  EXPECT_EQ(entries(datapath_->maps().new_flows), 0u);
-  EXPECT_EQ(entries(datapath_->maps().reverse_flows), 1u) << "the reverse entry moves along";
-  EXPECT_EQ(entries(datapath_->maps().new_reverse), 0u);
+  EXPECT_EQ(map_entries(datapath_->maps().new_flows), 0u);
+  EXPECT_EQ(map_entries(datapath_->maps().reverse_flows), 1u) << "the reverse entry moves along";
+  EXPECT_EQ(map_entries(datapath_->maps().new_reverse), 0u);
 
   // A flood of SYNs from as many sources as the new-flow table holds and
   // more: the established flow stays tracked, and the flood stays apart.
@@ -293,9 +293,9 @@ TEST_P(PolicyTest, OnePacketFlowsLiveApartUntilTheirSecondPacket) {
     ASSERT_EQ(run(build_packet(spoofed)).verdict, XDP_REDIRECT);
   }
   EXPECT_EQ(flow_table_of(family(), syn), datapath_->maps().flows);
-  EXPECT_EQ(entries(datapath_->maps().flows), 1u);
-  EXPECT_LE(entries(datapath_->maps().new_flows), static_cast<size_t>(TG_NEW_FLOWS_DEFAULT));
-  EXPECT_GT(entries(datapath_->maps().new_flows), static_cast<size_t>(TG_NEW_FLOWS_DEFAULT) / 2);
+  EXPECT_EQ(map_entries(datapath_->maps().flows), 1u);
+  EXPECT_LE(map_entries(datapath_->maps().new_flows), static_cast<size_t>(TG_NEW_FLOWS_DEFAULT));
+  EXPECT_GT(map_entries(datapath_->maps().new_flows), static_cast<size_t>(TG_NEW_FLOWS_DEFAULT) / 2);
 }
 
 TEST_P(PolicyTest, EventsAreAggregatedPerSourceAndCounted) {
