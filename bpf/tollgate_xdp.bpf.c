@@ -57,7 +57,7 @@ static __always_inline int lb4_handle(struct xdp_md *ctx, struct iphdr *iph,
 
 	if (iph->version != 4 || iph->ihl < 5)
 		return tg_drop(TG_DROP_IPV4_BAD_IHL);
-	total_length = bpf_ntohs(iph->tot_len);
+	total_length = tg_ntohs_bounded(iph->tot_len);
 	if (total_length < iph->ihl * 4)
 		return tg_drop(TG_DROP_IPV4_BAD_IHL);
 	if ((void *)iph + total_length > data_end)
@@ -114,7 +114,7 @@ static __always_inline int lb6_handle(struct xdp_md *ctx, struct ipv6hdr *ip6h,
 	if (!tg_is_vip_address(key.dst_addr, TG_FAMILY_IPV6))
 		return XDP_PASS;
 
-	payload_length = bpf_ntohs(ip6h->payload_len);
+	payload_length = tg_ntohs_bounded(ip6h->payload_len);
 	if ((void *)(ip6h + 1) + payload_length > data_end)
 		return tg_drop(TG_DROP_IPV6_TRUNCATED);
 	if (ip6h->nexthdr == IPPROTO_FRAGMENT)

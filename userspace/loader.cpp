@@ -2,18 +2,24 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/ethtool.h>
 #include <linux/if_link.h>
 #include <linux/magic.h>
+#include <linux/sockios.h>
 #include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <vector>
 
+#include "kernel_probe.h"
 #include "log.h"
 #include "tollgate_tc.skel.h"
 #include "tollgate_xdp.skel.h"
@@ -73,6 +79,19 @@ Result<uint32_t> pinned_abi_version(const std::string& path) {
   uint32_t version;
   std::memcpy(&version, value.data(), sizeof(version));  // tg_config.abi_version comes first in every version
   return version;
+}
+
+// The interface's driver as ethtool names it ("veth", "mlx5_core").
+std::string interface_driver(const std::string& interface) {
+  ethtool_drvinfo info{};
+  info.cmd = ETHTOOL_GDRVINFO;
+  ifreq request{};
+  std::snprintf(request.ifr_name, sizeof(request.ifr_name), "%s", interface.c_str());
+  request.ifr_data = reinterpret_cast<char*>(&info);
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  bool known = fd >= 0 && ioctl(fd, SIOCETHTOOL, &request) == 0;
+  if (fd >= 0) close(fd);
+  return known ? std::string(info.driver) : "(unknown)";
 }
 
 uint32_t program_id(int program_fd) {
@@ -136,6 +155,10 @@ Result<std::unique_ptr<DataPath>> DataPath::load(const LoadOptions& options) {
   if (options.flow_capacity == 0) return make_error("flow capacity must be at least 1");
   if (options.new_flow_capacity == 0) return make_error("new-flow capacity must be at least 1");
   if (options.source_buckets == 0) return make_error("source bucket capacity must be at least 1");
+
+  // A kernel without what the programs use is refused by name here, not
+  // by a verifier log.
+  if (auto status = require_kernel_features(probe_kernel_features(), kernel_release()); !status) return status.error();
 
   bool adopting = false;
   if (!options.pin_dir.empty()) {
@@ -247,8 +270,14 @@ Result<XdpAttachment> DataPath::attach_xdp(const std::string& interface, XdpMode
   if (ifindex == 0) return make_error("no such interface '{}'", interface);
   uint32_t flags = mode == XdpMode::native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
   if (int err = bpf_xdp_attach(static_cast<int>(ifindex), xdp_program_fd(), flags, nullptr); err) {
-    return make_error("XDP attach failed: {} [interface = {}, mode = {}]", std::strerror(-err), interface,
-                      xdp_mode_name(mode));
+    std::string hint;
+    if (mode == XdpMode::native && (err == -EOPNOTSUPP || err == -EINVAL))
+      hint = fmt::format(
+          ": driver {} has no native XDP on this kernel ({}); --generic runs it after the kernel "
+          "allocates an skb, far slower",
+          interface_driver(interface), kernel_release());
+    return make_error("XDP attach failed: {} [interface = {}, mode = {}]{}", std::strerror(-err), interface,
+                      xdp_mode_name(mode), hint);
   }
   return XdpAttachment{static_cast<int>(ifindex), interface, mode, xdp_program_id()};
 }

@@ -30,6 +30,7 @@
 #include "events.h"
 #include "health.h"
 #include "http_server.h"
+#include "kernel_probe.h"
 #include "loader.h"
 #include "log.h"
 #include "state.h"
@@ -56,7 +57,28 @@ struct Options {
   std::vector<gid_t> allow_gids;
   bool recreate = false;
   bool detach = false;
+  bool check_kernel = false;
 };
+
+// --check-kernel: every feature the data path needs, present or not.
+int check_kernel() {
+  auto features = probe_kernel_features();
+  const std::string release = kernel_release();
+  std::printf("kernel: Linux %s\n", release.c_str());
+  for (const auto& feature : features) {
+    std::printf("  %-8s %s (Linux %s)%s%s\n", feature.present ? "ok" : (feature.detail.empty() ? "MISSING" : "UNKNOWN"),
+                feature.name.c_str(), feature.since.c_str(), feature.detail.empty() ? "" : ": ",
+                feature.detail.c_str());
+  }
+  auto status = require_kernel_features(features, release);
+  if (!status) {
+    log::error("{}", status.error().message);
+    return 1;
+  }
+  std::printf("every feature tollgate needs is there (tested on Linux %.*s and later)\n",
+              static_cast<int>(kOldestTestedKernel.size()), kOldestTestedKernel.data());
+  return 0;
+}
 
 nlohmann::json self_actor(std::string_view source) {
   return {{"source", source}, {"caller", Caller::of_self().to_json()}};
@@ -345,9 +367,13 @@ int main(int argc, char** argv) {
   app.add_flag("--detach", options.detach,
                "uninstall: remove our programs from the interfaces recorded in the state (and any given) and the "
                "pins, then exit");
+  app.add_flag("--check-kernel", options.check_kernel,
+               "probe what the data path needs of the running kernel, print it, and exit (1 when something is "
+               "missing)");
   app.add_option("--log-level", log_level, "debug, info, warn, error or off");
   CLI11_PARSE(app, argc, argv);
 
+  if (options.check_kernel) return check_kernel();
   if (!options.detach && options.client_interfaces.empty()) {
     std::fprintf(stderr, "%s: required unless --detach\n", interface->get_name().c_str());
     return 2;

@@ -33,6 +33,23 @@ static __always_inline int tg_ipv4_is_fragment(const struct iphdr *iph)
 	return (iph->frag_off & bpf_htons(TG_IP_MF | TG_IP_OFFSET)) != 0;
 }
 
+/*
+ * A 16-bit length field in host order, with bounds the verifier keeps.
+ * Verifier workaround: before Linux 7.0 (and its backport to 6.18.y) the
+ * verifier forgets a register's bounds across a byte swap (BPF_END makes
+ * it unknown), so `pkt + bpf_ntohs(len)` is refused on 6.1 and 6.12 ("math
+ * between pkt pointer and register with unbounded min value"). A mask
+ * restores [0, 0xffff]; the empty asm keeps clang from dropping the mask
+ * as redundant.
+ */
+static __always_inline __u32 tg_ntohs_bounded(__be16 value)
+{
+	__u32 host = bpf_ntohs(value);
+
+	asm volatile("" : "+r"(host));
+	return host & 0xffff;
+}
+
 struct hdr_cursor {
 	void *pos;
 };
