@@ -169,15 +169,16 @@ Status Dataplane::adopt() {
     service->backend_indexes.emplace(endpoint, index);
   }
 
-  // The tables in use.
-  for (uint32_t id = 0; id < TG_MAX_SERVICES; ++id) {
+  // The tables in use: only the services' slots are read. On 6.1 every
+  // lookup in a map of maps from user space waits for an RCU grace period
+  // (maybe_wait_bpf_programs), so a walk of all TG_MAX_SERVICES slots took
+  // minutes. A table left in a slot no service owns is unreachable (the
+  // data path finds tables through tg_services) and is replaced when the
+  // slot's id is given out again.
+  for (const auto& [id, address] : by_id) {
     uint32_t table_id = 0;
     if (bpf_map_lookup_elem(maps_.maglev, &id, &table_id)) continue;  // no table
-    if (!by_id.contains(id)) {
-      if (auto status = remove(maps_.maglev, &id, "tg_maglev"); !status) return status;
-      continue;
-    }
-    ServiceState& service = services_.at(by_id.at(id));
+    ServiceState& service = services_.at(address);
     int fd = bpf_map_get_fd_by_id(table_id);
     if (fd < 0) return make_error("cannot open Maglev table {} of service {}: {}", table_id, id, errno_text());
     bpf_map_info info{};

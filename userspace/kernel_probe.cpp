@@ -7,14 +7,15 @@
 
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 
 namespace tollgate {
 namespace {
 
 // The release that first has each feature for that program type (from the
 // kernel's net/core/filter.c history; where a helper reached XDP later than
-// TC, XDP's release). The list is what bpf/ uses: `llvm-objdump -d` of the
-// objects lists their helper calls.
+// TC, XDP's release). The helpers are exactly those the programs call (a
+// unit test reads the calls out of the objects).
 struct ProgramTypeNeed {
   bpf_prog_type type;
   const char* name;
@@ -60,9 +61,6 @@ constexpr HelperNeed kHelpers[] = {
     {BPF_PROG_TYPE_XDP, BPF_FUNC_ringbuf_reserve, "bpf_ringbuf_reserve", "5.8"},
     {BPF_PROG_TYPE_XDP, BPF_FUNC_ringbuf_submit, "bpf_ringbuf_submit", "5.8"},
     {BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_map_lookup_elem, "bpf_map_lookup_elem", "4.1"},
-    {BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_map_update_elem, "bpf_map_update_elem", "4.1"},
-    {BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_map_delete_elem, "bpf_map_delete_elem", "4.1"},
-    {BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_ktime_get_coarse_ns, "bpf_ktime_get_coarse_ns", "5.11"},
     {BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_skb_load_bytes, "bpf_skb_load_bytes", "4.5"},
     {BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_skb_store_bytes, "bpf_skb_store_bytes", "4.1"},
     {BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_skb_pull_data, "bpf_skb_pull_data", "4.9"},
@@ -97,6 +95,27 @@ KernelFeature probe_inner_map_flag() {
   return from_probe("inner maps of any size (BPF_F_INNER_MAP)", "5.10", answer);
 }
 
+// The programs' exact buckets and event aggregation use BPF's atomic
+// exchange and compare-and-exchange (clang emits them for __sync_* at
+// -mcpu=v3); 5.10 knows only atomic add. No libbpf probe: load one.
+KernelFeature probe_atomic_exchange() {
+  // *(u64 *)(r10 - 8) = 0; r0 = 0; r1 = 1;
+  // r0 = cmpxchg_64(r10 - 8, r0, r1); r1 = xchg_64(r10 - 8, r1); r0 = 2 (XDP_PASS); exit
+  const bpf_insn program[] = {
+      {BPF_ST | BPF_MEM | BPF_DW, BPF_REG_10, 0, -8, 0},
+      {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
+      {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_1, 0, 0, 1},
+      {BPF_STX | BPF_ATOMIC | BPF_DW, BPF_REG_10, BPF_REG_1, -8, BPF_CMPXCHG},
+      {BPF_STX | BPF_ATOMIC | BPF_DW, BPF_REG_10, BPF_REG_1, -8, BPF_XCHG},
+      {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 2},
+      {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+  };
+  int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "tg_probe", "GPL", program, std::size(program), nullptr);
+  int answer = fd >= 0 ? 1 : (errno == EINVAL ? 0 : -errno);
+  if (fd >= 0) close(fd);
+  return from_probe("atomic exchange and compare-and-exchange instructions", "5.12", answer);
+}
+
 // libbpf's type probes answer "absent" to a caller who may not load BPF at
 // all: find that out first.
 std::string permission_problem() {
@@ -112,6 +131,12 @@ std::string permission_problem() {
 
 }  // namespace
 
+std::vector<ProbedHelper> probed_helpers() {
+  std::vector<ProbedHelper> helpers;
+  for (const auto& need : kHelpers) helpers.push_back({need.program, need.helper});
+  return helpers;
+}
+
 std::vector<KernelFeature> probe_kernel_features() {
   std::vector<KernelFeature> features;
   if (std::string problem = permission_problem(); !problem.empty()) {
@@ -123,6 +148,7 @@ std::vector<KernelFeature> probe_kernel_features() {
   for (const auto& need : kMapTypes)
     features.push_back(from_probe(need.name, need.since, libbpf_probe_bpf_map_type(need.type, nullptr)));
   features.push_back(probe_inner_map_flag());
+  features.push_back(probe_atomic_exchange());
   for (const auto& need : kHelpers)
     features.push_back(from_probe(fmt::format("the helper {} in {}", need.name, program_name(need.program)), need.since,
                                   libbpf_probe_bpf_helper(need.program, need.helper, nullptr)));

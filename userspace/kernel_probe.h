@@ -26,6 +26,13 @@ struct KernelFeature {
 // CAP_BPF or root: the probes load tiny programs and create tiny maps).
 std::vector<KernelFeature> probe_kernel_features();
 
+// The helpers probed, per program type (bpf_prog_type, bpf_func_id).
+struct ProbedHelper {
+  int program_type;
+  int helper;
+};
+std::vector<ProbedHelper> probed_helpers();
+
 // The running kernel's release ("6.1.0-57-amd64").
 std::string kernel_release();
 

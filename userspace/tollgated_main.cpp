@@ -71,6 +71,7 @@ int check_kernel() {
                 feature.detail.c_str());
   }
   auto status = require_kernel_features(features, release);
+  std::fflush(stdout);  // the list before the verdict
   if (!status) {
     log::error("{}", status.error().message);
     return 1;

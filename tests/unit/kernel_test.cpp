@@ -1,9 +1,14 @@
+#include <bpf/libbpf.h>
 #include <gtest/gtest.h>
 
+#include <set>
 #include <string>
+#include <utility>
 
 #include "kernel_probe.h"
 #include "log.h"
+#include "tollgate_tc.skel.h"
+#include "tollgate_xdp.skel.h"
 
 using namespace tollgate;
 
@@ -72,4 +77,37 @@ TEST(KernelFeatures, FailedProbeIsNotTakenForAMissingFeature) {
   ASSERT_FALSE(status);
   EXPECT_NE(status.error().message.find("cannot tell"), std::string::npos) << status.error().message;
   EXPECT_NE(status.error().message.find("Operation not permitted"), std::string::npos);
+}
+
+// The helper calls in a BPF object's programs, as (program type, helper).
+std::set<std::pair<int, int>> helper_calls(const void* elf, size_t size) {
+  std::set<std::pair<int, int>> calls;
+  bpf_object* object = bpf_object__open_mem(elf, size, nullptr);
+  EXPECT_NE(object, nullptr);
+  if (!object) return calls;
+  bpf_program* program;
+  bpf_object__for_each_program(program, object) {
+    const bpf_insn* insns = bpf_program__insns(program);
+    for (size_t i = 0; i < bpf_program__insn_cnt(program); ++i) {
+      // A helper call: BPF_JMP | BPF_CALL with src_reg 0 (1 is a BPF-to-BPF call, 2 a kfunc).
+      if (insns[i].code == (BPF_JMP | BPF_CALL) && insns[i].src_reg == 0)
+        calls.insert({bpf_program__type(program), insns[i].imm});
+    }
+  }
+  bpf_object__close(object);
+  return calls;
+}
+
+TEST(KernelFeatures, EveryHelperTheProgramsCallIsProbedAndNoOther) {
+  size_t xdp_size = 0, tc_size = 0;
+  const void* xdp = tollgate_xdp__elf_bytes(&xdp_size);
+  const void* tc = tollgate_tc__elf_bytes(&tc_size);
+  auto called = helper_calls(xdp, xdp_size);
+  called.merge(helper_calls(tc, tc_size));
+  std::set<std::pair<int, int>> probed;
+  for (const auto& helper : probed_helpers()) probed.insert({helper.program_type, helper.helper});
+  for (const auto& [type, helper] : called)
+    EXPECT_TRUE(probed.count({type, helper})) << "program type " << type << " calls helper " << helper << " unprobed";
+  for (const auto& [type, helper] : probed)
+    EXPECT_TRUE(called.count({type, helper})) << "program type " << type << " never calls probed helper " << helper;
 }
