@@ -53,7 +53,9 @@ void write_verifier_log(std::string_view message) {
 int libbpf_print(enum libbpf_print_level libbpf_level, const char* format, va_list args) {
   // libbpf's info lines are load details: debug for us.
   Level mapped = libbpf_level == LIBBPF_WARN ? Level::warn : Level::debug;
-  if (level() > mapped && level() > Level::error) return 0;
+  // A warning may carry a verifier log, whose summary is an error.
+  const bool wanted = level() <= mapped || (libbpf_level == LIBBPF_WARN && level() <= Level::error);
+  if (!wanted) return 0;
   va_list measure;
   va_copy(measure, args);
   int length = std::vsnprintf(nullptr, 0, format, measure);
