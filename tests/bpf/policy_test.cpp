@@ -4,8 +4,10 @@
 #include <bpf/libbpf.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
+#include <vector>
 
 #include "datapath_fixture.h"
 
@@ -178,6 +180,8 @@ TEST_P(PolicyTest, BucketIsExactAcrossCpus) {
   std::atomic<bool> go{false};
   const auto duration = std::chrono::milliseconds(1000);
   std::chrono::steady_clock::time_point start, end;
+  // When each packet was offered (CLOCK_MONOTONIC, the program's clock).
+  std::vector<int64_t> offered[2];
   auto sender = [&](int cpu) {
     cpu_set_t one;
     CPU_ZERO(&one);
@@ -185,8 +189,12 @@ TEST_P(PolicyTest, BucketIsExactAcrossCpus) {
     sched_setaffinity(0, sizeof(one), &one);
     while (!go) std::this_thread::yield();
     const auto stop = std::chrono::steady_clock::now() + duration;
-    for (uint16_t port = 1024; std::chrono::steady_clock::now() < stop; port = port == 65535 ? 1024 : port + 1)
+    for (uint16_t port = 1024;; port = port == 65535 ? 1024 : port + 1) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= stop) break;
+      offered[cpu].push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count());
       through += send(family().client, port) == XDP_REDIRECT;
+    }
   };
   std::thread first(sender, 0), second(sender, 1);
   start = std::chrono::steady_clock::now();
@@ -196,10 +204,29 @@ TEST_P(PolicyTest, BucketIsExactAcrossCpus) {
   end = std::chrono::steady_clock::now();
   const double seconds = std::chrono::duration<double>(end - start).count();
   const double expected = 2000 * seconds + 1;
-  std::printf("two CPUs at full speed against 2000 packets/s: %d passed in %.3f s (expected %.0f)\n", through.load(),
-              seconds, expected);
-  EXPECT_GE(through.load(), 0.9 * expected);
-  EXPECT_LE(through.load(), 1.1 * expected);
+  // What an exact bucket passes of these offers: GCRA at one packet per
+  // 0.5 ms, burst 1. A busy or emulated machine offers in bursts with
+  // pauses between, and passes fewer than the rate; this follows it.
+  std::vector<int64_t> times = offered[0];
+  times.insert(times.end(), offered[1].begin(), offered[1].end());
+  std::sort(times.begin(), times.end());
+  constexpr int64_t kInterval = 500'000;
+  int64_t theoretical_arrival = 0;
+  int exact = 0;
+  for (int64_t time : times) {
+    if (time < theoretical_arrival) continue;
+    ++exact;
+    theoretical_arrival = time + kInterval;
+  }
+  std::printf(
+      "two CPUs at full speed against 2000 packets/s: %d of %zu passed in %.3f s (the rate allows %.0f; an "
+      "exact bucket passes %d of these offers)\n",
+      through.load(), times.size(), seconds, expected, exact);
+  EXPECT_LE(through.load(), 1.1 * expected) << "more than the rate";
+  // The kernel sees each offer a syscall later than it was stamped: a
+  // margin, not an exact count.
+  EXPECT_GE(through.load(), 0.9 * exact) << "tokens lost between CPUs";
+  EXPECT_LE(through.load(), 1.1 * exact + 2);
 }
 
 TEST_P(PolicyTest, AccessListsDenyWinsAndAnAllowListAdmitsOnlyWhatItLists) {
