@@ -148,14 +148,17 @@ class FaultTest(LabTest):
         self.start_agent(checked_services(check=None, outlier={"enabled": False}))
         self.lab_command("link", "down", "b2")
         self.addCleanup(lambda: subprocess.run([str(LAB), "link", "up", "b2"], capture_output=True))
-        report = self.lab.traffic("c1", ["http", V4_HTTP, "--count", 30, "--timeout", 3])
+        # Linux sends a SYN again after 1 s and once more 2 s later: a
+        # request done in under 3 s connected on the first retransmission,
+        # whatever else took time (an emulated VM answers HTTP slowly).
+        report = self.lab.traffic("c1", ["http", V4_HTTP, "--count", 30, "--timeout", 5])
         retried = [s[1] for s in report["slow"]]
         print(f"b2 silent, 30 new connections: {report['ok']} ok, {report['failed']} failed; "
               f"{len(retried)} connected on the SYN retransmission in {sorted(retried)} s "
               f"{report['backends']}")
         self.assertEqual(report["failed"], 0, report)
         self.assertGreater(len(retried), 0, "no SYN went to b2; the test proves nothing")
-        self.assertTrue(all(0.8 <= t <= 2.5 for t in retried), retried)
+        self.assertTrue(all(0.8 <= t < 2.9 for t in retried), retried)
         self.assertNotIn("b2", report["backends"])
 
     def test_drain_under_load_waits_for_the_long_lived_connection(self):
