@@ -16,22 +16,19 @@ namespace {
 // kernel's net/core/filter.c history; where a helper reached XDP later than
 // TC, XDP's release). The helpers are exactly those the programs call (a
 // unit test reads the calls out of the objects).
-struct ProgramTypeNeed {
-  bpf_prog_type type;
+// A program or map type the data path needs.
+template <typename Type>
+struct TypeNeed {
+  Type type;
   const char* name;
   const char* since;
 };
-constexpr ProgramTypeNeed kProgramTypes[] = {
+constexpr TypeNeed<bpf_prog_type> kProgramTypes[] = {
     {BPF_PROG_TYPE_XDP, "XDP programs", "4.8"},
     {BPF_PROG_TYPE_SCHED_CLS, "TC (sched_cls) programs", "4.1"},
 };
 
-struct MapTypeNeed {
-  bpf_map_type type;
-  const char* name;
-  const char* since;
-};
-constexpr MapTypeNeed kMapTypes[] = {
+constexpr TypeNeed<bpf_map_type> kMapTypes[] = {
     {BPF_MAP_TYPE_ARRAY, "array maps", "3.19"},
     {BPF_MAP_TYPE_HASH, "hash maps", "3.19"},
     {BPF_MAP_TYPE_PERCPU_ARRAY, "per-CPU array maps", "4.6"},
