@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -10,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <system_error>
 
 #include "log.h"
 
@@ -42,21 +44,37 @@ HttpResponse error_response(int status, std::string message) {
   return {status, nlohmann::json{{"error", std::move(message)}}.dump() + "\n"};
 }
 
-void send_all(int fd, const std::string& data) {
+int milliseconds_until(Clock::time_point deadline) {
+  auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return left > 0 ? static_cast<int>(left) : 0;
+}
+
+// Sends before `deadline`: a caller that does not read its answer holds its
+// connection (and stop()) only until then.
+void send_all(int fd, const std::string& data, Clock::time_point deadline) {
   size_t sent = 0;
   while (sent < data.size()) {
-    ssize_t n = send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    ssize_t n = send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+      continue;
+    }
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // the caller went away; nothing to tell
-    sent += static_cast<size_t>(n);
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return;  // the caller went away; nothing to tell
+    int left = milliseconds_until(deadline);
+    if (left == 0) return;
+    pollfd descriptor{fd, POLLOUT, 0};
+    if (poll(&descriptor, 1, left) < 0 && errno != EINTR) return;
   }
 }
 
-void send_response(int fd, const HttpResponse& response) {
-  send_all(fd, fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n"
-                           "Connection: close\r\n\r\n{}",
-                           response.status, reason_phrase(response.status), response.content_type, response.body.size(),
-                           response.body));
+void send_response(int fd, const HttpResponse& response, Clock::time_point deadline) {
+  send_all(fd,
+           fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n"
+                       "Connection: close\r\n\r\n{}",
+                       response.status, reason_phrase(response.status), response.content_type, response.body.size(),
+                       response.body),
+           deadline);
 }
 
 std::string lower(std::string_view text) {
@@ -71,21 +89,35 @@ std::string_view trim(std::string_view text) {
   return text;
 }
 
-// Reads more bytes into `buffer` before `deadline`. false: closed, error or late.
-enum class ReadResult { ok, closed, late };
-ReadResult read_more(int fd, std::string& buffer, Clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-  if (left <= 0) return ReadResult::late;
-  pollfd descriptor{fd, POLLIN, 0};
-  int ready = poll(&descriptor, 1, static_cast<int>(left));
+// Reads more bytes into `buffer` before `deadline`, unless `stop_fd` (the
+// stop pipe) is readable first.
+enum class ReadResult { ok, closed, late, stopping };
+ReadResult read_more(int fd, int stop_fd, std::string& buffer, Clock::time_point deadline) {
+  int left = milliseconds_until(deadline);
+  if (left == 0) return ReadResult::late;
+  pollfd descriptors[2] = {{fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
+  int ready = poll(descriptors, 2, left);
   if (ready == 0) return ReadResult::late;
   if (ready < 0) return errno == EINTR ? ReadResult::ok : ReadResult::closed;
+  if (descriptors[1].revents) return ReadResult::stopping;
   char chunk[4096];
   ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
   if (n < 0 && errno == EINTR) return ReadResult::ok;
   if (n <= 0) return ReadResult::closed;
   buffer.append(chunk, static_cast<size_t>(n));
   return ReadResult::ok;
+}
+
+// Reads (a bounded amount of) what the caller sent already: closing a Unix
+// socket with unread data makes the caller's next read fail with
+// ECONNRESET, where it should find the answer and then the end.
+void discard_pending(int fd) {
+  char chunk[4096];
+  for (size_t discarded = 0; discarded < 64 * 1024;) {
+    ssize_t n = recv(fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+    if (n <= 0) return;
+    discarded += static_cast<size_t>(n);
+  }
 }
 
 }  // namespace
@@ -158,15 +190,25 @@ Result<std::unique_ptr<HttpServer>> HttpServer::listen(const std::string& socket
     unlink(socket_path.c_str());
     return make_error("pipe: {}", std::strerror(errno));
   }
-  return std::unique_ptr<HttpServer>(
-      new HttpServer(fd, pipe_fds[0], pipe_fds[1], socket_path, std::move(handler), std::move(rejected), limits));
+  int ended = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (ended < 0) {
+    int saved = errno;
+    close(fd);
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+    unlink(socket_path.c_str());
+    return make_error("eventfd: {}", std::strerror(saved));
+  }
+  return std::unique_ptr<HttpServer>(new HttpServer(fd, pipe_fds[0], pipe_fds[1], ended, socket_path,
+                                                    std::move(handler), std::move(rejected), limits));
 }
 
-HttpServer::HttpServer(int listen_fd, int stop_read, int stop_write, std::string path, Handler handler,
+HttpServer::HttpServer(int listen_fd, int stop_read, int stop_write, int ended, std::string path, Handler handler,
                        Rejected rejected, HttpLimits limits)
     : listen_fd_(listen_fd),
       stop_read_(stop_read),
       stop_write_(stop_write),
+      ended_(ended),
       path_(std::move(path)),
       handler_(std::move(handler)),
       rejected_(std::move(rejected)),
@@ -176,6 +218,7 @@ HttpServer::~HttpServer() {
   close(listen_fd_);
   close(stop_read_);
   close(stop_write_);
+  close(ended_);
   unlink(path_.c_str());
 }
 
@@ -186,27 +229,79 @@ void HttpServer::stop() {
 
 void HttpServer::serve() {
   for (;;) {
-    pollfd descriptors[2] = {{listen_fd_, POLLIN, 0}, {stop_read_, POLLIN, 0}};
-    if (poll(descriptors, 2, -1) < 0) {
+    pollfd descriptors[3] = {{listen_fd_, POLLIN, 0}, {stop_read_, POLLIN, 0}, {ended_, POLLIN, 0}};
+    if (poll(descriptors, 3, -1) < 0) {
       if (errno == EINTR) continue;
       log::error("API: poll failed: {}", std::strerror(errno));
-      return;
+      stop();  // the connections end too
+      break;
     }
-    if (descriptors[1].revents) return;
+    if (descriptors[1].revents) break;
+    join_ended_connections();
     if (!(descriptors[0].revents & POLLIN)) continue;
     int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
-    handle_connection(fd);
-    close(fd);
+    start_connection(fd);
+  }
+  // Their threads see the stop pipe as well: those reading answer and end,
+  // those in the handler finish first.
+  for (auto& connection : connections_) connection.thread.join();
+  connections_.clear();
+}
+
+void HttpServer::start_connection(int fd) {
+  if (connections_.size() >= limits_.max_connections)
+    return refuse_connection(
+        fd, fmt::format("the API serves at most {} connections at once; try again", limits_.max_connections));
+  Connection& connection = connections_.emplace_back();
+  try {
+    connection.thread = std::thread([this, fd, &connection] {
+      handle_connection(fd);
+      close(fd);
+      // Then tell serve(), which joins this thread: nothing of the server
+      // is touched after the write.
+      connection.done.store(true, std::memory_order_release);
+      uint64_t one = 1;
+      [[maybe_unused]] ssize_t n = write(ended_, &one, sizeof(one));
+    });
+  } catch (const std::system_error& error) {
+    connections_.pop_back();
+    log::warn("API: cannot start a thread for a connection: {}", error.what());
+    refuse_connection(fd, "the API cannot take another connection now; try again");
+  }
+}
+
+void HttpServer::refuse_connection(int fd, std::string message) {
+  HttpResponse response = error_response(503, std::move(message));
+  send_response(fd, response, Clock::now());  // no waiting: a new socket's buffer takes it whole
+  if (rejected_) rejected_(Caller::of_socket(fd), response);
+  discard_pending(fd);
+  close(fd);
+}
+
+void HttpServer::join_ended_connections() {
+  // Reset the count first: a thread that ends during the walk writes again.
+  uint64_t count;
+  [[maybe_unused]] ssize_t n = read(ended_, &count, sizeof(count));
+  for (auto it = connections_.begin(); it != connections_.end();) {
+    if (!it->done.load(std::memory_order_acquire)) {
+      ++it;
+      continue;
+    }
+    it->thread.join();
+    it = connections_.erase(it);
   }
 }
 
 void HttpServer::handle_connection(int fd) {
   HttpRequest request;
   request.caller = Caller::of_socket(fd);
+  auto answer = [&](const HttpResponse& response) {
+    send_response(fd, response, Clock::now() + limits_.write_deadline);
+  };
   auto reject = [&](int status, std::string message) {
     HttpResponse response = error_response(status, std::move(message));
-    send_response(fd, response);
+    answer(response);
     if (rejected_) rejected_(request.caller, response);
   };
   const auto deadline = Clock::now() + limits_.read_deadline;
@@ -219,8 +314,9 @@ void HttpServer::handle_connection(int fd) {
     if (header_end != std::string::npos) break;
     if (buffer.size() > limits_.max_header_bytes)
       return reject(431, fmt::format("request headers exceed {} bytes", limits_.max_header_bytes));
-    auto result = read_more(fd, buffer, deadline);
+    auto result = read_more(fd, stop_read_, buffer, deadline);
     if (result == ReadResult::late) return reject(408, "request not complete within the read deadline");
+    if (result == ReadResult::stopping) return reject(503, "the API is shutting down");
     if (result == ReadResult::closed) return;  // nobody to answer
   }
   if (header_end > limits_.max_header_bytes)
@@ -266,13 +362,14 @@ void HttpServer::handle_connection(int fd) {
   }
   request.body = buffer.substr(header_end + 4);
   while (request.body.size() < length) {
-    auto result = read_more(fd, request.body, deadline);
+    auto result = read_more(fd, stop_read_, request.body, deadline);
     if (result == ReadResult::late) return reject(408, "request body not complete within the read deadline");
+    if (result == ReadResult::stopping) return reject(503, "the API is shutting down");
     if (result == ReadResult::closed) return;
   }
   if (request.body.size() > length) request.body.resize(length);  // one request per connection
 
-  send_response(fd, handler_(request));
+  answer(handler_(request));
 }
 
 }  // namespace tollgate

@@ -5,17 +5,28 @@
 // gives a handler neither the connection's socket nor those credentials.
 // The CLI's side uses cpp-httplib's client.
 //
-// One request per connection (Connection: close), handled in turn; a
-// request must arrive whole within the read deadline. Bodies need a
-// Content-Length; chunked bodies are refused.
+// One request per connection (Connection: close); a request must arrive
+// whole within the read deadline. Bodies need a Content-Length; chunked
+// bodies are refused.
+//
+// Connections are served at once, each by a thread of its own, at most
+// max_connections of them (one more is answered 503 at once): a silent or
+// slow client, a slow handler or a caller slow to read its answer costs its
+// connection, not the API. Why threads rather than a poll loop feeding a
+// few handler threads: reading stays a plain loop with a deadline, and a
+// slow handler (waiting for the controller's lock, walking a large flow
+// table) cannot take a shared worker from the other callers. This API's
+// callers are a CLI, scripts and a metrics scraper: a few threads at once.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "audit.h"
 #include "result.h"
@@ -42,7 +53,9 @@ struct HttpResponse {
 struct HttpLimits {
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 1024 * 1024;
-  std::chrono::milliseconds read_deadline{5000};
+  std::chrono::milliseconds read_deadline{5000};   // for the whole request
+  std::chrono::milliseconds write_deadline{5000};  // for the whole answer
+  size_t max_connections = 256;                    // served at once
 };
 
 // "%2F" -> "/"; an invalid escape is an error.
@@ -50,34 +63,56 @@ Result<std::string> percent_decode(std::string_view text);
 
 class HttpServer {
  public:
+  // Called from several connections' threads at once: it locks what it
+  // shares (the Api takes the controller's mutex).
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
   // Called for a request refused before the handler (malformed, too large,
-  // too slow), with the caller and the response sent.
+  // too slow, over the connection cap, cut by stop()), with the caller and
+  // the response sent; from several threads at once too.
   using Rejected = std::function<void(const Caller&, const HttpResponse&)>;
 
   // Binds `socket_path` (mode `mode`; its directory is created 0755). A
   // stale socket file is replaced; one another process listens on is not.
   static Result<std::unique_ptr<HttpServer>> listen(const std::string& socket_path, unsigned mode, Handler handler,
                                                     Rejected rejected, HttpLimits limits = {});
+  // Not while serve() runs.
   ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
 
-  // Serves until stop(); call from one thread.
+  // Serves until stop(); call once, from one thread. Returns when every
+  // connection's thread has ended.
   void serve();
   // From any thread (or a signal-safe context: it only writes to a pipe).
+  // Connections still reading their request are answered 503 and closed;
+  // handlers running finish, and their answer is sent (within the write
+  // deadline) before serve() returns.
   void stop();
 
  private:
-  HttpServer(int listen_fd, int stop_read, int stop_write, std::string path, Handler handler, Rejected rejected,
-             HttpLimits limits);
+  // A connection being served; only serve() adds and removes them.
+  struct Connection {
+    std::thread thread;
+    std::atomic<bool> done{false};
+  };
+
+  HttpServer(int listen_fd, int stop_read, int stop_write, int ended, std::string path, Handler handler,
+             Rejected rejected, HttpLimits limits);
+  void start_connection(int fd);
+  // Answers 503 from the accepting thread, without waiting on the caller.
+  void refuse_connection(int fd, std::string message);
+  void join_ended_connections();
   void handle_connection(int fd);
 
   int listen_fd_;
-  int stop_read_;
+  int stop_read_;  // readable once stop() was called, for every thread
   int stop_write_;
+  int ended_;  // an eventfd: a connection's thread is about to end
   std::string path_;
   Handler handler_;
   Rejected rejected_;
   HttpLimits limits_;
+  std::list<Connection> connections_;  // a list: their threads hold references
 };
 
 }  // namespace tollgate

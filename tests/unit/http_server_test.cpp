@@ -1,6 +1,7 @@
 // The API's HTTP layer on a real Unix socket: requests reach the handler
 // with the caller's credentials; malformed, oversized and slow ones are
-// refused with the right status before it, and reported.
+// refused with the right status before it, and reported. Connections are
+// served at once: silent ones and slow handlers hold up only themselves.
 #include "http_server.h"
 
 #include <gtest/gtest.h>
@@ -8,12 +9,31 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <condition_variable>
+#include <cstdio>
 #include <filesystem>
+#include <future>
+#include <mutex>
 #include <thread>
 
 using namespace tollgate;
 
 namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+double milliseconds_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// Client sockets, closed when the test ends however it ends.
+struct OpenConnections {
+  std::vector<int> fds;
+  ~OpenConnections() {
+    for (int fd : fds) close(fd);
+  }
+};
 
 class HttpServerTest : public ::testing::Test {
  protected:
@@ -25,48 +45,84 @@ class HttpServerTest : public ::testing::Test {
     HttpLimits limits;
     limits.max_body_bytes = 1000;
     limits.max_header_bytes = 2000;
-    limits.read_deadline = std::chrono::milliseconds(300);
-    auto server = HttpServer::listen(
-        path_, 0600,
-        [this](const HttpRequest& request) {
-          ++handled_;
-          nlohmann::json echo = {{"method", request.method}, {"path", request.path},      {"query", request.query},
-                                 {"body", request.body},     {"uid", request.caller.uid}, {"pid", request.caller.pid}};
-          return HttpResponse{200, echo.dump()};
-        },
-        [this](const Caller&, const HttpResponse& response) { rejected_.push_back(response.status); }, limits);
-    ASSERT_TRUE(server) << server.error().message;
-    server_ = std::move(*server);
-    thread_ = std::thread([this] { server_->serve(); });
+    limits.read_deadline = milliseconds(300);
+    start(limits, [this](const HttpRequest& request) {
+      ++handled_;
+      nlohmann::json echo = {{"method", request.method}, {"path", request.path},      {"query", request.query},
+                             {"body", request.body},     {"uid", request.caller.uid}, {"pid", request.caller.pid}};
+      return HttpResponse{200, echo.dump()};
+    });
   }
   void TearDown() override {
-    if (server_) {
-      server_->stop();
-      thread_.join();
-      server_.reset();
-    }
+    stop_server();
     std::filesystem::remove_all(dir_);
+  }
+
+  void start(HttpLimits limits, HttpServer::Handler handler) {
+    auto server = HttpServer::listen(
+        path_, 0600, std::move(handler),
+        [this](const Caller&, const HttpResponse& response) {
+          std::lock_guard lock(rejected_mutex_);
+          rejected_.push_back(response.status);
+        },
+        limits);
+    ASSERT_TRUE(server) << server.error().message;
+    server_ = std::move(*server);
+    served_ = std::async(std::launch::async, [this] { server_->serve(); });
+  }
+  void stop_server() {
+    if (!server_) return;
+    server_->stop();
+    served_.wait();
+    server_.reset();
+  }
+  // The server the fixture started, replaced by one with these limits and handler.
+  void restart(HttpLimits limits, HttpServer::Handler handler) {
+    stop_server();
+    start(limits, std::move(handler));
+  }
+
+  // A client connection (-1 on failure). Its timeouts make a server that
+  // does not answer fail the test rather than hang it; connect's is the
+  // send timeout, for a full backlog.
+  int connect_client() {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    timeval receive_timeout{5, 0}, send_timeout{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &receive_timeout, sizeof(receive_timeout));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof(send_timeout));
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strncpy(address.sun_path, path_.c_str(), sizeof(address.sun_path) - 1);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+      ADD_FAILURE() << "connect: " << std::strerror(errno);
+      close(fd);
+      return -1;
+    }
+    return fd;
+  }
+  static void send_text(int fd, const std::string& text) {
+    size_t sent = 0;
+    while (sent < text.size()) {
+      ssize_t n = send(fd, text.data() + sent, text.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      sent += static_cast<size_t>(n);
+    }
+  }
+  // Everything until the server closes (or the receive timeout).
+  static std::string read_answer(int fd) {
+    std::string answer;
+    char buffer[4096];
+    for (ssize_t n; (n = recv(fd, buffer, sizeof(buffer), 0)) > 0;) answer.append(buffer, static_cast<size_t>(n));
+    return answer;
   }
 
   // Sends `request` (then half-closes unless `keep_open`); returns the whole answer.
   std::string exchange(const std::string& request, bool keep_open = false) {
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::strncpy(address.sun_path, path_.c_str(), sizeof(address.sun_path) - 1);
-    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-    size_t sent = 0;
-    while (sent < request.size()) {
-      ssize_t n = send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-      if (n <= 0) break;
-      sent += static_cast<size_t>(n);
-    }
+    int fd = connect_client();
+    if (fd < 0) return "";
+    send_text(fd, request);
     if (!keep_open) shutdown(fd, SHUT_WR);
-    std::string answer;
-    char buffer[4096];
-    timeval timeout{5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-    for (ssize_t n; (n = recv(fd, buffer, sizeof(buffer), 0)) > 0;) answer.append(buffer, static_cast<size_t>(n));
+    std::string answer = read_answer(fd);
     close(fd);
     return answer;
   }
@@ -77,11 +133,16 @@ class HttpServerTest : public ::testing::Test {
   static nlohmann::json body_of(const std::string& answer) {
     return nlohmann::json::parse(answer.substr(answer.find("\r\n\r\n") + 4));
   }
+  std::vector<int> rejected() {
+    std::lock_guard lock(rejected_mutex_);
+    return rejected_;
+  }
 
   std::string dir_, path_;
   std::unique_ptr<HttpServer> server_;
-  std::thread thread_;
+  std::future<void> served_;  // ready when serve() returned
   std::atomic<int> handled_{0};
+  std::mutex rejected_mutex_;  // the server reports from its connections' threads
   std::vector<int> rejected_;
 };
 
@@ -122,7 +183,7 @@ TEST_F(HttpServerTest, BadRequestsAreRefusedBeforeTheHandler) {
     EXPECT_NE(answer.find(test_case.error), std::string::npos) << answer;
   }
   EXPECT_EQ(handled_, 0);
-  EXPECT_EQ(rejected_.size(), std::size(cases));
+  EXPECT_EQ(rejected().size(), std::size(cases));
 }
 
 TEST_F(HttpServerTest, ASlowRequestIsCutOffAndTheNextIsServed) {
@@ -138,6 +199,154 @@ TEST_F(HttpServerTest, ASecondServerOnALiveSocketIsRefused) {
   auto second = HttpServer::listen(path_, 0600, nullptr, nullptr);
   ASSERT_FALSE(second);
   EXPECT_NE(second.error().message.find("another process serves"), std::string::npos) << second.error().message;
+}
+
+// What a handler in a test shares with it: the handler may outlive the
+// test's locals when the test fails early.
+struct Gate {
+  std::mutex mutex;
+  std::condition_variable changed;
+  int inside = 0;
+  int most_inside = 0;
+  bool released = false;
+};
+
+HttpResponse empty_ok(const HttpRequest&) { return {200, "{}"}; }
+
+TEST_F(HttpServerTest, SilentConnectionsCostThemselvesNotTheApi) {
+  HttpLimits limits;
+  limits.read_deadline = milliseconds(2000);
+  restart(limits, empty_ok);
+  constexpr int kSilent = 100;
+  OpenConnections silent;
+  const auto opened = Clock::now();
+  for (int i = 0; i < kSilent; ++i) {
+    int fd = connect_client();
+    ASSERT_GE(fd, 0) << "connection " << i;
+    silent.fds.push_back(fd);
+    if (i % 2) send_text(fd, "GET /v1/status HTTP/1.1\r\nHost: x\r\n");  // half a request, never finished
+  }
+
+  const auto asked = Clock::now();
+  std::string answer = exchange("GET /v1/status HTTP/1.1\r\n\r\n");
+  const double latency = milliseconds_since(asked);
+  std::printf("a request with %d silent connections open: answered in %.2f ms\n", kSilent, latency);
+  EXPECT_EQ(status_of(answer), 200) << answer;
+  EXPECT_LT(latency, 100.0);
+
+  // Each silent one is answered 408 at its own deadline, not before (the
+  // first one's began after `opened`; the others' later still).
+  for (size_t i = 0; i < silent.fds.size(); ++i) {
+    std::string late = read_answer(silent.fds[i]);
+    if (i == 0) {
+      EXPECT_GE(milliseconds_since(opened), 2000.0 - 50.0);
+    }
+    EXPECT_EQ(status_of(late), 408) << "connection " << i << ": " << late;
+    EXPECT_NE(late.find("read deadline"), std::string::npos) << late;
+  }
+  std::printf("their 408s: all within %.0f ms of opening them (deadline 2000 ms)\n", milliseconds_since(opened));
+  EXPECT_EQ(rejected(), std::vector<int>(kSilent, 408));
+}
+
+TEST_F(HttpServerTest, SlowHandlersRunAtOnce) {
+  constexpr int kRequests = 8;
+  auto gate = std::make_shared<Gate>();
+  restart(HttpLimits{}, [gate](const HttpRequest&) {
+    std::unique_lock lock(gate->mutex);
+    gate->most_inside = std::max(gate->most_inside, ++gate->inside);
+    gate->changed.notify_all();
+    // Served one at a time, they would never all be in: give up rather than hang.
+    bool all_in = gate->changed.wait_for(lock, std::chrono::seconds(3), [&] { return gate->most_inside >= kRequests; });
+    --gate->inside;
+    return HttpResponse{all_in ? 200 : 500, "{}"};
+  });
+  std::vector<std::future<std::string>> answers;
+  for (int i = 0; i < kRequests; ++i)
+    answers.push_back(std::async(std::launch::async, [this] { return exchange("GET /v1/status HTTP/1.1\r\n\r\n"); }));
+  for (auto& answer : answers) {
+    std::string text = answer.get();
+    EXPECT_EQ(status_of(text), 200) << text;
+  }
+  std::lock_guard lock(gate->mutex);
+  EXPECT_EQ(gate->most_inside, kRequests);
+}
+
+TEST_F(HttpServerTest, BeyondTheCapAConnectionIsRefusedAtOnce) {
+  HttpLimits limits;
+  limits.max_connections = 4;
+  limits.read_deadline = milliseconds(5000);
+  restart(limits, empty_ok);
+  OpenConnections silent;
+  for (size_t i = 0; i < limits.max_connections; ++i) {
+    int fd = connect_client();
+    ASSERT_GE(fd, 0);
+    silent.fds.push_back(fd);
+  }
+
+  // Accepted after the silent ones (the backlog is in order), so over the cap.
+  const auto asked = Clock::now();
+  std::string answer = exchange("GET /v1/status HTTP/1.1\r\n\r\n");
+  const double latency = milliseconds_since(asked);
+  std::printf("over the cap of %zu connections: refused in %.2f ms\n", limits.max_connections, latency);
+  ASSERT_EQ(status_of(answer), 503) << answer;
+  EXPECT_NE(body_of(answer).value("error", "").find("4 connections"), std::string::npos) << answer;
+  EXPECT_LT(latency, 1000.0);  // far below the read deadline that would free a slot
+  EXPECT_EQ(rejected(), std::vector<int>{503});
+
+  // A connection that ends frees its slot (once its thread has seen it go).
+  close(silent.fds.back());
+  silent.fds.pop_back();
+  int status = 0;
+  for (auto until = Clock::now() + std::chrono::seconds(2); status != 200 && Clock::now() < until;)
+    status = status_of(exchange("GET /v1/status HTTP/1.1\r\n\r\n"));
+  EXPECT_EQ(status, 200);
+}
+
+TEST_F(HttpServerTest, StopAnswersWhatIsReadingAndWaitsForWhatIsHandled) {
+  HttpLimits limits;
+  limits.read_deadline = milliseconds(10000);
+  auto gate = std::make_shared<Gate>();
+  restart(limits, [gate](const HttpRequest&) {
+    std::unique_lock lock(gate->mutex);
+    ++gate->inside;
+    gate->changed.notify_all();
+    gate->changed.wait_for(lock, std::chrono::seconds(5), [&] { return gate->released; });
+    return HttpResponse{200, "{}"};
+  });
+  OpenConnections silent;
+  for (int i = 0; i < 10; ++i) {
+    int fd = connect_client();
+    ASSERT_GE(fd, 0);
+    silent.fds.push_back(fd);
+    if (i % 2) send_text(fd, "GET /v1/status HTTP/1.1\r\n");
+  }
+  // Last in line: once it is in the handler, the silent ones are being read.
+  auto handled = std::async(std::launch::async, [this] { return exchange("GET /v1/status HTTP/1.1\r\n\r\n"); });
+  {
+    std::unique_lock lock(gate->mutex);
+    ASSERT_TRUE(gate->changed.wait_for(lock, std::chrono::seconds(5), [&] { return gate->inside == 1; }));
+  }
+
+  const auto stopped = Clock::now();
+  server_->stop();
+  for (int fd : silent.fds) {
+    std::string answer = read_answer(fd);
+    EXPECT_EQ(status_of(answer), 503) << answer;
+    EXPECT_NE(answer.find("shutting down"), std::string::npos) << answer;
+  }
+  std::printf("stop: %zu reading connections answered in %.2f ms\n", silent.fds.size(), milliseconds_since(stopped));
+  // serve() still waits for the handler, which then answers.
+  EXPECT_EQ(served_.wait_for(milliseconds(0)), std::future_status::timeout);
+  {
+    std::lock_guard lock(gate->mutex);
+    gate->released = true;
+    gate->changed.notify_all();
+  }
+  EXPECT_EQ(status_of(handled.get()), 200);
+  ASSERT_EQ(served_.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  server_.reset();
+  EXPECT_FALSE(std::filesystem::exists(path_));
+  EXPECT_EQ(rejected(), std::vector<int>(10, 503));
 }
 
 TEST(PercentDecode, DecodesAndRefusesBadEscapes) {
