@@ -609,7 +609,6 @@ json api_to_datapath(const TestNetwork& network, int rounds) {
     if (round == 0) continue;  // made the standby table
     total_ms.push_back(std::chrono::duration<double, std::milli>(steered - started).count());
     http_ms.push_back(std::chrono::duration<double, std::milli>(answered - started).count());
-    std::lock_guard guard(controller.mutex());
     table_entries.push_back(static_cast<double>(bench.dataplane().last_write().table_entries));
     backend_entries.push_back(static_cast<double>(bench.dataplane().last_write().backend_entries));
   }

@@ -6,7 +6,7 @@
 
 #include "flows.h"
 #include "metrics.h"
-#include "reconcile.h"
+#include "report.h"
 
 namespace tollgate {
 
@@ -20,10 +20,39 @@ struct Api::Outcome {
   json after;
 };
 
+// One request as a route's handler sees it.
+struct Api::Call {
+  const HttpRequest& request;
+  std::map<std::string, std::string> params;  // {service}, {backend}: decoded
+  json actor;
+  std::shared_ptr<const Snapshot> snapshot;
+};
+
+struct Api::Route {
+  std::string method;
+  std::vector<std::string> pattern;  // "{name}" matches one segment
+  Outcome (Api::*handler)(const Call&);
+};
+
 namespace {
 
 HttpResponse reply(int status, const json& body) { return {status, body.dump(2) + "\n"}; }
 HttpResponse failure(int status, const std::string& message) { return reply(status, {{"error", message}}); }
+
+int http_status(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::invalid: return 400;
+    case ErrorKind::not_found: return 404;
+    case ErrorKind::conflict:
+    case ErrorKind::capacity: return 409;
+    case ErrorKind::internal:
+    case ErrorKind::kernel:
+    case ErrorKind::io: break;
+  }
+  return 500;
+}
+
+HttpResponse failure(const Error& error) { return failure(http_status(error.kind), error.message); }
 
 std::string_view result_name(int status) {
   if (status < 400) return "ok";
@@ -39,13 +68,13 @@ std::string_view result_name(int status) {
 }
 
 Result<json> parse_body(const HttpRequest& request) {
-  if (request.body.empty()) return make_error("body: expected a JSON object");
+  if (request.body.empty()) return make_error(ErrorKind::invalid, "body: expected a JSON object");
   try {
     json body = json::parse(request.body);
-    if (!body.is_object()) return make_error("body: expected a JSON object");
+    if (!body.is_object()) return make_error(ErrorKind::invalid, "body: expected a JSON object");
     return body;
   } catch (const json::parse_error& error) {
-    return make_error("body: invalid JSON at byte {}", error.byte);
+    return make_error(ErrorKind::invalid, "body: invalid JSON at byte {}", error.byte);
   }
 }
 
@@ -61,19 +90,15 @@ std::vector<std::string> split_path(std::string_view path) {
   return segments;
 }
 
-ServiceSpec* find_service(Config& config, const ServiceAddress& address) {
-  for (auto& service : config.services)
-    if (service.address == address) return &service;
-  return nullptr;
-}
-
 BackendSpec* find_backend(ServiceSpec& service, const Endpoint& endpoint) {
   for (auto& backend : service.backends)
     if (backend.endpoint == endpoint) return &backend;
   return nullptr;
 }
 
-std::optional<size_t> query_number(const std::string& query, std::string_view name) {
+// The number `name`=N in `query`; absent: `fallback`; not a number in
+// `minimum`..999999999: an error.
+Result<size_t> query_number(const std::string& query, std::string_view name, size_t fallback, size_t minimum) {
   size_t start = 0;
   while (start < query.size()) {
     size_t end = query.find('&', start);
@@ -81,13 +106,24 @@ std::optional<size_t> query_number(const std::string& query, std::string_view na
     std::string_view item(query.data() + start, end - start);
     if (item.starts_with(name) && item.size() > name.size() && item[name.size()] == '=') {
       std::string_view value = item.substr(name.size() + 1);
-      if (value.empty() || value.size() > 9 || value.find_first_not_of("0123456789") != std::string_view::npos)
-        return std::nullopt;
+      if (value.empty() || value.size() > 9 || value.find_first_not_of("0123456789") != std::string_view::npos ||
+          std::stoul(std::string(value)) < minimum)
+        return make_error(ErrorKind::invalid, "{}: expected an integer {}-999999999", name, minimum);
       return std::stoul(std::string(value));
     }
     start = end + 1;
   }
-  return std::nullopt;
+  return fallback;
+}
+
+// Parses a body with `parse` (a config codec taking (json, path)).
+template <typename Parse>
+auto parse_with(const HttpRequest& request, Parse parse) -> decltype(parse(json{}, std::string{})) {
+  auto body = parse_body(request);
+  if (!body) return body.error();
+  auto parsed = parse(*body, std::string{});
+  if (!parsed) return Error{parsed.error().message, ErrorKind::invalid};
+  return parsed;
 }
 
 }  // namespace
@@ -109,7 +145,7 @@ Api::Api(Controller& controller, AuditLog& audit, AccessPolicy access, AgentInfo
       health_(health),
       events_(events) {}
 
-Result<json> Api::backends_status(const ServiceSpec& service) const {
+Result<json> Api::backends_status(const Snapshot& snapshot, const ServiceSpec& service) const {
   auto active = active_flow_counts(controller_.maps());
   if (!active) return active.error();
   const auto health = health_ ? health_->snapshot() : std::map<BackendKey, BackendHealth>{};
@@ -117,14 +153,13 @@ Result<json> Api::backends_status(const ServiceSpec& service) const {
   for (const auto& backend : service.backends) {
     const BackendKey key{service.address, backend.endpoint};
     json entry = backend_to_json(backend);
-    auto index = controller_.dataplane().backend_index(service.address, backend.endpoint);
+    auto index = snapshot.backend_index(service.address, backend.endpoint);
     auto count = index ? active->find(*index) : active->end();
     entry["active_flows"] = count == active->end() ? 0 : count->second;
-    const bool held = controller_.held_down(key);
-    entry["selectable"] = backend.state == BackendState::up && !held;
+    entry["selectable"] = snapshot.selectable(service.address, backend);
     auto found = health.find(key);
     BackendHealth status = found == health.end() ? BackendHealth{} : found->second;
-    status.held_down = held;
+    status.held_down = snapshot.held_down.contains(key);
     entry["health"] = status.to_json();
     out.push_back(std::move(entry));
   }
@@ -150,8 +185,7 @@ HttpResponse Api::handle(const HttpRequest& request) {
                    {"error", *why}});
     return failure(403, *why);
   }
-  std::lock_guard lock(controller_.mutex());
-  Outcome outcome = route(request);
+  Outcome outcome = dispatch(request);
   const int status = outcome.response.status;
   if (!outcome.action.empty() || status >= 400) {
     json entry = {{"action", outcome.action.empty() ? request_name : outcome.action},
@@ -171,263 +205,385 @@ HttpResponse Api::handle(const HttpRequest& request) {
   return outcome.response;
 }
 
-Api::Outcome Api::route(const HttpRequest& request) {
-  const auto raw = split_path(request.path);
+const std::vector<Api::Route>& Api::routes() {
+  static const std::vector<Route> table = {
+      {"GET", {"v1", "status"}, &Api::get_status},
+      {"GET", {"v1", "config"}, &Api::get_config},
+      {"PUT", {"v1", "config"}, &Api::put_config},
+      {"GET", {"v1", "metrics"}, &Api::get_metrics},
+      {"GET", {"v1", "stats"}, &Api::get_stats},
+      {"GET", {"v1", "conntrack"}, &Api::get_conntrack},
+      {"DELETE", {"v1", "conntrack"}, &Api::delete_conntrack},
+      {"GET", {"v1", "events"}, &Api::get_events},
+      {"GET", {"v1", "policy"}, &Api::get_policy},
+      {"GET", {"v1", "policy", "access"}, &Api::get_access},
+      {"PUT", {"v1", "policy", "access"}, &Api::set_access},
+      {"DELETE", {"v1", "policy", "access"}, &Api::set_access},
+      {"GET", {"v1", "services"}, &Api::list_services},
+      {"POST", {"v1", "services"}, &Api::add_service},
+      {"GET", {"v1", "services", "{service}"}, &Api::get_service},
+      {"DELETE", {"v1", "services", "{service}"}, &Api::remove_service},
+      {"GET", {"v1", "services", "{service}", "policy"}, &Api::get_service_policy},
+      {"PUT", {"v1", "services", "{service}", "policy"}, &Api::set_service_policy},
+      {"DELETE", {"v1", "services", "{service}", "policy"}, &Api::set_service_policy},
+      {"GET", {"v1", "services", "{service}", "backends"}, &Api::list_backends},
+      {"POST", {"v1", "services", "{service}", "backends"}, &Api::add_backend},
+      {"GET", {"v1", "services", "{service}", "backends", "{backend}"}, &Api::get_backend},
+      {"PATCH", {"v1", "services", "{service}", "backends", "{backend}"}, &Api::update_backend},
+      {"DELETE", {"v1", "services", "{service}", "backends", "{backend}"}, &Api::remove_backend},
+  };
+  return table;
+}
+
+namespace {
+
+// What a mutation on `path` is audited as when it fails before its handler.
+std::string action_of(const std::string& method, const std::vector<std::string>& pattern) {
+  static const std::map<std::pair<std::string, std::string>, std::string> actions = {
+      {{"PUT", "config"}, "config.replace"},       {{"DELETE", "conntrack"}, "conntrack.flush"},
+      {{"PUT", "access"}, "policy.access.set"},    {{"DELETE", "access"}, "policy.access.clear"},
+      {{"POST", "services"}, "service.add"},       {{"DELETE", "{service}"}, "service.remove"},
+      {{"PUT", "policy"}, "policy.set"},           {{"DELETE", "policy"}, "policy.clear"},
+      {{"POST", "backends"}, "backend.add"},       {{"PATCH", "{backend}"}, "backend.update"},
+      {{"DELETE", "{backend}"}, "backend.remove"},
+  };
+  auto found = actions.find({method, pattern.back()});
+  return found == actions.end() ? "" : found->second;
+}
+
+}  // namespace
+
+Api::Outcome Api::dispatch(const HttpRequest& request) {
   std::vector<std::string> segments;
-  for (const auto& segment : raw) {
+  for (const auto& segment : split_path(request.path)) {
     auto decoded = percent_decode(segment);
     if (!decoded) return {failure(400, fmt::format("path: {}", decoded.error().message))};
     segments.push_back(*decoded);
   }
-  const std::string& method = request.method;
-  auto not_allowed = [&]() {
-    return Outcome{failure(405, fmt::format("{} is not allowed on {}", method, request.path))};
-  };
   if (segments.empty() || segments[0] != "v1")
     return {failure(404, fmt::format("no such endpoint {}; the API lives under /v1", request.path))};
-
-  const Config& desired = controller_.state().desired;
-  const json actor = {{"source", "api"}, {"caller", request.caller.to_json()}};
-  // Applies `next` for a mutation; fills the response.
-  auto commit = [&](Outcome outcome, const Config& next, int success_status, json body) {
-    if (auto status = controller_.apply(next, actor); !status) {
-      outcome.response = failure(500, status.error().message);
-    } else {
-      outcome.response = reply(success_status, body);
+  bool path_known = false;
+  for (const auto& route : routes()) {
+    if (route.pattern.size() != segments.size()) continue;
+    Call call{request, {}, {{"source", "api"}, {"caller", request.caller.to_json()}}, nullptr};
+    bool match = true;
+    for (size_t i = 0; i < segments.size() && match; ++i) {
+      if (route.pattern[i].starts_with('{'))
+        call.params[route.pattern[i]] = segments[i];
+      else
+        match = route.pattern[i] == segments[i];
     }
+    if (!match) continue;
+    path_known = true;
+    if (route.method != request.method) continue;
+    const std::string action = action_of(route.method, route.pattern);
+    // The names in the path, checked before the handler.
+    std::string object;
+    if (auto service = call.params.find("{service}"); service != call.params.end()) {
+      auto address = ServiceAddress::parse(service->second);
+      if (!address) return {failure(400, fmt::format("service: {}", address.error().message)), action};
+      service->second = address->to_string();
+      object = service->second;
+    }
+    if (auto backend = call.params.find("{backend}"); backend != call.params.end()) {
+      auto endpoint = Endpoint::parse(backend->second);
+      if (!endpoint) return {failure(400, fmt::format("backend: {}", endpoint.error().message)), action};
+      backend->second = endpoint->to_string();
+      object = fmt::format("{} {}", object, backend->second);
+    }
+    call.snapshot = controller_.snapshot();
+    Outcome outcome = (this->*route.handler)(call);
+    if (outcome.action.empty()) outcome.action = action;
+    if (outcome.object.empty()) outcome.object = object;
     return outcome;
-  };
+  }
+  if (path_known) return {failure(405, fmt::format("{} is not allowed on {}", request.method, request.path))};
+  return {failure(404, fmt::format("no such endpoint {}", request.path))};
+}
 
-  // /v1/status, /v1/config, /v1/stats, /v1/conntrack
-  if (segments.size() == 2 && segments[1] == "status") {
-    if (method != "GET") return not_allowed();
-    const auto& state = controller_.state();
-    size_t backends = 0;
-    for (const auto& service : state.desired.services) backends += service.backends.size();
-    auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
-    return {reply(200, {{"version", info_.version},
-                        {"abi_version", TG_ABI_VERSION},
-                        {"pid", getpid()},
-                        {"uptime_seconds", uptime.count()},
-                        {"adopted", info_.adopted},
-                        {"pin_dir", info_.pin_dir},
-                        {"state_dir", info_.state_dir},
-                        {"programs", {{"xdp", info_.xdp_program_id}, {"tc", info_.tc_program_id}}},
-                        {"xdp_mode", info_.xdp_mode},
-                        {"interfaces", {{"xdp", state.xdp_interfaces}, {"tc", state.tc_interfaces}}},
-                        {"flow_capacity", info_.flow_capacity},
-                        {"services", state.desired.services.size()},
-                        {"backends", backends}})};
-  }
-  if (segments.size() == 2 && segments[1] == "config") {
-    if (method == "GET") return {reply(200, config_to_json(desired))};
-    if (method != "PUT") return not_allowed();
-    Outcome outcome{{}, "config.replace", "config", config_to_json(desired), {}};
-    auto body = parse_body(request);
-    if (!body) return {failure(400, body.error().message), outcome.action, outcome.object};
-    auto next = parse_config_json(*body);
-    if (!next) return {failure(400, next.error().message), outcome.action, outcome.object};
-    outcome.after = config_to_json(*next);
-    return commit(outcome, *next, 200, outcome.after);
-  }
-  if (segments.size() == 2 && segments[1] == "metrics") {
-    if (method != "GET") return not_allowed();
-    auto text = prometheus_metrics(controller_, health_, events_);
-    if (!text) return {failure(500, text.error().message)};
-    return {HttpResponse{200, *text, "text/plain; version=0.0.4"}};
-  }
-  if (segments.size() == 2 && segments[1] == "stats") {
-    if (method != "GET") return not_allowed();
-    return {reply(200, stats_report(controller_.dataplane(), controller_.maps()))};
-  }
-  if (segments.size() == 2 && segments[1] == "conntrack") {
-    if (method == "GET") {
-      size_t limit = 1000;
-      if (request.query.find("limit=") != std::string::npos) {
-        auto number = query_number(request.query, "limit");
-        if (!number || *number == 0) return {failure(400, "limit: expected an integer 1-999999999")};
-        limit = *number;
-      }
-      auto flows = list_flows(controller_.dataplane(), controller_.maps(), limit);
-      if (!flows) return {failure(500, flows.error().message)};
-      return {reply(200, *flows)};
-    }
-    if (method != "DELETE") return not_allowed();
-    auto flushed = flush_flows(controller_.maps());
-    if (!flushed) return {failure(500, flushed.error().message), "conntrack.flush", "conntrack"};
-    return {reply(200, {{"flushed", *flushed}}), "conntrack.flush", "conntrack", nullptr, {{"flushed", *flushed}}};
-  }
+namespace {
 
-  if (segments.size() == 2 && segments[1] == "events") {
-    if (method != "GET") return not_allowed();
-    if (!events_) return {failure(404, "this agent does not read data path events")};
-    size_t after = 0, limit = 1000;
-    if (request.query.find("after=") != std::string::npos) {
-      auto number = query_number(request.query, "after");
-      if (!number) return {failure(400, "after: expected an integer 0-999999999")};
-      after = *number;
-    }
-    if (request.query.find("limit=") != std::string::npos) {
-      auto number = query_number(request.query, "limit");
-      if (!number || *number == 0) return {failure(400, "limit: expected an integer 1-999999999")};
-      limit = *number;
-    }
-    return {reply(200, events_->since(after, limit))};
-  }
-  // /v1/policy: the global lists and every service's policy;
-  // /v1/policy/access: the global lists alone.
-  if (segments.size() >= 2 && segments[1] == "policy") {
-    if (segments.size() == 2) {
-      if (method != "GET") return not_allowed();
-      json services = json::object();
-      for (const auto& service : desired.services)
-        if (!service.policy.empty()) services[service.address.to_string()] = service_policy_to_json(service.policy);
-      return {reply(200, {{"access", access_lists_to_json(desired.access)},
-                          {"events", event_settings_to_json(desired.events)},
-                          {"services", services}})};
-    }
-    if (segments.size() != 3 || segments[2] != "access")
-      return {failure(404, fmt::format("no such endpoint {}", request.path))};
-    if (method == "GET") return {reply(200, access_lists_to_json(desired.access))};
-    if (method != "PUT" && method != "DELETE") return not_allowed();
-    Outcome outcome{{},
-                    method == "PUT" ? "policy.access.set" : "policy.access.clear",
-                    "access",
-                    access_lists_to_json(desired.access),
-                    {}};
-    Config next = desired;
-    next.access = {};
-    if (method == "PUT") {
-      auto body = parse_body(request);
-      if (!body) return {failure(400, body.error().message), outcome.action, outcome.object};
-      auto lists = parse_access_lists(*body, "");
-      if (!lists) return {failure(400, lists.error().message), outcome.action, outcome.object};
-      next.access = std::move(*lists);
-    }
-    outcome.after = access_lists_to_json(next.access);
-    return commit(outcome, next, 200, outcome.after);
-  }
+ServiceAddress service_param(const Api::Call& call) { return *ServiceAddress::parse(call.params.at("{service}")); }
+Endpoint backend_param(const Api::Call& call) { return *Endpoint::parse(call.params.at("{backend}")); }
 
-  if (segments.size() < 2 || segments[1] != "services")
-    return {failure(404, fmt::format("no such endpoint {}", request.path))};
+Error no_service(const ServiceAddress& address) {
+  return make_error(ErrorKind::not_found, "service {} does not exist", address.to_string());
+}
 
-  // /v1/services
-  if (segments.size() == 2) {
-    if (method == "GET") return {reply(200, config_to_json(desired)["services"])};
-    if (method != "POST") return not_allowed();
-    Outcome outcome{{}, "service.add", "", nullptr, {}};
-    auto body = parse_body(request);
-    if (!body) return {failure(400, body.error().message), outcome.action};
-    auto spec = parse_service_json(*body, "");
-    if (!spec) return {failure(400, spec.error().message), outcome.action};
-    outcome.object = spec->address.to_string();
-    Config next = desired;
-    if (find_service(next, spec->address))
-      return {failure(409, fmt::format("service {} already exists", outcome.object)), outcome.action, outcome.object};
-    next.services.push_back(*spec);
-    outcome.after = service_to_json(*spec);
-    return commit(outcome, next, 201, outcome.after);
+}  // namespace
+
+Api::Outcome Api::get_status(const Call& call) {
+  const auto& state = call.snapshot->state;
+  size_t backends = 0;
+  for (const auto& service : state.desired.services) backends += service.backends.size();
+  auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
+  return {reply(200, {{"version", info_.version},
+                      {"abi_version", TG_ABI_VERSION},
+                      {"pid", getpid()},
+                      {"uptime_seconds", uptime.count()},
+                      {"adopted", info_.adopted},
+                      {"pin_dir", info_.pin_dir},
+                      {"state_dir", info_.state_dir},
+                      {"programs", {{"xdp", info_.xdp_program_id}, {"tc", info_.tc_program_id}}},
+                      {"xdp_mode", info_.xdp_mode},
+                      {"interfaces", {{"xdp", state.xdp_interfaces}, {"tc", state.tc_interfaces}}},
+                      {"flow_capacity", info_.flow_capacity},
+                      {"services", state.desired.services.size()},
+                      {"backends", backends}})};
+}
+
+Api::Outcome Api::get_config(const Call& call) { return {reply(200, config_to_json(call.snapshot->state.desired))}; }
+
+Api::Outcome Api::put_config(const Call& call) {
+  Outcome outcome{{}, "", "config", config_to_json(call.snapshot->state.desired), {}};
+  auto body = parse_body(call.request);
+  if (!body) return {failure(body.error()), "", outcome.object};
+  auto next = parse_config_json(*body);
+  if (!next) return {failure(400, next.error().message), "", outcome.object};
+  outcome.after = config_to_json(*next);
+  if (auto status = controller_.apply(*next, call.actor); !status) return {failure(status.error()), "", outcome.object};
+  outcome.response = reply(200, outcome.after);
+  return outcome;
+}
+
+Api::Outcome Api::get_metrics(const Call&) {
+  auto text = prometheus_metrics(controller_, health_, events_);
+  if (!text) return {failure(text.error())};
+  return {HttpResponse{200, *text, "text/plain; version=0.0.4"}};
+}
+
+Api::Outcome Api::get_stats(const Call& call) { return {reply(200, stats_report(*call.snapshot, controller_.maps()))}; }
+
+Api::Outcome Api::get_conntrack(const Call& call) {
+  auto limit = query_number(call.request.query, "limit", 1000, 1);
+  if (!limit) return {failure(limit.error())};
+  auto flows = list_flows(*call.snapshot, controller_.maps(), *limit);
+  if (!flows) return {failure(flows.error())};
+  return {reply(200, *flows)};
+}
+
+Api::Outcome Api::delete_conntrack(const Call&) {
+  auto flushed = flush_flows(controller_.maps());
+  if (!flushed) return {failure(flushed.error()), "", "conntrack"};
+  return {reply(200, {{"flushed", *flushed}}), "", "conntrack", nullptr, {{"flushed", *flushed}}};
+}
+
+Api::Outcome Api::get_events(const Call& call) {
+  if (!events_) return {failure(404, "this agent does not read data path events")};
+  auto after = query_number(call.request.query, "after", 0, 0);
+  if (!after) return {failure(after.error())};
+  auto limit = query_number(call.request.query, "limit", 1000, 1);
+  if (!limit) return {failure(limit.error())};
+  return {reply(200, events_->since(*after, *limit))};
+}
+
+Api::Outcome Api::get_policy(const Call& call) {
+  const Config& desired = call.snapshot->state.desired;
+  json services = json::object();
+  for (const auto& service : desired.services)
+    if (!service.policy.empty()) services[service.address.to_string()] = service_policy_to_json(service.policy);
+  return {reply(200, {{"access", access_lists_to_json(desired.access)},
+                      {"events", event_settings_to_json(desired.events)},
+                      {"services", services}})};
+}
+
+Api::Outcome Api::get_access(const Call& call) {
+  return {reply(200, access_lists_to_json(call.snapshot->state.desired.access))};
+}
+
+Api::Outcome Api::set_access(const Call& call) {
+  Outcome outcome{{}, "", "access", nullptr, {}};
+  AccessLists lists;
+  if (call.request.method == "PUT") {
+    auto parsed = parse_with(call.request, parse_access_lists);
+    if (!parsed) return {failure(parsed.error()), "", outcome.object};
+    lists = std::move(*parsed);
   }
+  Status status = controller_.edit_globals(
+      [&](Config& config) {
+        outcome.before = access_lists_to_json(config.access);
+        config.access = lists;
+        return Status{};
+      },
+      call.actor);
+  if (!status) return {failure(status.error()), "", outcome.object};
+  outcome.after = access_lists_to_json(lists);
+  outcome.response = reply(200, outcome.after);
+  return outcome;
+}
 
-  auto service_address = ServiceAddress::parse(segments[2]);
-  if (!service_address) return {failure(400, fmt::format("service: {}", service_address.error().message))};
-  const std::string service_name = service_address->to_string();
-  Config next = desired;
-  ServiceSpec* service = find_service(next, *service_address);
+Api::Outcome Api::list_services(const Call& call) {
+  return {reply(200, config_to_json(call.snapshot->state.desired)["services"])};
+}
 
-  // /v1/services/{service}
-  if (segments.size() == 3) {
-    if (method != "GET" && method != "DELETE") return not_allowed();
-    const std::string action = method == "DELETE" ? "service.remove" : "";
-    if (!service) return {failure(404, fmt::format("service {} does not exist", service_name)), action, service_name};
-    if (method == "GET") return {reply(200, service_to_json(*service))};
-    Outcome outcome{{}, action, service_name, service_to_json(*service), nullptr};
-    next.services.erase(next.services.begin() + (service - next.services.data()));
-    return commit(outcome, next, 200, {{"removed", service_name}});
+Api::Outcome Api::add_service(const Call& call) {
+  auto spec = parse_with(call.request, parse_service_json);
+  if (!spec) return {failure(spec.error())};
+  const std::string object = spec->address.to_string();
+  Status status = controller_.edit_service(
+      spec->address,
+      [&](std::optional<ServiceSpec>& service) -> Status {
+        if (service) return make_error(ErrorKind::conflict, "service {} already exists", object);
+        service = *spec;
+        return {};
+      },
+      call.actor);
+  if (!status) return {failure(status.error()), "", object};
+  return {reply(201, service_to_json(*spec)), "", object, nullptr, service_to_json(*spec)};
+}
+
+Api::Outcome Api::get_service(const Call& call) {
+  const ServiceSpec* service = call.snapshot->service(service_param(call));
+  if (!service) return {failure(no_service(service_param(call)))};
+  return {reply(200, service_to_json(*service))};
+}
+
+Api::Outcome Api::remove_service(const Call& call) {
+  const ServiceAddress address = service_param(call);
+  json before;
+  Status status = controller_.edit_service(
+      address,
+      [&](std::optional<ServiceSpec>& service) -> Status {
+        if (!service) return no_service(address);
+        before = service_to_json(*service);
+        service.reset();
+        return {};
+      },
+      call.actor);
+  if (!status) return {failure(status.error())};
+  return {reply(200, {{"removed", address.to_string()}}), "", "", before, nullptr};
+}
+
+Api::Outcome Api::get_service_policy(const Call& call) {
+  const ServiceSpec* service = call.snapshot->service(service_param(call));
+  if (!service) return {failure(no_service(service_param(call)))};
+  return {reply(200, service_policy_to_json(service->policy))};
+}
+
+Api::Outcome Api::set_service_policy(const Call& call) {
+  const ServiceAddress address = service_param(call);
+  ServicePolicy policy;
+  if (call.request.method == "PUT") {
+    auto parsed = parse_with(call.request, parse_service_policy);
+    if (!parsed) return {failure(parsed.error())};
+    policy = std::move(*parsed);
   }
-  // /v1/services/{service}/policy
-  if (segments[3] == "policy" && segments.size() == 4) {
-    if (method != "GET" && method != "PUT" && method != "DELETE") return not_allowed();
-    const std::string action = method == "PUT" ? "policy.set" : method == "DELETE" ? "policy.clear" : "";
-    if (!service) return {failure(404, fmt::format("service {} does not exist", service_name)), action, service_name};
-    const json before = service_policy_to_json(service->policy);
-    if (method == "GET") return {reply(200, before)};
-    ServicePolicy policy;
-    if (method == "PUT") {
-      auto body = parse_body(request);
-      if (!body) return {failure(400, body.error().message), action, service_name};
-      auto parsed = parse_service_policy(*body, "");
-      if (!parsed) return {failure(400, parsed.error().message), action, service_name};
-      policy = std::move(*parsed);
-    }
-    service->policy = policy;
-    if (auto status = check_policy_capacity(next); !status)
-      return {failure(400, status.error().message), action, service_name};
-    const json after = service_policy_to_json(policy);
-    return commit({{}, action, service_name, before, after}, next, 200, after);
-  }
-  if (segments[3] != "backends" || segments.size() > 5)
-    return {failure(404, fmt::format("no such endpoint {}", request.path))};
+  json before;
+  Status status = controller_.edit_service(
+      address,
+      [&](std::optional<ServiceSpec>& service) -> Status {
+        if (!service) return no_service(address);
+        before = service_policy_to_json(service->policy);
+        service->policy = policy;
+        return {};
+      },
+      call.actor);
+  if (!status) return {failure(status.error())};
+  const json after = service_policy_to_json(policy);
+  return {reply(200, after), "", "", before, after};
+}
 
-  // /v1/services/{service}/backends
-  if (segments.size() == 4) {
-    if (method != "GET" && method != "POST") return not_allowed();
-    const std::string action = method == "POST" ? "backend.add" : "";
-    if (!service) return {failure(404, fmt::format("service {} does not exist", service_name)), action, service_name};
-    if (method == "GET") {
-      auto status = backends_status(*service);
-      if (!status) return {failure(500, status.error().message)};
-      return {reply(200, *status)};
-    }
-    auto body = parse_body(request);
-    if (!body) return {failure(400, body.error().message), action, service_name};
-    auto backend = parse_backend_json(*body, "");
-    if (!backend) return {failure(400, backend.error().message), action, service_name};
-    const std::string object = fmt::format("{} {}", service_name, backend->endpoint.to_string());
-    if (find_backend(*service, backend->endpoint))
-      return {failure(409, fmt::format("backend {} already exists in service {}", backend->endpoint.to_string(),
-                                       service_name)),
-              action, object};
-    service->backends.push_back(*backend);
-    if (auto status = validate_service(*service); !status)
-      return {failure(400, fmt::format("address: {}", status.error().message)), action, object};
-    return commit({{}, action, object, nullptr, backend_to_json(*backend)}, next, 201, backend_to_json(*backend));
-  }
+Api::Outcome Api::list_backends(const Call& call) {
+  const ServiceSpec* service = call.snapshot->service(service_param(call));
+  if (!service) return {failure(no_service(service_param(call)))};
+  auto status = backends_status(*call.snapshot, *service);
+  if (!status) return {failure(status.error())};
+  return {reply(200, *status)};
+}
 
-  // /v1/services/{service}/backends/{backend}
-  if (method != "GET" && method != "PATCH" && method != "DELETE") return not_allowed();
-  const std::string action = method == "PATCH" ? "backend.update" : method == "DELETE" ? "backend.remove" : "";
-  auto endpoint = Endpoint::parse(segments[4]);
-  if (!endpoint) return {failure(400, fmt::format("backend: {}", endpoint.error().message)), action};
-  const std::string object = fmt::format("{} {}", service_name, endpoint->to_string());
-  if (!service) return {failure(404, fmt::format("service {} does not exist", service_name)), action, object};
-  BackendSpec* backend = find_backend(*service, *endpoint);
+Api::Outcome Api::add_backend(const Call& call) {
+  const ServiceAddress address = service_param(call);
+  if (!call.snapshot->service(address)) return {failure(no_service(address))};
+  auto backend = parse_with(call.request, parse_backend_json);
+  if (!backend) return {failure(backend.error())};
+  const std::string object = fmt::format("{} {}", address.to_string(), backend->endpoint.to_string());
+  Status status = controller_.edit_service(
+      address,
+      [&](std::optional<ServiceSpec>& service) -> Status {
+        if (!service) return no_service(address);
+        if (find_backend(*service, backend->endpoint))
+          return make_error(ErrorKind::conflict, "backend {} already exists in service {}",
+                            backend->endpoint.to_string(), address.to_string());
+        service->backends.push_back(*backend);
+        return {};
+      },
+      call.actor);
+  if (!status) return {failure(status.error()), "", object};
+  return {reply(201, backend_to_json(*backend)), "", object, nullptr, backend_to_json(*backend)};
+}
+
+Api::Outcome Api::get_backend(const Call& call) {
+  const ServiceAddress address = service_param(call);
+  const Endpoint endpoint = backend_param(call);
+  const ServiceSpec* service = call.snapshot->service(address);
+  if (!service) return {failure(no_service(address))};
+  ServiceSpec one = *service;
+  BackendSpec* backend = find_backend(one, endpoint);
   if (!backend)
-    return {failure(404, fmt::format("backend {} is not in service {}", endpoint->to_string(), service_name)), action,
-            object};
-  const json before = backend_to_json(*backend);
-  if (method == "GET") {
-    ServiceSpec one = *service;
-    one.backends = {*backend};
-    auto status = backends_status(one);
-    if (!status) return {failure(500, status.error().message)};
-    return {reply(200, (*status)[0])};
-  }
-  if (method == "DELETE") {
-    service->backends.erase(service->backends.begin() + (backend - service->backends.data()));
-    return commit({{}, action, object, before, nullptr}, next, 200, {{"removed", object}});
-  }
-  auto body = parse_body(request);
-  if (!body) return {failure(400, body.error().message), action, object};
+    return {failure(404, fmt::format("backend {} is not in service {}", endpoint.to_string(), address.to_string()))};
+  one.backends = {*backend};
+  auto status = backends_status(*call.snapshot, one);
+  if (!status) return {failure(status.error())};
+  return {reply(200, (*status)[0])};
+}
+
+namespace {
+
+// Finds the backend of `call` in `service` for an edit.
+Result<BackendSpec*> backend_for_edit(const Api::Call& call, std::optional<ServiceSpec>& service) {
+  const ServiceAddress address = service_param(call);
+  const Endpoint endpoint = backend_param(call);
+  if (!service) return no_service(address);
+  BackendSpec* backend = find_backend(*service, endpoint);
+  if (!backend)
+    return make_error(ErrorKind::not_found, "backend {} is not in service {}", endpoint.to_string(),
+                      address.to_string());
+  return backend;
+}
+
+}  // namespace
+
+Api::Outcome Api::update_backend(const Call& call) {
+  auto body = parse_body(call.request);
+  if (!body) return {failure(body.error())};
   for (const auto& [key, value] : body->items())
     if (key != "weight" && key != "state")
-      return {failure(400, fmt::format("{}: unknown field (expected weight or state)", key)), action, object};
-  json merged = before;
-  for (const auto& [key, value] : body->items()) merged[key] = value;
-  auto updated = parse_backend_json(merged, "");
-  if (!updated) return {failure(400, updated.error().message), action, object};
-  *backend = *updated;
-  return commit({{}, action, object, before, backend_to_json(*updated)}, next, 200, backend_to_json(*updated));
+      return {failure(400, fmt::format("{}: unknown field (expected weight or state)", key))};
+  json before, after;
+  Status status = controller_.edit_service(
+      service_param(call),
+      [&](std::optional<ServiceSpec>& service) -> Status {
+        auto backend = backend_for_edit(call, service);
+        if (!backend) return backend.error();
+        before = backend_to_json(**backend);
+        json merged = before;
+        for (const auto& [key, value] : body->items()) merged[key] = value;
+        auto updated = parse_backend_json(merged, "");
+        if (!updated) return Error{updated.error().message, ErrorKind::invalid};
+        **backend = *updated;
+        after = backend_to_json(*updated);
+        return {};
+      },
+      call.actor);
+  if (!status) return {failure(status.error())};
+  return {reply(200, after), "", "", before, after};
+}
+
+Api::Outcome Api::remove_backend(const Call& call) {
+  json before;
+  Status status = controller_.edit_service(
+      service_param(call),
+      [&](std::optional<ServiceSpec>& service) -> Status {
+        auto backend = backend_for_edit(call, service);
+        if (!backend) return backend.error();
+        before = backend_to_json(**backend);
+        service->backends.erase(service->backends.begin() + (*backend - service->backends.data()));
+        return {};
+      },
+      call.actor);
+  if (!status) return {failure(status.error())};
+  return {reply(200, {{"removed", fmt::format("{} {}", call.params.at("{service}"), call.params.at("{backend}"))}}), "",
+          "", before, nullptr};
 }
 
 }  // namespace tollgate

@@ -20,11 +20,15 @@
 //
 // Every request is authorized by the caller's uid and groups first (403
 // otherwise). A mutation is validated whole (400 naming the field), then
-// applied whole through the Controller. Every mutation, and every denied
-// or invalid request, is written to the audit log.
+// handed to the Controller as a change of one service (or of the global
+// settings, or the whole config for PUT /v1/config). An error's kind
+// gives the status: invalid 400, not found 404, conflict or capacity 409,
+// the kernel or a file 500. Every mutation, and every denied or invalid
+// request, is written to the audit log.
 #pragma once
 
 #include <set>
+#include <vector>
 
 #include "audit.h"
 #include "controller.h"
@@ -60,16 +64,46 @@ class Api {
   Api(Controller& controller, AuditLog& audit, AccessPolicy access, AgentInfo info,
       const HealthMonitor* health = nullptr, const EventMonitor* events = nullptr);
 
+  // Safe to call from several threads at once: reads take the controller's
+  // snapshot, mutations go through its lock.
   HttpResponse handle(const HttpRequest& request);
   // Requests the HTTP layer refused (malformed, too large, too slow).
   void audit_rejected(const Caller& caller, const HttpResponse& response);
 
- private:
+  struct Call;
   struct Outcome;
-  Outcome route(const HttpRequest& request);
+
+ private:
+  struct Route;
+  static const std::vector<Route>& routes();
+  Outcome dispatch(const HttpRequest& request);
+
+  Outcome get_status(const Call& call);
+  Outcome get_config(const Call& call);
+  Outcome put_config(const Call& call);
+  Outcome get_metrics(const Call& call);
+  Outcome get_stats(const Call& call);
+  Outcome get_conntrack(const Call& call);
+  Outcome delete_conntrack(const Call& call);
+  Outcome get_events(const Call& call);
+  Outcome get_policy(const Call& call);
+  Outcome get_access(const Call& call);
+  Outcome set_access(const Call& call);
+  Outcome list_services(const Call& call);
+  Outcome add_service(const Call& call);
+  Outcome get_service(const Call& call);
+  Outcome remove_service(const Call& call);
+  Outcome get_service_policy(const Call& call);
+  Outcome set_service_policy(const Call& call);
+  Outcome list_backends(const Call& call);
+  Outcome add_backend(const Call& call);
+  Outcome get_backend(const Call& call);
+  Outcome update_backend(const Call& call);
+  Outcome remove_backend(const Call& call);
+
   // The backends of `service` as configured, with their health, whether
   // they are selectable now and their active flows.
-  Result<nlohmann::json> backends_status(const ServiceSpec& service) const;
+  Result<nlohmann::json> backends_status(const Snapshot& snapshot, const ServiceSpec& service) const;
 
   Controller& controller_;
   AuditLog& audit_;

@@ -411,7 +411,8 @@ Status check_policy_capacity(const Config& config) {
     deny += service.policy.access.deny.size();
   }
   if (std::max(allow, deny) > TG_ACL_MAX_ENTRIES)
-    return make_error("policy: {} allow and {} deny entries in all, the data path holds at most {} of each", allow,
+    return make_error(ErrorKind::capacity,
+                      "policy: {} allow and {} deny entries in all, the data path holds at most {} of each", allow,
                       deny, TG_ACL_MAX_ENTRIES);
   return {};
 }

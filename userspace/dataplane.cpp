@@ -26,13 +26,13 @@ uint64_t nanoseconds(std::chrono::seconds value) {
 
 Status update(int fd, const void* key, const void* value, const char* map_name) {
   if (bpf_map_update_elem(fd, key, value, BPF_ANY))
-    return make_error("map update failed: {} [map = {}]", errno_text(), map_name);
+    return errno_error(ErrorKind::kernel, errno, "map update failed: {} [map = {}]", errno_text(), map_name);
   return {};
 }
 
 Status remove(int fd, const void* key, const char* map_name) {
   if (bpf_map_delete_elem(fd, key) && errno != ENOENT)
-    return make_error("map delete failed: {} [map = {}]", errno_text(), map_name);
+    return errno_error(ErrorKind::kernel, errno, "map delete failed: {} [map = {}]", errno_text(), map_name);
   return {};
 }
 
@@ -55,20 +55,24 @@ void set_event_fields(tg_config& config, const EventSettings& events) {
 Status validate_service(const ServiceSpec& spec) {
   const auto& address = spec.address;
   if (!is_prime(spec.maglev_size) || spec.maglev_size > TG_MAGLEV_MAX_SIZE)
-    return make_error("maglev_size: {} is not a prime between 2 and {}", spec.maglev_size, TG_MAGLEV_MAX_SIZE);
+    return make_error(ErrorKind::invalid, "maglev_size: {} is not a prime between 2 and {}", spec.maglev_size,
+                      TG_MAGLEV_MAX_SIZE);
   if (spec.backends.size() > spec.maglev_size)
-    return make_error("backends: {} backends do not fit a Maglev table of {} entries", spec.backends.size(),
-                      spec.maglev_size);
+    return make_error(ErrorKind::invalid, "backends: {} backends do not fit a Maglev table of {} entries",
+                      spec.backends.size(), spec.maglev_size);
   std::set<Endpoint> seen;
   for (size_t i = 0; i < spec.backends.size(); ++i) {
     const auto& backend = spec.backends[i];
     if (backend.endpoint.address.family != address.endpoint.address.family)
-      return make_error("backends[{}]: {} is not of the service's address family", i, backend.endpoint.to_string());
-    if (backend.endpoint.port == 0) return make_error("backends[{}]: port 0 is not a backend port", i);
+      return make_error(ErrorKind::invalid, "backends[{}]: {} is not of the service's address family", i,
+                        backend.endpoint.to_string());
+    if (backend.endpoint.port == 0)
+      return make_error(ErrorKind::invalid, "backends[{}]: port 0 is not a backend port", i);
     if (backend.weight < 1 || backend.weight > kMaxWeight)
-      return make_error("backends[{}]: weight {} is out of range 1-{}", i, backend.weight, kMaxWeight);
+      return make_error(ErrorKind::invalid, "backends[{}]: weight {} is out of range 1-{}", i, backend.weight,
+                        kMaxWeight);
     if (!seen.insert(backend.endpoint).second)
-      return make_error("backends[{}]: {} is listed twice", i, backend.endpoint.to_string());
+      return make_error(ErrorKind::invalid, "backends[{}]: {} is listed twice", i, backend.endpoint.to_string());
   }
   return {};
 }
@@ -283,6 +287,12 @@ const ServiceSpec* Dataplane::service_spec(const ServiceAddress& address) const 
   return it == services_.end() ? nullptr : &it->second.spec;
 }
 
+std::optional<ServiceSlots> Dataplane::slots(const ServiceAddress& address) const {
+  auto it = services_.find(address);
+  if (it == services_.end()) return std::nullopt;
+  return ServiceSlots{it->second.id, it->second.backend_indexes};
+}
+
 std::optional<uint32_t> Dataplane::service_id(const ServiceAddress& address) const {
   auto it = services_.find(address);
   if (it == services_.end()) return std::nullopt;
@@ -368,6 +378,10 @@ std::vector<uint32_t> Dataplane::build_table(const ServiceState& service,
 
 Status Dataplane::install_table(ServiceState& service, std::vector<uint32_t> entries) {
   const uint32_t size = static_cast<uint32_t>(entries.size());
+  // The table in place is this one already (a change that moves no entry:
+  // a weight change that rounds the same, a backend added down): no swap,
+  // and so no RCU grace period to wait for.
+  if (service.active_table >= 0 && service.tables[service.active_table].entries == entries) return {};
   int standby_index = service.active_table == 0 ? 1 : 0;
   Table& standby = service.tables[standby_index];
 
@@ -380,7 +394,8 @@ Status Dataplane::install_table(ServiceState& service, std::vector<uint32_t> ent
     standby.fd =
         bpf_map_create(BPF_MAP_TYPE_ARRAY, "tg_maglev_table", sizeof(uint32_t), sizeof(uint32_t), size, &options);
     if (standby.fd < 0)
-      return make_error("map create failed: {} [map = tg_maglev_table, size = {}]", errno_text(), size);
+      return errno_error(ErrorKind::kernel, errno, "map create failed: {} [map = tg_maglev_table, size = {}]",
+                         errno_text(), size);
     standby.entries.assign(size, TG_BACKEND_NONE);  // a new array map is zeroed
   }
 
@@ -396,8 +411,11 @@ Status Dataplane::install_table(ServiceState& service, std::vector<uint32_t> ent
     uint32_t count = static_cast<uint32_t>(keys.size());
     if (bpf_map_update_batch(standby.fd, keys.data(), values.data(), &count, nullptr)) {
       // Part of it may be written: make the next diff rewrite every entry.
+      const int error_number = errno;
       standby.entries.assign(size, kUnknownEntry);
-      return make_error("map batch update failed: {} [map = tg_maglev_table, entries = {}]", errno_text(), keys.size());
+      return errno_error(ErrorKind::kernel, error_number,
+                         "map batch update failed: {} [map = tg_maglev_table, entries = {}]",
+                         std::strerror(error_number), keys.size());
     }
   }
   last_write_.table_entries += keys.size();
@@ -460,15 +478,17 @@ Status Dataplane::apply_service(const ServiceSpec& spec) {
 
   auto existing = services_.find(spec.address);
   const bool is_new = existing == services_.end();
+  // The kernel holds this spec already: nothing to write, no table to swap.
+  if (!is_new && existing->second.converged && existing->second.spec == spec) return {};
 
   size_t new_backends = 0;
   for (const auto& backend : spec.backends)
     if (is_new || !existing->second.backend_indexes.contains(backend.endpoint)) ++new_backends;
   if (is_new && service_ids_.available() == 0)
-    return make_error("service: the data path holds {} services already", TG_MAX_SERVICES);
+    return make_error(ErrorKind::capacity, "service: the data path holds {} services already", TG_MAX_SERVICES);
   if (new_backends > backend_slots_.available())
-    return make_error("backends: {} new backends, but only {} backend slots are free", new_backends,
-                      backend_slots_.available());
+    return make_error(ErrorKind::capacity, "backends: {} new backends, but only {} backend slots are free",
+                      new_backends, backend_slots_.available());
 
   ServiceState next = is_new ? ServiceState{} : existing->second;
   std::optional<ServiceSpec> previous;
@@ -484,6 +504,7 @@ Status Dataplane::apply_service(const ServiceSpec& spec) {
   // it (ids, slots, table fds and contents), so that a retry converges and
   // nothing is leaked or closed twice.
   Status status = apply_steps(next, spec, previous ? &*previous : nullptr);
+  next.converged = status.ok();
   services_[spec.address] = std::move(next);
   return status;
 }
@@ -558,7 +579,8 @@ Status Dataplane::apply_steps(ServiceState& next, const ServiceSpec& spec, const
 
 Status Dataplane::check_capacity(const std::vector<ServiceSpec>& services) const {
   if (services.size() > TG_MAX_SERVICES)
-    return make_error("services: {} services, the data path holds at most {}", services.size(), TG_MAX_SERVICES);
+    return make_error(ErrorKind::capacity, "services: {} services, the data path holds at most {}", services.size(),
+                      TG_MAX_SERVICES);
   size_t slots = 0;
   for (const auto& spec : services) {
     slots += spec.backends.size();
@@ -571,13 +593,14 @@ Status Dataplane::check_capacity(const std::vector<ServiceSpec>& services) const
   }
   const size_t capacity = TG_MAX_BACKENDS - 1;  // slot 0 is TG_BACKEND_NONE
   if (slots > capacity)
-    return make_error("backends: the change needs {} backend slots at once, the data path has {}", slots, capacity);
+    return make_error(ErrorKind::capacity, "backends: the change needs {} backend slots at once, the data path has {}",
+                      slots, capacity);
   return {};
 }
 
 Status Dataplane::remove_service(const ServiceAddress& address) {
   auto it = services_.find(address);
-  if (it == services_.end()) return make_error("service {} does not exist", address.to_string());
+  if (it == services_.end()) return make_error(ErrorKind::not_found, "service {} does not exist", address.to_string());
   ServiceState& service = it->second;
   last_write_ = {};
 

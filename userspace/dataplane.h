@@ -15,51 +15,13 @@
 #include <vector>
 
 #include "address.h"
-#include "health_spec.h"
+#include "dataplane_target.h"
 #include "loader.h"
 #include "policy.h"
 #include "result.h"
+#include "spec.h"
 
 namespace tollgate {
-
-enum class BackendState : uint8_t {
-  up = TG_BACKEND_UP,
-  draining = TG_BACKEND_DRAINING,
-  down = TG_BACKEND_DOWN,
-};
-
-inline constexpr uint32_t kMaxWeight = 65535;
-
-struct BackendSpec {
-  Endpoint endpoint;
-  uint32_t weight = 1;  // 1 .. kMaxWeight
-  BackendState state = BackendState::up;
-
-  bool operator==(const BackendSpec&) const = default;
-};
-
-struct ServiceSpec {
-  ServiceAddress address;
-  uint32_t maglev_size = TG_MAGLEV_DEFAULT_SIZE;  // prime
-  std::vector<BackendSpec> backends;
-  std::optional<HealthCheckSpec> health_check;  // none: no active checks
-  OutlierSpec outlier_detection;
-  ServicePolicy policy;
-
-  bool operator==(const ServiceSpec&) const = default;
-};
-
-struct FlowTimeouts {
-  std::chrono::seconds tcp_syn{30};
-  std::chrono::seconds tcp_established{3600};
-  std::chrono::seconds tcp_closing{60};
-  std::chrono::seconds udp{120};
-
-  bool operator==(const FlowTimeouts&) const = default;
-};
-
-// Checks a spec whole; the error names the offending field.
-Status validate_service(const ServiceSpec& spec);
 
 // How many map entries the last apply_service() wrote.
 struct WriteCounts {
@@ -67,7 +29,7 @@ struct WriteCounts {
   size_t table_entries = 0;
 };
 
-class Dataplane {
+class Dataplane final : public DataplaneTarget {
  public:
   explicit Dataplane(const MapFds& maps);
   ~Dataplane();
@@ -83,21 +45,22 @@ class Dataplane {
   // What adopt() found, as a configuration (the timeouts included).
   std::vector<ServiceSpec> service_specs() const;
 
-  Status set_timeouts(const FlowTimeouts& timeouts);
+  Status set_timeouts(const FlowTimeouts& timeouts) override;
   // The global access lists and the event settings (tg_config), in an
   // order that never applies half a list: entries first, flags, then the
   // stale entries go.
-  Status set_global_policy(const AccessLists& access, const EventSettings& events);
+  Status set_global_policy(const AccessLists& access, const EventSettings& events) override;
   // Creates the service or brings it to `spec`.
-  Status apply_service(const ServiceSpec& spec);
-  Status remove_service(const ServiceAddress& address);
+  Status apply_service(const ServiceSpec& spec) override;
+  Status remove_service(const ServiceAddress& address) override;
   // Whether the data path can hold `services` (the whole desired set),
   // counted at the peak of a change: a removed backend's slot is released
   // only after its service's new table is in place.
-  Status check_capacity(const std::vector<ServiceSpec>& services) const;
+  Status check_capacity(const std::vector<ServiceSpec>& services) const override;
 
-  std::vector<ServiceAddress> service_addresses() const;
+  std::vector<ServiceAddress> service_addresses() const override;
   const ServiceSpec* service_spec(const ServiceAddress& address) const;
+  std::optional<ServiceSlots> slots(const ServiceAddress& address) const override;
   std::optional<uint32_t> service_id(const ServiceAddress& address) const;
   std::optional<uint32_t> backend_index(const ServiceAddress& address, const Endpoint& backend) const;
   // The other way round (naming what the data path reports by number).
@@ -118,6 +81,9 @@ class Dataplane {
     std::map<Endpoint, uint32_t> backend_indexes;
     std::array<Table, 2> tables;
     int active_table = -1;  // index into tables, -1 before the first
+    // The last apply of `spec` completed: the kernel holds it (false after
+    // a failed one, so that applying the same spec again retries).
+    bool converged = false;
   };
   class IndexPool {
    public:

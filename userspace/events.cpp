@@ -56,13 +56,14 @@ void EventMonitor::handle(const tg_event& event) {
   const auto kind = static_cast<tg_event_kind>(event.kind);
   nlohmann::json entry = {{"event", "datapath"}, {"time", utc_now()}, {"kind", event_kind_name(kind)}};
   {
-    std::lock_guard lock(controller_.mutex());
-    const Dataplane& dataplane = controller_.dataplane();
-    auto service = dataplane.service_by_id(event.service_id);
-    entry["service"] = service ? service->to_string() : fmt::format("id {}", event.service_id);
+    const auto snapshot = controller_.snapshot();
+    auto service = snapshot->service_by_id.find(event.service_id);
+    entry["service"] =
+        service != snapshot->service_by_id.end() ? service->second.to_string() : fmt::format("id {}", event.service_id);
     if (kind == TG_EVENT_FLOW_MOVED) {
-      auto backend = dataplane.backend_by_index(event.detail);
-      entry["backend"] = backend ? backend->to_string() : fmt::format("slot {}", event.detail);
+      auto backend = snapshot->backend_by_index.find(event.detail);
+      entry["backend"] = backend != snapshot->backend_by_index.end() ? backend->second.second.to_string()
+                                                                     : fmt::format("slot {}", event.detail);
     }
   }
   if (event.family == TG_FAMILY_IPV4 || event.family == TG_FAMILY_IPV6)

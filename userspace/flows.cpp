@@ -85,13 +85,10 @@ Result<std::map<uint32_t, uint64_t>> active_flow_counts(const MapFds& maps) {
   return counts;
 }
 
-Result<nlohmann::json> list_flows(const Dataplane& dataplane, const MapFds& maps, size_t limit) {
+Result<nlohmann::json> list_flows(const Snapshot& snapshot, const MapFds& maps, size_t limit) {
   // Backend slot -> address, from what the agent wrote.
   std::map<uint32_t, std::string> backends;
-  for (const auto& address : dataplane.service_addresses())
-    for (const auto& backend : dataplane.service_spec(address)->backends)
-      if (auto index = dataplane.backend_index(address, backend.endpoint))
-        backends[*index] = backend.endpoint.to_string();
+  for (const auto& [index, key] : snapshot.backend_by_index) backends[index] = key.second.to_string();
 
   const uint64_t now_ns = monotonic_coarse_ns();
 

@@ -4,7 +4,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "dataplane.h"
+#include "controller.h"
 #include "loader.h"
 #include "result.h"
 
@@ -13,7 +13,7 @@ namespace tollgate {
 // Up to `limit` flows ({"client", "service", "backend", "state", "table",
 // "idle_seconds"}), and how many there are in all. "table" is "flows" for a
 // flow past its first packet, "new_flows" for one seen once (a SYN).
-Result<nlohmann::json> list_flows(const Dataplane& dataplane, const MapFds& maps, size_t limit);
+Result<nlohmann::json> list_flows(const Snapshot& snapshot, const MapFds& maps, size_t limit);
 // Active flows per backend index: flows that are neither closing nor past
 // their idle timeout, and whose backend slot still holds the backend they
 // were steered to. What a drain waits for.

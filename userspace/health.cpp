@@ -56,10 +56,10 @@ void HealthMonitor::run() {
 void HealthMonitor::sync_targets(Clock::time_point now) {
   std::map<BackendKey, CheckTarget> targets;
   {
-    std::lock_guard guard(controller_.mutex());
-    if (controller_.version() == seen_version_) return;
-    seen_version_ = controller_.version();
-    for (const auto& service : controller_.state().desired.services) {
+    const auto snapshot = controller_.snapshot();
+    if (snapshot->version == seen_version_) return;
+    seen_version_ = snapshot->version;
+    for (const auto& service : snapshot->state.desired.services) {
       if (!service.health_check) continue;
       for (const auto& backend : service.backends) {
         CheckTarget target{backend.endpoint, *service.health_check};
@@ -79,18 +79,19 @@ void HealthMonitor::tick(Clock::time_point now, const std::vector<ProbeOutcome>&
                 outcome.healthy ? "healthy" : "unhealthy", outcome.detail);
   }
 
-  std::lock_guard guard(controller_.mutex());
+  // The state as of now; the health loop is the only one that holds
+  // backends down, so what it finds held stays so until it says otherwise.
+  const auto state = controller_.snapshot();
   const MapFds& maps = controller_.maps();
-  const Dataplane& dataplane = controller_.dataplane();
   std::map<BackendKey, BackendHealth> snapshot;
   std::map<BackendKey, bool> present;
-  for (const auto& service : controller_.state().desired.services) {
+  for (const auto& service : state->state.desired.services) {
     std::vector<OutlierSample> samples;
     for (const auto& backend : service.backends) {
       const BackendKey key{service.address, backend.endpoint};
       present[key] = true;
       BackendHealth& health = snapshot[key];
-      if (auto index = dataplane.backend_index(service.address, backend.endpoint))
+      if (auto index = state->backend_index(service.address, backend.endpoint))
         if (auto counters = read_health(maps.backend_health, *index)) health.counters = *counters;
       if (const CheckStatus* check = checker_.status(key)) {
         health.check = !check->checked ? "unchecked" : check->healthy ? "healthy" : "unhealthy";
@@ -123,7 +124,7 @@ void HealthMonitor::tick(Clock::time_point now, const std::vector<ProbeOutcome>&
         health.ejections = outlier->ejections;
       }
       const bool down = health.check == "unhealthy" || health.circuit == Circuit::open;
-      const bool was_down = controller_.held_down(key);
+      const bool was_down = state->held_down.contains(key);
       health.held_down = down;
       if (down == was_down) continue;
       const CheckStatus* check = checker_.status(key);

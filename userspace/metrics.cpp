@@ -33,6 +33,7 @@ struct MetricFamily {
 
 Result<std::string> prometheus_metrics(const Controller& controller, const HealthMonitor* health,
                                        const EventMonitor* events) {
+  const auto state = controller.snapshot();
   auto active = active_flow_counts(controller.maps());
   if (!active) return active.error();
   const auto snapshot = health ? health->snapshot() : std::map<BackendKey, BackendHealth>{};
@@ -57,13 +58,12 @@ Result<std::string> prometheus_metrics(const Controller& controller, const Healt
     families[family].samples += fmt::format("{}{{{}}} {}\n", families[family].name, labels, value);
   };
 
-  const Dataplane& dataplane = controller.dataplane();
-  for (const auto& service : controller.state().desired.services) {
+  for (const auto& service : state->state.desired.services) {
     for (const auto& backend : service.backends) {
       const BackendKey key{service.address, backend.endpoint};
       const std::string labels = fmt::format(R"(service="{}",backend="{}")", escape(service.address.to_string()),
                                              escape(backend.endpoint.to_string()));
-      auto index = dataplane.backend_index(service.address, backend.endpoint);
+      auto index = state->backend_index(service.address, backend.endpoint);
       tg_counters traffic{};
       if (index)
         if (auto counters = read_counters(controller.maps().backend_stats, *index)) traffic = *counters;
@@ -72,7 +72,7 @@ Result<std::string> prometheus_metrics(const Controller& controller, const Healt
       add(1, labels, traffic.bytes);
       add(2, labels, traffic.new_flows);
       add(3, labels, count == active->end() ? 0 : count->second);
-      add(4, labels, backend.state == BackendState::up && !controller.held_down(key) ? 1 : 0);
+      add(4, labels, state->selectable(service.address, backend) ? 1 : 0);
       auto found = snapshot.find(key);
       if (found == snapshot.end()) continue;
       const BackendHealth& status = found->second;

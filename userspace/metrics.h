@@ -13,7 +13,8 @@
 
 namespace tollgate {
 
-// The caller holds the controller's mutex. `health` and `events` may be null.
+// Reads a snapshot of the controller; takes no lock of it. `health` and
+// `events` may be null.
 Result<std::string> prometheus_metrics(const Controller& controller, const HealthMonitor* health,
                                        const EventMonitor* events);
 

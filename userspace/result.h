@@ -1,4 +1,4 @@
-// Result<T>: a value or an error message. Recoverable errors travel as
+// Result<T>: a value or an error (a kind, a message, errno). Recoverable errors travel as
 // values; exceptions are kept for fatal setup errors caught in main().
 #pragma once
 
@@ -10,13 +10,44 @@
 
 namespace tollgate {
 
+// What kind of failure: the API maps it to an HTTP status, callers decide
+// whether a retry can help.
+enum class ErrorKind {
+  internal,   // a bug or an unexpected state
+  invalid,    // the request or file is malformed or out of range
+  not_found,  // the object named does not exist
+  conflict,   // the object exists already, or the change contradicts the state
+  capacity,   // the data path cannot hold what was asked
+  kernel,     // a kernel call failed (errno kept)
+  io,         // a file could not be read or written (errno kept)
+};
+
 struct Error {
   std::string message;
+  ErrorKind kind = ErrorKind::internal;
+  int error_number = 0;  // errno, for kernel and io errors
 };
 
 template <typename... Args>
 Error make_error(fmt::format_string<Args...> format, Args&&... args) {
   return Error{fmt::format(format, std::forward<Args>(args)...)};
+}
+
+template <typename... Args>
+Error make_error(ErrorKind kind, fmt::format_string<Args...> format, Args&&... args) {
+  return Error{fmt::format(format, std::forward<Args>(args)...), kind};
+}
+
+// A failed system or kernel call: `kind` (kernel or io) with its errno.
+template <typename... Args>
+Error errno_error(ErrorKind kind, int error_number, fmt::format_string<Args...> format, Args&&... args) {
+  return Error{fmt::format(format, std::forward<Args>(args)...), kind, error_number};
+}
+
+// The same error with `context` before its message.
+inline Error with_context(Error error, std::string_view context) {
+  error.message = fmt::format("{}: {}", context, error.message);
+  return error;
 }
 
 template <typename T>

@@ -251,11 +251,12 @@ int run(const Options& options) {
   auto listed = [](const std::vector<std::string>& list, const std::string& name) {
     return std::find(list.begin(), list.end(), name) != list.end();
   };
-  for (const auto& interface : controller.state().xdp_interfaces)
+  const auto before = controller.snapshot();
+  for (const auto& interface : before->state.xdp_interfaces)
     if (!listed(options.client_interfaces, interface))
       if (auto detached = DataPath::detach_xdp_by_name(interface); detached && *detached)
         log::info("detached XDP from {}, which this start does not name", interface);
-  for (const auto& interface : controller.state().tc_interfaces)
+  for (const auto& interface : before->state.tc_interfaces)
     if (!listed(options.backend_interfaces, interface))
       if (auto detached = DataPath::detach_tc_by_name(interface); detached && *detached)
         log::info("detached TC from {}, which this start does not name", interface);
@@ -309,10 +310,7 @@ int run(const Options& options) {
     actor["path"] = options.config_path;
     auto file = load_config_file(options.config_path);
     Status status = file ? Status{} : Status{file.error()};
-    if (file) {
-      std::lock_guard guard(controller.mutex());
-      status = controller.apply(file->config, actor, file->digest);
-    }
+    if (file) status = controller.apply(file->config, actor, file->digest);
     (*audit)->record({{"action", "config.reload"},
                       {"actor", actor},
                       {"object", options.config_path},

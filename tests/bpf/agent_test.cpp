@@ -11,7 +11,6 @@
 #include "api.h"
 #include "controller.h"
 #include "datapath_fixture.h"
-#include "reconcile.h"
 #include "state.h"
 
 namespace tollgate::test {
@@ -121,7 +120,7 @@ TEST_F(AgentTest, BadRequestsChangeNothingAndAreAudited) {
       {"GET", "/v2/services", "", 404, "/v1"},
       {"GET", "/v1/conntrack?limit=abc", "", 400, "limit: "},
   };
-  const Config before = controller_->state().desired;
+  const Config before = controller_->snapshot()->state.desired;
   const std::vector<uint32_t> table = *dataplane_->active_table(web_);
   const std::string file_before = state_file();
   const size_t audit_before = audit_lines().size();
@@ -132,7 +131,7 @@ TEST_F(AgentTest, BadRequestsChangeNothingAndAreAudited) {
     auto error = json::parse(response.body).value("error", "");
     EXPECT_NE(error.find(test_case.error), std::string::npos) << what << "\n  -> " << error;
   }
-  EXPECT_EQ(controller_->state().desired, before);
+  EXPECT_EQ(controller_->snapshot()->state.desired, before);
   EXPECT_EQ(*dataplane_->active_table(web_), table);
   EXPECT_EQ(state_file(), file_before);
   auto lines = audit_lines();
@@ -145,12 +144,12 @@ TEST_F(AgentTest, BadRequestsChangeNothingAndAreAudited) {
 }
 
 TEST_F(AgentTest, OnlyAllowedCallersGetIn) {
-  const Config before = controller_->state().desired;
+  const Config before = controller_->snapshot()->state.desired;
   HttpResponse refused = call("DELETE", kWeb, "", 1000);
   EXPECT_EQ(refused.status, 403);
   EXPECT_NE(refused.body.find("uid 1000 (gid 1000) is not allowed"), std::string::npos) << refused.body;
   EXPECT_EQ(call("GET", "/v1/services", "", 1000).status, 403);
-  EXPECT_EQ(controller_->state().desired, before);
+  EXPECT_EQ(controller_->snapshot()->state.desired, before);
   EXPECT_TRUE(dataplane_->service_id(web_));
   auto lines = audit_lines();
   ASSERT_GE(lines.size(), 2u);
@@ -186,7 +185,7 @@ TEST_F(AgentTest, MutationsReachTheKernelAndTheAuditLog) {
   // The state file follows.
   auto stored = load_state(dir_ + "/state");
   ASSERT_TRUE(stored && stored->has_value());
-  EXPECT_EQ((*stored)->desired, controller_->state().desired);
+  EXPECT_EQ((*stored)->desired, controller_->snapshot()->state.desired);
 
   std::vector<std::pair<std::string, std::string>> seen;
   for (const auto& line : audit_lines()) {
@@ -290,9 +289,7 @@ TEST_F(AdoptionTest, ARestartedAgentKeepsSlotsTablesAndFlows) {
 
   // The flow is still there and keeps its backend, also once the same
   // specs are applied again (what a restart's reconcile does).
-  Config config;
-  config.services = {web, dns};
-  ASSERT_TRUE(reconcile(dataplane, config));
+  for (const auto& spec : {web, dns}) ASSERT_TRUE(dataplane.apply_service(spec));
   for (const auto& [endpoint, index] : indexes) EXPECT_EQ(dataplane.backend_index(web.address, endpoint), index);
   PacketSpec ack = syn;
   ack.tcp_flags = kTcpAck;

@@ -1,0 +1,343 @@
+// The controller and the API without a kernel: against an in-memory data
+// plane that records every write and can fail any one of them.
+#include "controller.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <future>
+#include <thread>
+
+#include "api.h"
+#include "state.h"
+
+namespace tollgate::test {
+namespace {
+
+using nlohmann::json;
+
+// What the data path would hold, and a log of the writes that made it.
+class FakeDataplane final : public DataplaneTarget {
+ public:
+  // The `fail_at`-th write from now fails (1: the next one); 0: none.
+  size_t fail_at = 0;
+  size_t max_services = 1000;
+  std::vector<std::string> writes;
+  std::map<ServiceAddress, ServiceSpec> services;
+  FlowTimeouts timeouts;
+  AccessLists access;
+
+  Status check_capacity(const std::vector<ServiceSpec>& specs) const override {
+    if (specs.size() > max_services)
+      return make_error(ErrorKind::capacity, "services: {} services, the data path holds at most {}", specs.size(),
+                        max_services);
+    return {};
+  }
+  Status set_timeouts(const FlowTimeouts& value) override {
+    if (auto status = write("timeouts"); !status) return status;
+    timeouts = value;
+    return {};
+  }
+  Status set_global_policy(const AccessLists& lists, const EventSettings&) override {
+    if (auto status = write("global_policy"); !status) return status;
+    access = lists;
+    return {};
+  }
+  Status apply_service(const ServiceSpec& spec) override {
+    if (!ids_.contains(spec.address)) ids_[spec.address] = next_id_++;
+    if (auto status = write("apply " + spec.address.to_string()); !status) {
+      // Half of it written, as a kernel write that fails midway leaves it.
+      ServiceSpec half = spec;
+      half.backends.resize(spec.backends.size() / 2);
+      services[spec.address] = half;
+      return status;
+    }
+    services[spec.address] = spec;
+    return {};
+  }
+  Status remove_service(const ServiceAddress& address) override {
+    if (auto status = write("remove " + address.to_string()); !status) return status;
+    services.erase(address);
+    ids_.erase(address);
+    return {};
+  }
+  std::vector<ServiceAddress> service_addresses() const override {
+    std::vector<ServiceAddress> out;
+    for (const auto& [address, spec] : services) out.push_back(address);
+    return out;
+  }
+  std::optional<ServiceSlots> slots(const ServiceAddress& address) const override {
+    auto id = ids_.find(address);
+    if (id == ids_.end()) return std::nullopt;
+    ServiceSlots slots{id->second, {}};
+    uint32_t index = id->second * 1000;
+    for (const auto& backend : services.at(address).backends) slots.backends[backend.endpoint] = ++index;
+    return slots;
+  }
+
+ private:
+  Status write(std::string what) {
+    writes.push_back(std::move(what));
+    if (fail_at && --fail_at == 0)
+      return errno_error(ErrorKind::kernel, EIO, "map update failed: I/O error [map = fake]");
+    return {};
+  }
+  std::map<ServiceAddress, uint32_t> ids_;
+  uint32_t next_id_ = 1;
+};
+
+ServiceSpec service(int number, int backends) {
+  ServiceSpec spec;
+  spec.address = *ServiceAddress::parse(fmt::format("198.18.100.{}:80/tcp", number));
+  spec.maglev_size = 251;
+  for (int i = 0; i < backends; ++i)
+    spec.backends.push_back({*Endpoint::parse(fmt::format("198.18.1.{}:8080", 10 + i)), 1, BackendState::up});
+  return spec;
+}
+
+Config config_of(int services, int backends) {
+  Config config;
+  for (int i = 1; i <= services; ++i) config.services.push_back(service(i, backends));
+  return config;
+}
+
+class ControllerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/tollgate-controller-test-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    auto audit = AuditLog::open(dir_ + "/audit.log");
+    ASSERT_TRUE(audit) << audit.error().message;
+    audit_ = std::move(*audit);
+    controller_ = std::make_unique<Controller>(fake_, MapFds{}, *audit_, dir_ + "/state", AgentState{});
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  AgentState stored() {
+    auto state = load_state(dir_ + "/state");
+    EXPECT_TRUE(state && *state);
+    return state && *state ? **state : AgentState{};
+  }
+
+  const json actor_ = {{"source", "test"}};
+  FakeDataplane fake_;
+  std::string dir_;
+  std::unique_ptr<AuditLog> audit_;
+  std::unique_ptr<Controller> controller_;
+};
+
+TEST_F(ControllerTest, OneServiceChangeWritesThatServiceOnly) {
+  ASSERT_TRUE(controller_->apply(config_of(100, 3), actor_));
+  fake_.writes.clear();
+  const ServiceAddress address = service(42, 3).address;
+  ASSERT_TRUE(controller_->edit_service(
+      address,
+      [](std::optional<ServiceSpec>& spec) {
+        spec->backends[1].state = BackendState::draining;
+        return Status{};
+      },
+      actor_));
+  EXPECT_EQ(fake_.writes, std::vector<std::string>{"apply 198.18.100.42:80/tcp"});
+  EXPECT_EQ(fake_.services.at(address).backends[1].state, BackendState::draining);
+  EXPECT_EQ(stored().desired.services[41].backends[1].state, BackendState::draining);
+
+  // The whole config again, with one service changed: that one is written.
+  Config next = controller_->snapshot()->state.desired;
+  next.services[7].backends.pop_back();
+  fake_.writes.clear();
+  ASSERT_TRUE(controller_->apply(next, actor_));
+  EXPECT_EQ(fake_.writes, std::vector<std::string>{"apply 198.18.100.8:80/tcp"});
+  // And the same config once more: nothing.
+  fake_.writes.clear();
+  ASSERT_TRUE(controller_->apply(next, actor_));
+  EXPECT_TRUE(fake_.writes.empty());
+}
+
+// Whichever write fails, the data path, the state file and the snapshot are
+// all back as they were.
+TEST_F(ControllerTest, AFailedWriteRollsBackEveryService) {
+  ASSERT_TRUE(controller_->apply(config_of(5, 4), actor_));
+  Config next = config_of(5, 4);
+  next.access.deny.push_back(*Cidr::parse("198.18.0.128/25"));
+  next.services[1].backends.pop_back();                     // changed
+  next.services.erase(next.services.begin() + 3);           // removed
+  next.services.push_back(service(9, 2));                   // added
+  next.services[0].backends[0].state = BackendState::down;  // changed
+  size_t writes = 0;
+  {
+    fake_.writes.clear();
+    ASSERT_TRUE(controller_->apply(next, actor_));
+    writes = fake_.writes.size();
+    ASSERT_TRUE(controller_->apply(config_of(5, 4), actor_));  // back
+  }
+  ASSERT_GE(writes, 6u);  // timeouts, policy, remove, two changes, an add
+  const auto before_fake = fake_.services;
+  const AgentState before_file = stored();
+  const auto before_snapshot = controller_->snapshot();
+  for (size_t n = 1; n <= writes; ++n) {
+    SCOPED_TRACE(fmt::format("write {} of {} fails", n, writes));
+    fake_.fail_at = n;
+    Status status = controller_->apply(next, actor_);
+    ASSERT_FALSE(status);
+    EXPECT_EQ(status.error().kind, ErrorKind::kernel);
+    EXPECT_EQ(status.error().error_number, EIO);
+    EXPECT_NE(status.error().message.find("the previous state is back in place"), std::string::npos)
+        << status.error().message;
+    EXPECT_EQ(fake_.services, before_fake);
+    EXPECT_TRUE(fake_.access.empty());
+    EXPECT_EQ(stored(), before_file);
+    EXPECT_EQ(controller_->snapshot()->state, before_snapshot->state);
+    EXPECT_EQ(controller_->snapshot()->version, before_snapshot->version);
+  }
+  fake_.fail_at = 0;
+  ASSERT_TRUE(controller_->apply(next, actor_));
+  EXPECT_EQ(fake_.services.size(), 5u);
+}
+
+TEST_F(ControllerTest, AHeldDownBackendIsDownInTheDataPathAndOneState) {
+  ASSERT_TRUE(controller_->apply(config_of(2, 3), actor_));
+  const ServiceSpec web = service(1, 3);
+  const BackendKey key{web.address, web.backends[0].endpoint};
+  fake_.writes.clear();
+  ASSERT_TRUE(controller_->set_held_down(key, true));
+  EXPECT_EQ(fake_.writes, std::vector<std::string>{"apply 198.18.100.1:80/tcp"});
+  EXPECT_EQ(fake_.services.at(web.address).backends[0].state, BackendState::down);
+  auto snapshot = controller_->snapshot();
+  EXPECT_EQ(snapshot->service(web.address)->backends[0].state, BackendState::up);  // desired
+  EXPECT_FALSE(snapshot->selectable(web.address, snapshot->service(web.address)->backends[0]));
+  EXPECT_EQ(stored().desired.services[0].backends[0].state, BackendState::up);  // not persisted
+  // Another change of that service keeps it down in the data path.
+  ASSERT_TRUE(controller_->edit_service(
+      web.address,
+      [](std::optional<ServiceSpec>& spec) {
+        spec->backends[2].weight = 5;
+        return Status{};
+      },
+      actor_));
+  EXPECT_EQ(fake_.services.at(web.address).backends[0].state, BackendState::down);
+  ASSERT_TRUE(controller_->set_held_down(key, false));
+  EXPECT_EQ(fake_.services.at(web.address).backends[0].state, BackendState::up);
+  // A removed backend is no longer held.
+  ASSERT_TRUE(controller_->set_held_down(key, true));
+  ASSERT_TRUE(controller_->edit_service(
+      web.address,
+      [](std::optional<ServiceSpec>& spec) {
+        spec->backends.erase(spec->backends.begin());
+        return Status{};
+      },
+      actor_));
+  EXPECT_TRUE(controller_->snapshot()->held_down.empty());
+}
+
+TEST_F(ControllerTest, ReadersDoNotWaitForAWriter) {
+  ASSERT_TRUE(controller_->apply(config_of(3, 2), actor_));
+  std::promise<void> inside, release;
+  auto writer = std::async(std::launch::async, [&] {
+    return controller_->edit_service(
+        service(1, 2).address,
+        [&](std::optional<ServiceSpec>& spec) {
+          inside.set_value();
+          release.get_future().wait_for(std::chrono::seconds(10));
+          spec->backends[0].weight = 2;
+          return Status{};
+        },
+        actor_);
+  });
+  inside.get_future().wait();
+  // The writer holds the lock; a reader still gets the state as it was.
+  auto reader = std::async(std::launch::async, [&] { return controller_->snapshot(); });
+  ASSERT_EQ(reader.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(reader.get()->service(service(1, 2).address)->backends[0].weight, 1u);
+  release.set_value();
+  ASSERT_TRUE(writer.get());
+  EXPECT_EQ(controller_->snapshot()->service(service(1, 2).address)->backends[0].weight, 2u);
+}
+
+TEST_F(ControllerTest, EditErrorsKeepTheirKindAndChangeNothing) {
+  ASSERT_TRUE(controller_->apply(config_of(2, 2), actor_));
+  const auto version = controller_->snapshot()->version;
+  fake_.writes.clear();
+  Status status = controller_->edit_service(
+      service(1, 2).address, [](std::optional<ServiceSpec>&) { return Status{make_error(ErrorKind::conflict, "no")}; },
+      actor_);
+  EXPECT_EQ(status.error().kind, ErrorKind::conflict);
+  // A spec that does not validate: invalid, naming the service and the field.
+  status = controller_->edit_service(
+      service(1, 2).address,
+      [](std::optional<ServiceSpec>& spec) {
+        spec->backends[0].weight = 0;
+        return Status{};
+      },
+      actor_);
+  ASSERT_FALSE(status);
+  EXPECT_EQ(status.error().kind, ErrorKind::invalid);
+  EXPECT_EQ(status.error().message, "198.18.100.1:80/tcp: backends[0]: weight 0 is out of range 1-65535");
+  // More than the data path holds: capacity.
+  fake_.max_services = 2;
+  status = controller_->edit_service(
+      service(3, 1).address,
+      [](std::optional<ServiceSpec>& spec) {
+        spec = service(3, 1);
+        return Status{};
+      },
+      actor_);
+  ASSERT_FALSE(status);
+  EXPECT_EQ(status.error().kind, ErrorKind::capacity);
+  EXPECT_TRUE(fake_.writes.empty());
+  EXPECT_EQ(controller_->snapshot()->version, version);
+}
+
+// The API on the fake: the error kinds come back as their statuses.
+class ApiOnFakeTest : public ControllerTest {
+ protected:
+  void SetUp() override {
+    ControllerTest::SetUp();
+    ASSERT_TRUE(controller_->apply(config_of(1, 2), actor_));
+    api_ = std::make_unique<Api>(*controller_, *audit_, AccessPolicy{}, AgentInfo{});
+  }
+  HttpResponse call(const std::string& method, const std::string& path, const std::string& body = "") {
+    HttpRequest request;
+    request.method = method;
+    request.path = path;
+    request.body = body;
+    return api_->handle(request);
+  }
+  std::unique_ptr<Api> api_;
+};
+
+TEST_F(ApiOnFakeTest, ErrorKindsAreStatuses) {
+  const std::string backends = "/v1/services/198.18.100.1%3A80%2Ftcp/backends";
+  EXPECT_EQ(call("POST", backends, R"({"address": "198.18.1.10:8080"})").status, 409);
+  EXPECT_EQ(call("PATCH", backends + "/198.18.1.99:8080", R"({"weight": 2})").status, 404);
+  EXPECT_EQ(call("PATCH", backends + "/198.18.1.10:8080", R"({"weight": 0})").status, 400);
+  fake_.max_services = 1;
+  auto full = call("POST", "/v1/services", R"({"address": "198.18.100.2:80/tcp"})");
+  EXPECT_EQ(full.status, 409) << full.body;
+  EXPECT_NE(full.body.find("the data path holds at most 1"), std::string::npos) << full.body;
+  fake_.fail_at = 1;
+  auto failed = call("PATCH", backends + "/198.18.1.10:8080", R"({"state": "draining"})");
+  EXPECT_EQ(failed.status, 500) << failed.body;
+  EXPECT_NE(failed.body.find("the previous state is back in place"), std::string::npos) << failed.body;
+  EXPECT_EQ(fake_.services.begin()->second.backends[0].state, BackendState::up);
+  auto drained = call("PATCH", backends + "/198.18.1.10:8080", R"({"state": "draining"})");
+  EXPECT_EQ(drained.status, 200) << drained.body;
+  EXPECT_EQ(fake_.services.begin()->second.backends[0].state, BackendState::draining);
+}
+
+// Concurrent edits of one service do not lose each other's change.
+TEST_F(ApiOnFakeTest, ConcurrentEditsOfOneServiceAllLand) {
+  const std::string backends = "/v1/services/198.18.100.1%3A80%2Ftcp/backends";
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 20; ++i)
+    threads.emplace_back([&, i] {
+      auto reply = call("POST", backends, fmt::format(R"({{"address": "198.18.2.{}:8080"}})", i + 1));
+      EXPECT_EQ(reply.status, 201) << reply.body;
+    });
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(controller_->snapshot()->state.desired.services[0].backends.size(), 22u);
+  EXPECT_EQ(fake_.services.begin()->second.backends.size(), 22u);
+}
+
+}  // namespace
+}  // namespace tollgate::test
