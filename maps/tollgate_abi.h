@@ -196,7 +196,7 @@ struct tg_backend {
 	__u8 state; /* enum tg_backend_state */
 	__u32 service_id; /* the service this slot belongs to */
 	__u32 generation; /* bumped on every reuse of the slot */
-	__u32 weight; /* relative weight, 1 .. 65535 */
+	__u32 weight; /* relative weight, 1 .. the agent's kMaxWeight */
 };
 
 /*
