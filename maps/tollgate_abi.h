@@ -86,37 +86,56 @@ enum tg_flow_state {
 };
 
 /*
- * Why a packet was dropped; index into tg_drops. Keep in sync with
- * tg_drop_reason_name() in userspace/abi.cpp (a unit test checks).
+ * Why a packet was dropped; index into tg_drops. The one list of drop
+ * reasons: X(REASON, name, description) makes enum tg_drop_reason
+ * (TG_DROP_<REASON>, numbered from 0 in this order) and the agent's names
+ * (drop_reason_name(), the "reason" label of tollgate_drops_total).
+ * Append only: the numbers are ABI, the names what dashboards match.
  */
+#define TG_DROP_REASONS(X)                                                     \
+	X(ETH_TRUNCATED, eth_truncated,                                        \
+	  "shorter than an Ethernet (+VLAN) header")                           \
+	X(VLAN_TOO_DEEP, vlan_too_deep, "more than two VLAN tags")             \
+	X(IPV4_TRUNCATED, ipv4_truncated, "shorter than its IPv4 header")      \
+	X(IPV4_BAD_IHL, ipv4_bad_ihl, "IHL < 5 or total length inconsistent")  \
+	X(IPV4_OPTIONS, ipv4_options, "IPv4 options, to a service address")    \
+	X(IPV4_FRAGMENT, ipv4_fragment, "IPv4 fragment, to a service address") \
+	X(IPV6_TRUNCATED, ipv6_truncated, "shorter than an IPv6 header")       \
+	X(IPV6_EXT_HEADER, ipv6_ext_header,                                    \
+	  "extension header, to a service address")                            \
+	X(IPV6_FRAGMENT, ipv6_fragment,                                        \
+	  "fragment header, to a service address")                             \
+	X(TCP_TRUNCATED, tcp_truncated,                                        \
+	  "TCP header missing or bad data offset")                             \
+	X(UDP_TRUNCATED, udp_truncated, "UDP header missing or bad length")    \
+	X(UDP6_ZERO_CHECKSUM, udp6_zero_checksum,                              \
+	  "UDP over IPv6 without checksum")                                    \
+	X(NO_BACKEND, no_backend, "service has no selectable backend")         \
+	X(TTL_EXCEEDED, ttl_exceeded, "TTL / hop limit would reach zero")      \
+	X(FIB_FAILED, fib_failed, "no route to the backend")                   \
+	X(FRAME_TOO_BIG, frame_too_big, "larger than the egress MTU")          \
+	X(INTERNAL, internal, "a map or helper failed: should never move")     \
+	X(DENIED, denied, "source in a deny list (global or the service's)")   \
+	X(NOT_ALLOWED, not_allowed,                                            \
+	  "an allow list is set and the source is not in it")                  \
+	X(RATE_LIMITED, rate_limited, "the source's token bucket is empty")    \
+	X(CONN_LIMITED, connection_limited,                                    \
+	  "the service's new-connection cap is reached")                       \
+	X(SYN_CHALLENGED, syn_challenged,                                      \
+	  "a SYN from an unproven source, answered by the gateway with a "     \
+	  "challenge (SYN auth)")                                              \
+	X(SYN_PROOF, syn_proof,                                                \
+	  "the source's RST answering its challenge: proven")                  \
+	X(SYN_UNPROVEN, syn_unproven,                                          \
+	  "not a SYN, no flow, from an unproven source")
+
+#define TG_DROP_ENUMERATOR(reason, name, description) TG_DROP_##reason,
 enum tg_drop_reason {
-	TG_DROP_ETH_TRUNCATED = 0, /* shorter than an Ethernet (+VLAN) header */
-	TG_DROP_VLAN_TOO_DEEP, /* more than two VLAN tags */
-	TG_DROP_IPV4_TRUNCATED, /* shorter than its IPv4 header */
-	TG_DROP_IPV4_BAD_IHL, /* IHL < 5 or total length inconsistent */
-	TG_DROP_IPV4_OPTIONS, /* IPv4 options, to a service address */
-	TG_DROP_IPV4_FRAGMENT, /* IPv4 fragment, to a service address */
-	TG_DROP_IPV6_TRUNCATED, /* shorter than an IPv6 header */
-	TG_DROP_IPV6_EXT_HEADER, /* extension header, to a service address */
-	TG_DROP_IPV6_FRAGMENT, /* fragment header, to a service address */
-	TG_DROP_TCP_TRUNCATED, /* TCP header missing or bad data offset */
-	TG_DROP_UDP_TRUNCATED, /* UDP header missing or bad length */
-	TG_DROP_UDP6_ZERO_CHECKSUM, /* UDP over IPv6 without checksum */
-	TG_DROP_NO_BACKEND, /* service has no selectable backend */
-	TG_DROP_TTL_EXCEEDED, /* TTL / hop limit would reach zero */
-	TG_DROP_FIB_FAILED, /* no route to the backend */
-	TG_DROP_FRAME_TOO_BIG, /* larger than the egress MTU */
-	TG_DROP_INTERNAL, /* a map or helper failed: should never move */
-	TG_DROP_DENIED, /* source in a deny list (global or the service's) */
-	TG_DROP_NOT_ALLOWED, /* an allow list is set and the source is not in it */
-	TG_DROP_RATE_LIMITED, /* the source's token bucket is empty */
-	TG_DROP_CONN_LIMITED, /* the service's new-connection cap is reached */
-	TG_DROP_SYN_CHALLENGED, /* a SYN from an unproven source, answered by
-				   the gateway with a challenge (SYN auth) */
-	TG_DROP_SYN_PROOF, /* the source's RST answering its challenge: proven */
-	TG_DROP_SYN_UNPROVEN, /* not a SYN, no flow, from an unproven source */
+	TG_DROP_REASONS(TG_DROP_ENUMERATOR)
+	/* Not a reason: how many there are (the entries of tg_drops). */
 	TG_DROP_REASON_COUNT,
 };
+#undef TG_DROP_ENUMERATOR
 
 /* tg_config: one entry, runtime knobs the agent may change at any time. */
 /* tg_config.flags and tg_service_policy.flags: which policy is in force. */
@@ -177,7 +196,7 @@ struct tg_backend {
 	__u8 state; /* enum tg_backend_state */
 	__u32 service_id; /* the service this slot belongs to */
 	__u32 generation; /* bumped on every reuse of the slot */
-	__u32 weight; /* relative weight, 1 .. 65535 */
+	__u32 weight; /* relative weight, 1 .. the agent's kMaxWeight */
 };
 
 /*
@@ -318,15 +337,28 @@ struct tg_conn_bucket {
 	__u64 tat_ns;
 };
 
+/*
+ * What the data path reports in tg_events; index into tg_event_stats. The
+ * one list of event kinds, X(KIND, name, description), as for the drop
+ * reasons: enum tg_event_kind (TG_EVENT_<KIND>) and event_kind_name().
+ */
+#define TG_EVENT_KINDS(X)                                                      \
+	X(DENIED, denied, "detail: TG_DROP_DENIED or TG_DROP_NOT_ALLOWED")     \
+	X(RATE_LIMITED, rate_limited, "the source's bucket was empty")         \
+	X(CONN_LIMITED, connection_limited,                                    \
+	  "the service's new-connection cap was hit")                          \
+	X(FLOW_MOVED, flow_moved, "detail: the backend index a flow left")     \
+	X(FLOW_UNTRACKED, flow_untracked,                                      \
+	  "TCP past its SYN with no tracked flow: evicted under pressure, "    \
+	  "or idle too long")
+
+#define TG_EVENT_ENUMERATOR(kind, name, description) TG_EVENT_##kind,
 enum tg_event_kind {
-	TG_EVENT_DENIED = 0, /* detail: TG_DROP_DENIED or TG_DROP_NOT_ALLOWED */
-	TG_EVENT_RATE_LIMITED, /* the source's bucket was empty */
-	TG_EVENT_CONN_LIMITED, /* the service's new-connection cap was hit */
-	TG_EVENT_FLOW_MOVED, /* detail: the backend index a flow left */
-	TG_EVENT_FLOW_UNTRACKED, /* TCP past its SYN with no tracked flow:
-				  * evicted under pressure, or idle too long */
+	TG_EVENT_KINDS(TG_EVENT_ENUMERATOR)
+	/* Not a kind: how many there are (the entries of tg_event_stats). */
 	TG_EVENT_KIND_COUNT,
 };
+#undef TG_EVENT_ENUMERATOR
 
 /* tg_event_aggregates key: what an event is about. */
 struct tg_event_key {

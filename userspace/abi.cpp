@@ -1,48 +1,27 @@
 #include "abi.h"
 
+#include <array>
+
 namespace tollgate {
+namespace {
 
-std::string_view drop_reason_name(tg_drop_reason reason) {
-  switch (reason) {
-    case TG_DROP_ETH_TRUNCATED: return "eth_truncated";
-    case TG_DROP_VLAN_TOO_DEEP: return "vlan_too_deep";
-    case TG_DROP_IPV4_TRUNCATED: return "ipv4_truncated";
-    case TG_DROP_IPV4_BAD_IHL: return "ipv4_bad_ihl";
-    case TG_DROP_IPV4_OPTIONS: return "ipv4_options";
-    case TG_DROP_IPV4_FRAGMENT: return "ipv4_fragment";
-    case TG_DROP_IPV6_TRUNCATED: return "ipv6_truncated";
-    case TG_DROP_IPV6_EXT_HEADER: return "ipv6_ext_header";
-    case TG_DROP_IPV6_FRAGMENT: return "ipv6_fragment";
-    case TG_DROP_TCP_TRUNCATED: return "tcp_truncated";
-    case TG_DROP_UDP_TRUNCATED: return "udp_truncated";
-    case TG_DROP_UDP6_ZERO_CHECKSUM: return "udp6_zero_checksum";
-    case TG_DROP_NO_BACKEND: return "no_backend";
-    case TG_DROP_TTL_EXCEEDED: return "ttl_exceeded";
-    case TG_DROP_FIB_FAILED: return "fib_failed";
-    case TG_DROP_FRAME_TOO_BIG: return "frame_too_big";
-    case TG_DROP_INTERNAL: return "internal";
-    case TG_DROP_DENIED: return "denied";
-    case TG_DROP_NOT_ALLOWED: return "not_allowed";
-    case TG_DROP_RATE_LIMITED: return "rate_limited";
-    case TG_DROP_CONN_LIMITED: return "connection_limited";
-    case TG_DROP_SYN_CHALLENGED: return "syn_challenged";
-    case TG_DROP_SYN_PROOF: return "syn_proof";
-    case TG_DROP_SYN_UNPROVEN: return "syn_unproven";
-    case TG_DROP_REASON_COUNT: break;
-  }
-  return "unknown";
+// The names come from the lists in maps/tollgate_abi.h, in enum order.
+#define TG_NAME_OF(enumerator, name, description) #name,
+constexpr auto kDropReasonNames = std::to_array<std::string_view>({TG_DROP_REASONS(TG_NAME_OF)});
+constexpr auto kEventKindNames = std::to_array<std::string_view>({TG_EVENT_KINDS(TG_NAME_OF)});
+#undef TG_NAME_OF
+static_assert(kDropReasonNames.size() == TG_DROP_REASON_COUNT);
+static_assert(kEventKindNames.size() == TG_EVENT_KIND_COUNT);
+
+template <size_t N>
+std::string_view name_in(const std::array<std::string_view, N>& names, int index) {
+  return index >= 0 && static_cast<size_t>(index) < N ? names[index] : "unknown";
 }
 
-std::string_view event_kind_name(tg_event_kind kind) {
-  switch (kind) {
-    case TG_EVENT_DENIED: return "denied";
-    case TG_EVENT_RATE_LIMITED: return "rate_limited";
-    case TG_EVENT_CONN_LIMITED: return "connection_limited";
-    case TG_EVENT_FLOW_MOVED: return "flow_moved";
-    case TG_EVENT_FLOW_UNTRACKED: return "flow_untracked";
-    case TG_EVENT_KIND_COUNT: break;
-  }
-  return "unknown";
-}
+}  // namespace
+
+std::string_view drop_reason_name(tg_drop_reason reason) { return name_in(kDropReasonNames, static_cast<int>(reason)); }
+
+std::string_view event_kind_name(tg_event_kind kind) { return name_in(kEventKindNames, static_cast<int>(kind)); }
 
 }  // namespace tollgate

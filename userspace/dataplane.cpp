@@ -20,6 +20,10 @@ std::string errno_text() { return std::strerror(errno); }
 // A table entry whose kernel value is not known (never a backend index).
 constexpr uint32_t kUnknownEntry = UINT32_MAX;
 
+// tg_vip_addresses value, unused: the data path asks only whether an
+// address is there. How many services use it is counted in vip_references_.
+constexpr uint32_t kVipValue = 0;
+
 uint64_t nanoseconds(std::chrono::seconds value) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(value).count());
 }
@@ -239,7 +243,7 @@ Status Dataplane::adopt() {
     tg_vip_address vip_key{};
     address.to_words(vip_key.addr);
     vip_key.family = static_cast<uint8_t>(address.family);
-    if (auto status = update(maps_.vip_addresses, &vip_key, &count, "tg_vip_addresses"); !status) return status;
+    if (auto status = update(maps_.vip_addresses, &vip_key, &kVipValue, "tg_vip_addresses"); !status) return status;
     vip_references_[address] = count;
   }
   return {};
@@ -442,33 +446,32 @@ Status Dataplane::write_service_value(const ServiceState& service) {
 
 Status Dataplane::add_vip_reference(const IpAddress& address) {
   uint32_t& references = vip_references_[address];
-  tg_vip_address key{};
-  address.to_words(key.addr);
-  key.family = static_cast<uint8_t>(address.family);
-  uint32_t value = references + 1;
-  if (auto status = update(maps_.vip_addresses, &key, &value, "tg_vip_addresses"); !status) {
-    if (references == 0) vip_references_.erase(address);
-    return status;
+  if (references == 0) {
+    tg_vip_address key{};
+    address.to_words(key.addr);
+    key.family = static_cast<uint8_t>(address.family);
+    if (auto status = update(maps_.vip_addresses, &key, &kVipValue, "tg_vip_addresses"); !status) {
+      vip_references_.erase(address);
+      return status;
+    }
   }
-  references = value;
+  ++references;
   return {};
 }
 
 Status Dataplane::drop_vip_reference(const IpAddress& address) {
   auto it = vip_references_.find(address);
   if (it == vip_references_.end()) return {};
+  if (it->second > 1) {
+    --it->second;
+    return {};
+  }
   tg_vip_address key{};
   address.to_words(key.addr);
   key.family = static_cast<uint8_t>(address.family);
   // The count changes only once the kernel has the change.
-  uint32_t remaining = it->second - 1;
-  if (remaining == 0) {
-    if (auto status = remove(maps_.vip_addresses, &key, "tg_vip_addresses"); !status) return status;
-    vip_references_.erase(it);
-    return {};
-  }
-  if (auto status = update(maps_.vip_addresses, &key, &remaining, "tg_vip_addresses"); !status) return status;
-  it->second = remaining;
+  if (auto status = remove(maps_.vip_addresses, &key, "tg_vip_addresses"); !status) return status;
+  vip_references_.erase(it);
   return {};
 }
 

@@ -10,6 +10,10 @@
 #include <optional>
 #include <vector>
 
+extern "C" {
+#include "tollgate_flow.h"
+}
+
 namespace tollgate {
 namespace {
 
@@ -44,13 +48,30 @@ uint64_t monotonic_coarse_ns() {
   return static_cast<uint64_t>(now.tv_sec) * 1000000000ull + static_cast<uint64_t>(now.tv_nsec);
 }
 
-uint64_t timeout_ns(const tg_config& config, uint8_t state) {
-  switch (state) {
-    case TG_FLOW_TCP_SYN: return config.tcp_syn_timeout_ns;
-    case TG_FLOW_TCP_ESTABLISHED: return config.tcp_established_timeout_ns;
-    case TG_FLOW_TCP_CLOSING: return config.tcp_closing_timeout_ns;
-    default: return config.udp_timeout_ns;
+// tg_service_key as a std::map key: fixed-width fields, no padding.
+struct ServiceKeyLess {
+  bool operator()(const tg_service_key& a, const tg_service_key& b) const { return std::memcmp(&a, &b, sizeof(a)) < 0; }
+};
+
+// The service a packet of `flow` reaches now, found as the data path finds
+// it (tg_lookup_service() in bpf/lib/steer.h): the exact port first, then
+// the port wildcard. None: no service has that address.
+std::optional<uint32_t> current_service_id(int services_fd, tg_service_key key) {
+  for (uint16_t port : {key.port, uint16_t{0}}) {
+    key.port = port;
+    tg_service service{};
+    if (bpf_map_lookup_elem(services_fd, &key, &service) == 0) return service.service_id;
   }
+  return std::nullopt;
+}
+
+tg_service_key service_key_of(const tg_flow_key& flow) {
+  tg_service_key key{};
+  std::memcpy(key.addr, flow.dst_addr, sizeof(key.addr));
+  key.port = flow.dst_port;
+  key.protocol = flow.protocol;
+  key.family = flow.family;
+  return key;
 }
 
 }  // namespace
@@ -60,25 +81,27 @@ Result<std::map<uint32_t, uint64_t>> active_flow_counts(const MapFds& maps) {
   uint32_t zero = 0;
   if (bpf_map_lookup_elem(maps.config, &zero, &config))
     return make_error("map lookup failed: {} [map = tg_config]", std::strerror(errno));
-  std::map<uint32_t, std::optional<uint32_t>> generations;  // slot -> generation, read once
+  // Read once each: the service of an address, the backend slot of an index.
+  std::map<tg_service_key, std::optional<uint32_t>, ServiceKeyLess> services;
+  std::map<uint32_t, std::optional<tg_backend>> slots;
   std::map<uint32_t, uint64_t> counts;
   const uint64_t now = monotonic_coarse_ns();
   for (int fd : {maps.flows, maps.new_flows}) {
     for (const auto& key : all_keys(fd)) {
       tg_flow flow{};
       if (bpf_map_lookup_elem(fd, &key, &flow)) continue;
-      if (flow.state == TG_FLOW_TCP_CLOSING) continue;
-      if (now > flow.last_seen_ns && now - flow.last_seen_ns > timeout_ns(config, flow.state)) continue;
-      auto generation = generations.find(flow.backend_index);
-      if (generation == generations.end()) {
+      // A closing flow is not waited for; an expired one is steered anew.
+      if (flow.state == TG_FLOW_TCP_CLOSING || tg_flow_expired(&flow, &config, now)) continue;
+      auto [service, service_unread] = services.try_emplace(service_key_of(key));
+      if (service_unread) service->second = current_service_id(maps.services, service->first);
+      if (!service->second) continue;
+      auto [slot, slot_unread] = slots.try_emplace(flow.backend_index);
+      if (slot_unread) {
         tg_backend backend{};
-        std::optional<uint32_t> current;
-        if (bpf_map_lookup_elem(maps.backends, &flow.backend_index, &backend) == 0 &&
-            backend.state != TG_BACKEND_UNUSED)
-          current = backend.generation;
-        generation = generations.emplace(flow.backend_index, current).first;
+        if (bpf_map_lookup_elem(maps.backends, &flow.backend_index, &backend) == 0) slot->second = backend;
       }
-      if (generation->second != flow.backend_generation) continue;
+      // The data path's own rule: its next packet would go to this backend.
+      if (!tg_flow_holds_backend(&flow, *service->second, slot->second ? &*slot->second : nullptr)) continue;
       ++counts[flow.backend_index];
     }
   }

@@ -15,8 +15,9 @@ namespace tollgate {
 // flow past its first packet, "new_flows" for one seen once (a SYN).
 Result<nlohmann::json> list_flows(const Snapshot& snapshot, const MapFds& maps, size_t limit);
 // Active flows per backend index: flows that are neither closing nor past
-// their idle timeout, and whose backend slot still holds the backend they
-// were steered to. What a drain waits for.
+// their idle timeout, and that still hold their backend by the data path's
+// own rule (maps/tollgate_flow.h): their next packet would go to it. What
+// a drain waits for.
 Result<std::map<uint32_t, uint64_t>> active_flow_counts(const MapFds& maps);
 
 // Deletes every flow (both directions); returns how many forward flows went.

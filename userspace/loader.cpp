@@ -282,14 +282,6 @@ Result<XdpAttachment> DataPath::attach_xdp(const std::string& interface, XdpMode
   return XdpAttachment{static_cast<int>(ifindex), interface, mode, xdp_program_id()};
 }
 
-Status DataPath::detach_xdp(const XdpAttachment& attachment) {
-  uint32_t flags = attachment.mode == XdpMode::native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
-  if (int err = bpf_xdp_detach(attachment.ifindex, flags, nullptr); err) {
-    return make_error("XDP detach failed: {} [interface = {}]", std::strerror(-err), attachment.interface);
-  }
-  return {};
-}
-
 Result<TcAttachment> DataPath::attach_tc(const std::string& interface) {
   unsigned ifindex = if_nametoindex(interface.c_str());
   if (ifindex == 0) return make_error("no such interface '{}'", interface);
@@ -306,14 +298,6 @@ Result<TcAttachment> DataPath::attach_tc(const std::string& interface) {
   if (int err = bpf_tc_attach(&hook, &options); err)
     return make_error("TC attach failed: {} [interface = {}, hook = ingress]", std::strerror(-err), interface);
   return TcAttachment{static_cast<int>(ifindex), interface, tc_program_id()};
-}
-
-Status DataPath::detach_tc(const TcAttachment& attachment) {
-  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = attachment.ifindex, .attach_point = BPF_TC_INGRESS);
-  LIBBPF_OPTS(bpf_tc_opts, options, .handle = kTcHandle, .priority = kTcPriority);
-  if (int err = bpf_tc_detach(&hook, &options); err && err != -ENOENT)
-    return make_error("TC detach failed: {} [interface = {}]", std::strerror(-err), attachment.interface);
-  return {};
 }
 
 Result<bool> DataPath::detach_xdp_by_name(const std::string& interface) {

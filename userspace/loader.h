@@ -96,10 +96,8 @@ class DataPath {
   // Attaches the XDP program to `interface`; replaces a program already
   // there. Generic mode only when asked for.
   Result<XdpAttachment> attach_xdp(const std::string& interface, XdpMode mode);
-  Status detach_xdp(const XdpAttachment& attachment);
   // Attaches the TC reply program at ingress of `interface` (clsact).
   Result<TcAttachment> attach_tc(const std::string& interface);
-  Status detach_tc(const TcAttachment& attachment);
   // Detach without a loaded DataPath (an uninstall): only programs of ours
   // are removed. true: one was removed; false: none of ours was there. An
   // interface missing from this network namespace is an error.

@@ -39,8 +39,6 @@ using namespace tollgate;
 
 namespace {
 
-constexpr const char* kVersion = "0.1.0";
-
 struct Options {
   std::vector<std::string> client_interfaces;
   std::vector<std::string> backend_interfaces;
@@ -266,7 +264,7 @@ int run(const Options& options) {
   AccessPolicy access;
   access.uids.insert(options.allow_uids.begin(), options.allow_uids.end());
   access.gids.insert(options.allow_gids.begin(), options.allow_gids.end());
-  AgentInfo info{kVersion,
+  AgentInfo info{TOLLGATE_VERSION,  // from project() in CMakeLists.txt
                  options.pin_dir,
                  options.state_dir,
                  (*datapath)->adopted(),

@@ -3,7 +3,8 @@
  * Connection tracking: client flow -> backend. A tracked flow keeps its
  * backend while that backend slot still holds the same backend (generation),
  * belongs to the flow's service and is up or draining; otherwise, or after
- * the idle timeout of its state, the flow is selected anew.
+ * the idle timeout of its state, the flow is selected anew. Those two rules
+ * live in maps/tollgate_flow.h, shared with the agent's flow counts.
  */
 #ifndef TG_LIB_CONNTRACK_H
 #define TG_LIB_CONNTRACK_H
@@ -13,27 +14,13 @@
 #include <bpf/bpf_helpers.h>
 
 #include "maps.h"
+#include "tollgate_flow.h"
 
 /* TCP flags as they sit in byte 13 of the TCP header. */
 #define TG_TCP_FIN 0x01
 #define TG_TCP_SYN 0x02
 #define TG_TCP_RST 0x04
 #define TG_TCP_ACK 0x10
-
-static __always_inline __u64 tg_flow_timeout(const struct tg_config *config,
-					     __u8 state)
-{
-	switch (state) {
-	case TG_FLOW_TCP_SYN:
-		return config->tcp_syn_timeout_ns;
-	case TG_FLOW_TCP_ESTABLISHED:
-		return config->tcp_established_timeout_ns;
-	case TG_FLOW_TCP_CLOSING:
-		return config->tcp_closing_timeout_ns;
-	default:
-		return config->udp_timeout_ns;
-	}
-}
 
 /* The state a flow enters when it sees a packet with `tcp_flags`. */
 static __always_inline __u8 tg_flow_next_state(__u8 protocol, __u8 state,
@@ -50,15 +37,6 @@ static __always_inline __u8 tg_flow_next_state(__u8 protocol, __u8 state,
 	return state;
 }
 
-/* Signed: another CPU may have stamped the flow after we read `now`. */
-static __always_inline int tg_flow_expired(const struct tg_flow *flow,
-					   const struct tg_config *config,
-					   __u64 now)
-{
-	return (__s64)(now - flow->last_seen_ns) >
-	       (__s64)tg_flow_timeout(config, flow->state);
-}
-
 /* The backend of a tracked flow, or NULL if the flow must be selected anew. */
 static __always_inline struct tg_backend *
 tg_flow_backend(const struct tg_flow *flow, __u32 service_id,
@@ -69,14 +47,8 @@ tg_flow_backend(const struct tg_flow *flow, __u32 service_id,
 
 	if (tg_flow_expired(flow, config, now))
 		return NULL;
-	if (flow->service_id != service_id)
-		return NULL;
 	backend = bpf_map_lookup_elem(&tg_backends, &index);
-	if (!backend || backend->generation != flow->backend_generation ||
-	    backend->service_id != service_id)
-		return NULL;
-	if (backend->state != TG_BACKEND_UP &&
-	    backend->state != TG_BACKEND_DRAINING)
+	if (!tg_flow_holds_backend(flow, service_id, backend))
 		return NULL;
 	return backend;
 }

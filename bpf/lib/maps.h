@@ -23,7 +23,7 @@ struct {
 	__type(value, struct tg_service);
 } tg_services SEC(".maps");
 
-/* Value: how many services use the address. */
+/* Value: unused (0); the data path tests an address's presence only. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, TG_MAX_SERVICES);

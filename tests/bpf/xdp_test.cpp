@@ -15,6 +15,7 @@
 #include <set>
 
 #include "datapath_fixture.h"
+#include "flows.h"
 
 using namespace tollgate;
 using namespace tollgate::test;
@@ -179,6 +180,75 @@ TEST_F(XdpTest, DownBackendLosesItsFlowsDrainingBackendKeepsThemButGetsNoNewOnes
     next.tcp_flags = kTcpAck;
     EXPECT_EQ(backend_of(kIpv4, run(build_packet(next)).data), 1) << "port " << port;
   }
+}
+
+// What a drain waits for (active_flow_counts) follows the data path's own
+// rule (maps/tollgate_flow.h): its flows are those a packet would keep.
+class ActiveFlowTest : public XdpTest {
+ protected:
+  // Established flows from ports [first, first + count): how many each
+  // backend (number into family.backends) got.
+  std::map<int, uint64_t> establish(uint16_t first, uint16_t count) {
+    std::map<int, uint64_t> per_backend;
+    for (uint16_t port = first; port < first + count; ++port) {
+      PacketSpec packet = client_packet(kIpv4, 6, port);
+      run(build_packet(packet));
+      packet.tcp_flags = kTcpAck;
+      ++per_backend[backend_of(kIpv4, run(build_packet(packet)).data)];
+    }
+    return per_backend;
+  }
+
+  uint64_t active_flows(const ServiceAddress& service, int number) {
+    auto counts = active_flow_counts(datapath_->maps());
+    EXPECT_TRUE(counts) << counts.error().message;
+    auto index = dataplane_->backend_index(service, backend_endpoint(kIpv4, number));
+    EXPECT_TRUE(index) << "backend " << number;
+    if (!counts || !index) return 0;
+    auto found = counts->find(*index);
+    return found == counts->end() ? 0 : found->second;
+  }
+};
+
+TEST_F(ActiveFlowTest, ADrainingBackendKeepsItsActiveFlowsADownOneHasNone) {
+  auto spec = service_spec(kIpv4, 6, 2);
+  apply(spec);
+  auto per_backend = establish(43000, 32);
+  ASSERT_GT(per_backend[0], 0u);
+  ASSERT_GT(per_backend[1], 0u);
+  EXPECT_EQ(active_flows(spec.address, 0), per_backend[0]);
+  EXPECT_EQ(active_flows(spec.address, 1), per_backend[1]);
+
+  spec.backends[0].state = BackendState::draining;
+  apply(spec);
+  EXPECT_EQ(active_flows(spec.address, 0), per_backend[0]);
+
+  // Its flows still point at it, but their next packet moves them.
+  spec.backends[0].state = BackendState::down;
+  apply(spec);
+  EXPECT_EQ(active_flows(spec.address, 0), 0u);
+  EXPECT_EQ(active_flows(spec.address, 1), per_backend[1]);
+}
+
+// A port's own service added beside the wildcard that steered its flows:
+// their next packet goes to the new service, so the wildcard's backends no
+// longer hold them.
+TEST_F(ActiveFlowTest, FlowsTheirAddressNowSendsToAnotherServiceAreNotActive) {
+  auto wildcard = service_spec(kIpv4, 6, 2);
+  wildcard.address.endpoint.port = 0;
+  apply(wildcard);
+  establish(43000, 8);
+  EXPECT_EQ(active_flows(wildcard.address, 0) + active_flows(wildcard.address, 1), 8u);
+
+  ServiceSpec port_80{service_address(kIpv4, 6), TG_MAGLEV_DEFAULT_SIZE, {}};
+  port_80.backends.push_back({backend_endpoint(kIpv4, 2), 1});
+  apply(port_80);
+  EXPECT_EQ(active_flows(wildcard.address, 0), 0u);
+  EXPECT_EQ(active_flows(wildcard.address, 1), 0u);
+
+  PacketSpec next = client_packet(kIpv4, 6, 43000);
+  next.tcp_flags = kTcpAck;
+  EXPECT_EQ(backend_of(kIpv4, run(build_packet(next)).data), 2) << "the data path agrees";
 }
 
 TEST_F(XdpTest, ServiceWithoutUsableBackendDropsAndCounts) {

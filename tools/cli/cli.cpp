@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "address.h"
+#include "dataplane.h"
 #include "http_server.h"
 #include "policy.h"
 
@@ -186,7 +187,9 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
       ->check(service_validator());
   service_add->add_option("--backend", backends, "a backend ADDRESS:PORT, weight 1 (repeatable)")
       ->check(backend_validator());
-  service_add->add_option("--maglev-size", maglev_size, "entries in the Maglev table, a prime (default 65537)")
+  service_add
+      ->add_option("--maglev-size", maglev_size,
+                   fmt::format("entries in the Maglev table, a prime (default {})", TG_MAGLEV_DEFAULT_SIZE))
       ->check(CLI::Range(2u, static_cast<uint32_t>(TG_MAGLEV_MAX_SIZE)));
   add_output_option(service_add, session);
   service_add->callback([&] {
@@ -244,7 +247,8 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
     command->add_option("backend", backend, "the backend, ADDRESS:PORT")->required()->check(backend_validator());
   };
   auto add_weight_state = [&](CLI::App* command) {
-    command->add_option("--weight", weight, "relative weight 1-65535")->check(CLI::Range(1u, 65535u));
+    command->add_option("--weight", weight, fmt::format("relative weight 1-{}", kMaxWeight))
+        ->check(CLI::Range(1u, kMaxWeight));
     command->add_option("--state", state, "up, draining or down")->check(CLI::IsMember({"up", "draining", "down"}));
   };
   auto* backend_add =
