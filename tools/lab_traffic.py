@@ -17,7 +17,7 @@ udp:    N datagrams "ping-<i>", each from a new socket (a new source port,
         socket is connected, so a reply from any other address is ignored
         and counts as a timeout). Same JSON shape as http.
 stream: ONE keep-alive TCP connection, a GET every interval until the
-        duration passes or the stop file exists. Any error, a reconnect
+        duration passes or the stop file exists (then one last GET). Any error, a reconnect
         that would be needed, or an answer from another backend than the
         first counts as failed and ends the run. Writes "ready BACKEND" to stderr
         after the first successful request. SIGTERM/SIGINT end a stream
@@ -343,6 +343,7 @@ def run_stream(args):
     conn = http.client.HTTPConnection(host, port, timeout=args.timeout)
     sock = None
     i = 0
+    last = False
     try:
         while True:
             try:
@@ -366,14 +367,15 @@ def run_stream(args):
                 tally.failure(f"request {i}: {describe(exc)}")
                 break
             i += 1
+            if last:
+                break
             now = time.monotonic()
-            if now >= end or (args.stop_file and os.path.exists(args.stop_file)):
+            if now >= end:
                 break
             time.sleep(min(args.interval, end - now))
-            if args.stop_file and os.path.exists(args.stop_file):
-                break
-            if time.monotonic() >= end:
-                break
+            # One more request once the stop file is there: it proves the
+            # connection outlived whatever happened before the file.
+            last = bool(args.stop_file and os.path.exists(args.stop_file))
     except Stop:
         pass  # like the stop file: a normal end of a stream
     finally:

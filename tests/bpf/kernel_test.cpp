@@ -9,7 +9,7 @@
 #include <string>
 
 #include "kernel_probe.h"
-#include "log.h"
+#include "libbpf_log.h"
 #include "refused.skel.h"
 
 using namespace tollgate;

@@ -145,8 +145,11 @@ class LabTest(unittest.TestCase):
         result = json.loads(out)
         print(f"stream: {result['ok']} requests on one connection to {result['backend']}, "
               f"{result['failed']} failed")
+        # The stream's last request comes after the stop file, so after every
+        # change: none failed, and it was answered (not a count of how many
+        # fit in the time, which is the machine's speed).
         self.assertEqual(result["failed"], 0, f"{result} {err}")
-        self.assertGreater(result["ok"], 10)
+        self.assertGreaterEqual(result["ok"], 2, result)
 
     def start_stream(self, stop_file):
         """A keep-alive connection through the service; returns (process, its backend).

@@ -55,6 +55,11 @@ class FakeDataplane final : public DataplaneTarget {
     services[spec.address] = spec;
     return {};
   }
+  Status apply_services(const std::vector<ServiceSpec>& specs) override {
+    for (const auto& spec : specs)
+      if (auto status = apply_service(spec); !status) return status;
+    return {};
+  }
   Status remove_service(const ServiceAddress& address) override {
     if (auto status = write("remove " + address.to_string()); !status) return status;
     services.erase(address);

@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "kernel_probe.h"
-#include "log.h"
+#include "libbpf_log.h"
 #include "tollgate_tc.skel.h"
 #include "tollgate_xdp.skel.h"
 

@@ -1,9 +1,8 @@
 // The policy model: CIDRs, defaults, the checks and the JSON round trip.
-#include "policy.h"
-
 #include <gtest/gtest.h>
 
 #include "config.h"
+#include "policy_maps.h"
 
 using namespace tollgate;
 

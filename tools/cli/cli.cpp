@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "address.h"
-#include "dataplane.h"
-#include "http_server.h"
+#include "defaults.h"
 #include "policy.h"
+#include "spec.h"
 
 namespace tollgate::cli {
 namespace {
@@ -415,7 +415,10 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
         for (auto& cell : counters(entry["counters"])) row.push_back(cell);
         rows.push_back(row);
         for (const auto& b : entry["backends"]) {
-          row = {"  " + text_of(b["address"]), text_of(b["state"])};
+          // As `backend list` shows it: the desired state, and held down
+          // when the health loop keeps it out of selection.
+          const bool held = b.value("state", "") == "up" && !b.value("selectable", true);
+          row = {"  " + text_of(b["address"]), text_of(b["state"]) + (held ? " (held down)" : "")};
           for (auto& cell : counters(b["counters"])) row.push_back(cell);
           rows.push_back(row);
         }

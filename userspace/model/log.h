@@ -1,4 +1,5 @@
-// One leveled logger for the agent, the CLI and libbpf's own messages.
+// One leveled logger for the agent and the CLI (datapath/libbpf_log.h
+// routes libbpf's messages into it).
 #pragma once
 
 #include <fmt/format.h>
@@ -15,11 +16,6 @@ Level level();
 // Parses "debug", "info", "warn", "error", "off".
 bool parse_level(std::string_view text, Level& out);
 void write(Level level, std::string_view message);
-// Routes libbpf's messages into this logger. A verifier log (a program
-// the kernel refused) goes whole to debug and summarised to error.
-void capture_libbpf();
-// The reason a verifier log ends with, and the instruction it stopped at.
-std::string summarize_verifier_log(std::string_view log);
 
 template <typename... Args>
 void debug(fmt::format_string<Args...> format, Args&&... args) {

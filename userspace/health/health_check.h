@@ -18,12 +18,11 @@
 
 #include "address.h"
 #include "health_spec.h"
+#include "spec.h"
 
 namespace tollgate {
 
 using Clock = std::chrono::steady_clock;
-// A backend of a service: what health is kept for.
-using BackendKey = std::pair<ServiceAddress, Endpoint>;
 
 struct CheckTarget {
   Endpoint endpoint;  // what is probed: the backend, or its check port

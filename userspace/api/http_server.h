@@ -29,11 +29,10 @@
 #include <thread>
 
 #include "audit.h"
+#include "defaults.h"
 #include "result.h"
 
 namespace tollgate {
-
-inline constexpr const char* kDefaultSocketPath = "/run/tollgate/tollgate.sock";
 
 struct HttpRequest {
   std::string method;

@@ -23,7 +23,6 @@
 #include "audit.h"
 #include "config.h"
 #include "dataplane_target.h"
-#include "health_check.h"
 #include "loader.h"
 #include "state.h"
 

@@ -357,7 +357,7 @@ Api::Outcome Api::get_stats(const Call& call) { return {reply(200, stats_report(
 Api::Outcome Api::get_conntrack(const Call& call) {
   auto limit = query_number(call.request.query, "limit", 1000, 1);
   if (!limit) return {failure(limit.error())};
-  auto flows = list_flows(*call.snapshot, controller_.maps(), *limit);
+  auto flows = list_flows(call.snapshot->backend_by_index, controller_.maps(), *limit);
   if (!flows) return {failure(flows.error())};
   return {reply(200, *flows)};
 }

@@ -1,7 +1,8 @@
 // Policy: who may reach a service (CIDR allow and deny lists, global and
 // per service), how fast each source may send (token buckets), how fast a
 // service takes new connections; and the settings of the events the data
-// path reports. The model, its checks, and how it is written to the maps.
+// path reports. The model and its checks (datapath/policy_maps.h writes it
+// to the maps).
 #pragma once
 
 #include <chrono>
@@ -12,7 +13,6 @@
 #include <vector>
 
 #include "address.h"
-#include "loader.h"
 #include "result.h"
 
 namespace tollgate {
@@ -88,25 +88,5 @@ Result<ConnectionLimitSpec> complete_connection_limit(ConnectionLimitSpec spec, 
                                                       const std::string& path);
 // Lists of one family are fine; duplicates and too many entries are not.
 Status validate_access_lists(const AccessLists& lists, const std::string& path);
-
-// --- In the maps ----------------------------------------------------------
-
-// The kernel value of a service's policy (flags say what is set).
-tg_service_policy to_kernel(const ServicePolicy& policy);
-
-// Brings the lists of `scope` (TG_SCOPE_GLOBAL or a service id) to
-// `lists` in two steps, around the write of the flags that turn them on:
-// add what is missing first, then remove what is stale.
-Status add_acl_entries(const MapFds& maps, uint32_t scope, const AccessLists& lists);
-Status remove_stale_acl_entries(const MapFds& maps, uint32_t scope, const AccessLists& lists);
-// What the kernel holds for `scope`, sorted.
-AccessLists read_acl_entries(const MapFds& maps, uint32_t scope);
-
-// A service's whole policy: its lists, its value, and with `fresh` (a new
-// service) its connection bucket starts full.
-Status write_service_policy(const MapFds& maps, uint32_t service_id, const ServicePolicy& policy, bool fresh);
-// A removed service leaves nothing behind for the next user of its id.
-Status clear_service_policy(const MapFds& maps, uint32_t service_id);
-Result<ServicePolicy> read_service_policy(const MapFds& maps, uint32_t service_id);
 
 }  // namespace tollgate

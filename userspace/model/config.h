@@ -21,8 +21,8 @@
 #include <string_view>
 #include <vector>
 
-#include "dataplane.h"
 #include "result.h"
+#include "spec.h"
 
 namespace tollgate {
 

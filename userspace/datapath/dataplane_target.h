@@ -35,6 +35,8 @@ class DataplaneTarget {
   // Creates the service or brings it to `spec`; a spec the data path
   // holds already costs nothing.
   virtual Status apply_service(const ServiceSpec& spec) = 0;
+  // Several at once (a config applied whole); an error names the service.
+  virtual Status apply_services(const std::vector<ServiceSpec>& specs) = 0;
   virtual Status remove_service(const ServiceAddress& address) = 0;
   virtual std::vector<ServiceAddress> service_addresses() const = 0;
   virtual std::optional<ServiceSlots> slots(const ServiceAddress& address) const = 0;

@@ -56,31 +56,6 @@ void set_event_fields(tg_config& config, const EventSettings& events) {
 
 }  // namespace
 
-Status validate_service(const ServiceSpec& spec) {
-  const auto& address = spec.address;
-  if (!is_prime(spec.maglev_size) || spec.maglev_size > TG_MAGLEV_MAX_SIZE)
-    return make_error(ErrorKind::invalid, "maglev_size: {} is not a prime between 2 and {}", spec.maglev_size,
-                      TG_MAGLEV_MAX_SIZE);
-  if (spec.backends.size() > spec.maglev_size)
-    return make_error(ErrorKind::invalid, "backends: {} backends do not fit a Maglev table of {} entries",
-                      spec.backends.size(), spec.maglev_size);
-  std::set<Endpoint> seen;
-  for (size_t i = 0; i < spec.backends.size(); ++i) {
-    const auto& backend = spec.backends[i];
-    if (backend.endpoint.address.family != address.endpoint.address.family)
-      return make_error(ErrorKind::invalid, "backends[{}]: {} is not of the service's address family", i,
-                        backend.endpoint.to_string());
-    if (backend.endpoint.port == 0)
-      return make_error(ErrorKind::invalid, "backends[{}]: port 0 is not a backend port", i);
-    if (backend.weight < 1 || backend.weight > kMaxWeight)
-      return make_error(ErrorKind::invalid, "backends[{}]: weight {} is out of range 1-{}", i, backend.weight,
-                        kMaxWeight);
-    if (!seen.insert(backend.endpoint).second)
-      return make_error(ErrorKind::invalid, "backends[{}]: {} is listed twice", i, backend.endpoint.to_string());
-  }
-  return {};
-}
-
 uint32_t Dataplane::IndexPool::allocate() {
   if (!free_.empty()) {
     uint32_t index = *free_.begin();
@@ -148,6 +123,8 @@ Status Dataplane::adopt() {
     state.id = value.service_id;
     state.spec.address = *address;
     state.spec.maglev_size = value.maglev_size;
+    state.address_counted = true;
+    state.visible = true;
     service_ids_.take(state.id);
     by_id.emplace(state.id, *address);
     services_.emplace(*address, std::move(state));
@@ -380,7 +357,7 @@ std::vector<uint32_t> Dataplane::build_table(const ServiceState& service,
   return table;
 }
 
-Status Dataplane::install_table(ServiceState& service, std::vector<uint32_t> entries) {
+Status Dataplane::install_table(ServiceState& service, std::vector<uint32_t> entries, bool defer_switch) {
   const uint32_t size = static_cast<uint32_t>(entries.size());
   // The table in place is this one already (a change that moves no entry:
   // a weight change that rounds the same, a backend added down): no swap,
@@ -424,6 +401,7 @@ Status Dataplane::install_table(ServiceState& service, std::vector<uint32_t> ent
   }
   last_write_.table_entries += keys.size();
   standby.entries = std::move(entries);
+  if (defer_switch) return {};  // switch_pending_tables() puts it in place
 
   // The switch. For a map-in-map update the kernel waits for an RCU grace
   // period before returning, so no program still reads the table this
@@ -506,13 +484,76 @@ Status Dataplane::apply_service(const ServiceSpec& spec) {
   // From here on the kernel changes: whatever happens, keep what we know of
   // it (ids, slots, table fds and contents), so that a retry converges and
   // nothing is leaked or closed twice.
-  Status status = apply_steps(next, spec, previous ? &*previous : nullptr);
-  next.converged = status.ok();
+  // A new service applied among others (apply_services) stops before its
+  // table is switched in; the switches happen together.
+  const bool defer = is_new && deferring_;
+  Status status = apply_steps(next, spec, previous ? &*previous : nullptr, defer);
+  next.converged = status.ok() && !defer;
   services_[spec.address] = std::move(next);
+  if (status && defer) pending_.push_back(spec.address);
   return status;
 }
 
-Status Dataplane::apply_steps(ServiceState& next, const ServiceSpec& spec, const ServiceSpec* previous) {
+Status Dataplane::make_visible(ServiceState& service) {
+  if (!service.address_counted) {
+    if (auto status = add_vip_reference(service.spec.address.endpoint.address); !status) return status;
+    service.address_counted = true;
+  }
+  if (auto status = write_service_value(service); !status) return status;
+  service.visible = true;
+  return {};
+}
+
+Status Dataplane::apply_services(const std::vector<ServiceSpec>& specs) {
+  pending_.clear();
+  deferring_ = true;
+  Status status;
+  for (const auto& spec : specs) {
+    status = apply_service(spec);
+    if (!status) {
+      status = with_context(status.error(), fmt::format("service {}", spec.address.to_string()));
+      break;
+    }
+  }
+  deferring_ = false;
+  // Even after a failure: what was prepared is put in place, so that the
+  // data path holds whole services only.
+  Status finished = finish_pending();
+  return status ? finished : status;
+}
+
+Status Dataplane::finish_pending() {
+  if (pending_.empty()) return {};
+  // One write of the outer map for all the new tables: one RCU grace
+  // period (none on kernels before 6.7, which do not wait in a batch)
+  // instead of one per service. A new service's slot held no table that
+  // a program could still read, so nothing waits on it.
+  std::vector<uint32_t> ids;
+  std::vector<int> fds;
+  for (const auto& address : pending_) {
+    ServiceState& service = services_.at(address);
+    ids.push_back(service.id);
+    fds.push_back(service.tables[service.active_table == 0 ? 1 : 0].fd);
+  }
+  uint32_t count = static_cast<uint32_t>(ids.size());
+  // Batches of a map of maps may be refused: one by one then.
+  const bool batched = bpf_map_update_batch(maps_.maglev, ids.data(), fds.data(), &count, nullptr) == 0;
+  std::vector<ServiceAddress> pending = std::move(pending_);
+  pending_.clear();
+  for (size_t i = 0; i < pending.size(); ++i) {
+    // A failure leaves the rest unconverged: applying them again finishes them.
+    if (!batched)
+      if (auto status = update(maps_.maglev, &ids[i], &fds[i], "tg_maglev"); !status) return status;
+    ServiceState& service = services_.at(pending[i]);
+    service.active_table = service.active_table == 0 ? 1 : 0;
+    if (auto status = make_visible(service); !status) return status;
+    service.converged = true;
+  }
+  return {};
+}
+
+Status Dataplane::apply_steps(ServiceState& next, const ServiceSpec& spec, const ServiceSpec* previous,
+                              bool defer_switch) {
   std::map<Endpoint, BackendState> previous_states;
   if (previous)
     for (const auto& backend : previous->backends) previous_states[backend.endpoint] = backend.state;
@@ -556,15 +597,15 @@ Status Dataplane::apply_steps(ServiceState& next, const ServiceSpec& spec, const
   if (shrinking) {
     if (auto status = write_service_value(next); !status) return status;
   }
-  if (auto status = install_table(next, build_table(next, indexes)); !status) return status;
+  if (auto status = install_table(next, build_table(next, indexes), defer_switch); !status) return status;
+  if (defer_switch) return {};  // a new service: finish_pending() does the rest
   for (const BackendSpec* backend : leaving_up)
     if (auto status = write_backend(next, indexes.at(backend->endpoint), *backend); !status) return status;
 
   // 3. The service itself, visible to packets last.
-  if (!previous) {
-    if (auto status = add_vip_reference(spec.address.endpoint.address); !status) return status;
-  }
-  if (!previous || (!shrinking && spec.maglev_size != old_size)) {
+  if (!next.visible) {
+    if (auto status = make_visible(next); !status) return status;
+  } else if (!shrinking && spec.maglev_size != old_size) {
     if (auto status = write_service_value(next); !status) return status;
   }
 
@@ -609,7 +650,10 @@ Status Dataplane::remove_service(const ServiceAddress& address) {
 
   tg_service_key key = address.to_key();
   if (auto status = remove(maps_.services, &key, "tg_services"); !status) return status;
-  if (auto status = drop_vip_reference(address.endpoint.address); !status) return status;
+  if (service.address_counted) {
+    if (auto status = drop_vip_reference(address.endpoint.address); !status) return status;
+    service.address_counted = false;
+  }
   if (auto status = remove(maps_.maglev, &service.id, "tg_maglev"); !status) return status;
   for (auto& table : service.tables)
     if (table.fd >= 0) close(table.fd);

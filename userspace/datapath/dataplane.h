@@ -17,7 +17,7 @@
 #include "address.h"
 #include "dataplane_target.h"
 #include "loader.h"
-#include "policy.h"
+#include "policy_maps.h"
 #include "result.h"
 #include "spec.h"
 
@@ -52,6 +52,9 @@ class Dataplane final : public DataplaneTarget {
   Status set_global_policy(const AccessLists& access, const EventSettings& events) override;
   // Creates the service or brings it to `spec`.
   Status apply_service(const ServiceSpec& spec) override;
+  // apply_service() for each, with the tables of the new ones switched in
+  // by one write (one RCU grace period for all, not one each).
+  Status apply_services(const std::vector<ServiceSpec>& specs) override;
   Status remove_service(const ServiceAddress& address) override;
   // Whether the data path can hold `services` (the whole desired set),
   // counted at the peak of a change: a removed backend's slot is released
@@ -84,6 +87,10 @@ class Dataplane final : public DataplaneTarget {
     // The last apply of `spec` completed: the kernel holds it (false after
     // a failed one, so that applying the same spec again retries).
     bool converged = false;
+    // Its address counted in tg_vip_addresses, and its tg_services entry
+    // written: packets find it (a failed first apply may leave either undone).
+    bool address_counted = false;
+    bool visible = false;
   };
   class IndexPool {
    public:
@@ -100,11 +107,14 @@ class Dataplane final : public DataplaneTarget {
     uint32_t end_;
   };
 
-  Status apply_steps(ServiceState& next, const ServiceSpec& spec, const ServiceSpec* previous);
+  Status apply_steps(ServiceState& next, const ServiceSpec& spec, const ServiceSpec* previous, bool defer_switch);
+  Status finish_pending();
+  Status make_visible(ServiceState& service);
   Status write_backend_value(uint32_t index, const tg_backend& value);
   Status write_backend(const ServiceState& service, uint32_t index, const BackendSpec& backend);
   Status release_backend(uint32_t index);
-  Status install_table(ServiceState& service, std::vector<uint32_t> entries);
+  // Fills the standby table and (unless deferred) switches it in.
+  Status install_table(ServiceState& service, std::vector<uint32_t> entries, bool defer_switch = false);
   Status write_service_value(const ServiceState& service);
   Status add_vip_reference(const IpAddress& address);
   Status drop_vip_reference(const IpAddress& address);
@@ -120,6 +130,9 @@ class Dataplane final : public DataplaneTarget {
   IndexPool backend_slots_{1, TG_MAX_BACKENDS};
   std::vector<uint32_t> generations_ = std::vector<uint32_t>(TG_MAX_BACKENDS, 0);
   WriteCounts last_write_;
+  // apply_services(): new services whose tables wait to be switched in.
+  bool deferring_ = false;
+  std::vector<ServiceAddress> pending_;
   // What each backend slot holds in the kernel, as last written by us.
   std::map<uint32_t, tg_backend> written_backends_;
 };

@@ -108,10 +108,10 @@ Result<std::map<uint32_t, uint64_t>> active_flow_counts(const MapFds& maps) {
   return counts;
 }
 
-Result<nlohmann::json> list_flows(const Snapshot& snapshot, const MapFds& maps, size_t limit) {
-  // Backend slot -> address, from what the agent wrote.
+Result<nlohmann::json> list_flows(const std::map<uint32_t, BackendKey>& backend_keys, const MapFds& maps,
+                                  size_t limit) {
   std::map<uint32_t, std::string> backends;
-  for (const auto& [index, key] : snapshot.backend_by_index) backends[index] = key.second.to_string();
+  for (const auto& [index, key] : backend_keys) backends[index] = key.second.to_string();
 
   const uint64_t now_ns = monotonic_coarse_ns();
 

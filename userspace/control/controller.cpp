@@ -189,12 +189,15 @@ Status Controller::reconcile(const Snapshot& from, const Snapshot& to, const std
     if (auto status = dataplane_.remove_service(address); !status)
       return with_context(status.error(), address.to_string());
   }
-  for (const auto& service : desired.services) {
-    if (!touched.contains(service.address)) continue;
-    if (auto status = dataplane_.apply_service(to.effective(service)); !status)
-      return with_context(status.error(), fmt::format("service {}", service.address.to_string()));
+  std::vector<ServiceSpec> changed;
+  for (const auto& service : desired.services)
+    if (touched.contains(service.address)) changed.push_back(to.effective(service));
+  if (changed.size() == 1) {
+    if (auto status = dataplane_.apply_service(changed[0]); !status)
+      return with_context(status.error(), fmt::format("service {}", changed[0].address.to_string()));
+    return {};
   }
-  return {};
+  return dataplane_.apply_services(changed);
 }
 
 Status Controller::set_held_down(const BackendKey& key, bool down) {

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "kernel_probe.h"
-#include "log.h"
+#include "libbpf_log.h"
 #include "tollgate_tc.skel.h"
 #include "tollgate_xdp.skel.h"
 

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "address.h"
@@ -41,6 +42,9 @@ struct ServiceSpec {
 
   bool operator==(const ServiceSpec&) const = default;
 };
+
+// A backend as the agent names it: its service and its address.
+using BackendKey = std::pair<ServiceAddress, Endpoint>;
 
 struct FlowTimeouts {
   std::chrono::seconds tcp_syn{30};

@@ -4,16 +4,17 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "controller.h"
 #include "loader.h"
 #include "result.h"
+#include "spec.h"
 
 namespace tollgate {
 
 // Up to `limit` flows ({"client", "service", "backend", "state", "table",
 // "idle_seconds"}), and how many there are in all. "table" is "flows" for a
 // flow past its first packet, "new_flows" for one seen once (a SYN).
-Result<nlohmann::json> list_flows(const Snapshot& snapshot, const MapFds& maps, size_t limit);
+// `backends` names the slots (the controller's snapshot knows them).
+Result<nlohmann::json> list_flows(const std::map<uint32_t, BackendKey>& backends, const MapFds& maps, size_t limit);
 // Active flows per backend index: flows that are neither closing nor past
 // their idle timeout, and that still hold their backend by the data path's
 // own rule (maps/tollgate_flow.h): their next packet would go to it. What
