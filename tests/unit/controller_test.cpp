@@ -33,6 +33,12 @@ class FakeDataplane final : public DataplaneTarget {
                         max_services);
     return {};
   }
+  Status check_service_capacity(const ServiceSpec& spec) const override {
+    if (!services.contains(spec.address) && services.size() + 1 > max_services)
+      return make_error(ErrorKind::capacity, "services: {} services, the data path holds at most {}",
+                        services.size() + 1, max_services);
+    return {};
+  }
   Status set_timeouts(const FlowTimeouts& value) override {
     if (auto status = write("timeouts"); !status) return status;
     timeouts = value;

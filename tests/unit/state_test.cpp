@@ -111,4 +111,66 @@ TEST_F(StateTest, KilledWhileWritingLeavesOneWholeState) {
   }
 }
 
+// One service's changes go to the journal and come back at load, in order;
+// a line cut by a crash is ignored, a journal of an earlier state.json too.
+TEST_F(StateTest, ServiceChangesAreJournaledAndReplayed) {
+  AgentState state = sample(5, 3);
+  ASSERT_TRUE(save_state(dir_, state));
+  ServiceSpec second;
+  second.address = *ServiceAddress::parse("198.18.100.2:53/udp");
+  second.backends.push_back({*Endpoint::parse("198.18.1.11:9000"), 2, BackendState::up});
+  state.desired.services.push_back(second);
+  ASSERT_TRUE(save_service_change(dir_, state, second.address));
+  state.desired.services[0].backends[1].weight = 9;
+  ASSERT_TRUE(save_service_change(dir_, state, state.desired.services[0].address));
+  state.desired.services.erase(state.desired.services.begin());
+  const ServiceAddress first = sample(1, 1).desired.services[0].address;
+  ASSERT_TRUE(save_service_change(dir_, state, first));
+  auto loaded = load_state(dir_);
+  ASSERT_TRUE(loaded && *loaded) << (loaded ? "" : loaded.error().message);
+  EXPECT_EQ(**loaded, state);
+  // The journal holds three lines of one service each, not the state.
+  std::ifstream journal(dir_ + "/state.journal");
+  std::string line;
+  size_t lines = 0;
+  while (std::getline(journal, line)) ++lines;
+  EXPECT_EQ(lines, 4u);  // its header and three changes
+
+  // A crash in the middle of an append: the cut line is not applied.
+  {
+    std::ofstream append(dir_ + "/state.journal", std::ios::app);
+    append << R"({"remove": "198.18.100.2:53/u)";
+  }
+  loaded = load_state(dir_);
+  ASSERT_TRUE(loaded && *loaded) << (loaded ? "" : loaded.error().message);
+  EXPECT_EQ(**loaded, state);
+  // A whole state written starts a new journal; the old lines are gone.
+  ASSERT_TRUE(save_state(dir_, sample(2, 4)));
+  EXPECT_EQ(**load_state(dir_), sample(2, 4));
+}
+
+TEST_F(StateTest, AJournalOfAnotherStateIsIgnoredAndABadLineIsAnError) {
+  ASSERT_TRUE(save_state(dir_, sample(2, 4)));
+  // A journal left by an earlier state.json (the crash came between the
+  // two writes of save_state): its changes are already in the state.
+  {
+    std::ofstream journal(dir_ + "/state.journal", std::ios::trunc);
+    journal << R"({"journal": "another"})"
+            << "\n"
+            << R"({"remove": "198.18.100.1:80/tcp"})"
+            << "\n";
+  }
+  EXPECT_EQ(**load_state(dir_), sample(2, 4));
+  // A whole line that is not a record: an error, never a silent skip.
+  ASSERT_TRUE(save_state(dir_, sample(2, 4)));
+  {
+    std::ofstream journal(dir_ + "/state.journal", std::ios::app);
+    journal << R"({"rename": 1})"
+            << "\n";
+  }
+  auto loaded = load_state(dir_);
+  ASSERT_FALSE(loaded);
+  EXPECT_NE(loaded.error().message.find("line 2: expected set or remove"), std::string::npos) << loaded.error().message;
+}
+
 }  // namespace

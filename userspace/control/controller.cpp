@@ -58,8 +58,10 @@ std::optional<uint32_t> Snapshot::service_id(const ServiceAddress& service) cons
 Controller::Controller(DataplaneTarget& dataplane, const MapFds& maps, AuditLog& audit, std::string state_dir,
                        AgentState state)
     : dataplane_(dataplane), maps_(maps), audit_(audit), state_dir_(std::move(state_dir)) {
-  current_.state = std::move(state);
-  published_ = std::make_shared<const Snapshot>(current_);
+  Snapshot first;
+  first.state = std::move(state);
+  current_ = std::make_shared<const Snapshot>(std::move(first));
+  published_ = current_;
 }
 
 std::shared_ptr<const Snapshot> Controller::snapshot() const {
@@ -68,16 +70,15 @@ std::shared_ptr<const Snapshot> Controller::snapshot() const {
 }
 
 void Controller::publish(Snapshot next) {
-  current_ = std::move(next);
-  auto published = std::make_shared<const Snapshot>(current_);
+  current_ = std::make_shared<const Snapshot>(std::move(next));
   std::lock_guard lock(published_mutex_);
-  published_ = std::move(published);
+  published_ = current_;
 }
 
 Status Controller::apply(const Config& desired, const nlohmann::json& actor,
                          const std::optional<std::string>& config_digest) {
   std::lock_guard lock(mutex_);
-  Snapshot next = current_;
+  Snapshot next = *current_;
   next.state.desired = desired;
   if (config_digest) next.state.config_digest = *config_digest;
   // Held-down backends that are gone are forgotten.
@@ -87,10 +88,10 @@ Status Controller::apply(const Config& desired, const nlohmann::json& actor,
   });
   std::set<ServiceAddress> touched;
   for (const auto& service : desired.services) {
-    const ServiceSpec* before = current_.service(service.address);
+    const ServiceSpec* before = current_->service(service.address);
     if (!applied_ || !before || !(*before == service)) touched.insert(service.address);
   }
-  for (const auto& service : current_.state.desired.services)
+  for (const auto& service : current_->state.desired.services)
     if (!next.service(service.address)) touched.insert(service.address);
   if (!applied_)  // what the data path holds from before (adopted) and no longer wanted
     for (const auto& address : dataplane_.service_addresses()) touched.insert(address);
@@ -100,12 +101,12 @@ Status Controller::apply(const Config& desired, const nlohmann::json& actor,
 Status Controller::edit_service(const ServiceAddress& address, const ServiceEdit& edit, const nlohmann::json& actor) {
   std::lock_guard lock(mutex_);
   std::optional<ServiceSpec> service;
-  if (const ServiceSpec* found = current_.service(address)) service = *found;
+  if (const ServiceSpec* found = current_->service(address)) service = *found;
   const bool existed = service.has_value();
   if (auto status = edit(service); !status) return status;
   if (service && service->address != address)
     return make_error(ErrorKind::internal, "an edit of service {} changed its address", address.to_string());
-  Snapshot next = current_;
+  Snapshot next = *current_;
   Config& desired = next.state.desired;
   if (service) {
     if (auto status = validate_service(*service); !status) return with_context(status.error(), address.to_string());
@@ -127,25 +128,38 @@ Status Controller::edit_service(const ServiceAddress& address, const ServiceEdit
 
 Status Controller::edit_globals(const ConfigEdit& edit, const nlohmann::json& actor) {
   std::lock_guard lock(mutex_);
-  Snapshot next = current_;
+  Snapshot next = *current_;
   if (auto status = edit(next.state.desired); !status) return status;
-  if (!(next.state.desired.services == current_.state.desired.services))
+  if (!(next.state.desired.services == current_->state.desired.services))
     return make_error(ErrorKind::internal, "an edit of the global settings changed services");
   return commit(std::move(next), {}, actor);
 }
 
 Status Controller::commit(Snapshot next, const std::set<ServiceAddress>& touched, const nlohmann::json& actor) {
   const Config& desired = next.state.desired;
-  if (auto status = dataplane_.check_capacity(desired.services); !status) return status;
+  // One service changed alone (an API edit, the health loop): checked,
+  // persisted and reconciled without walking the others.
+  const ServiceSpec* single = nullptr;
+  const bool one_service = applied_ && touched.size() == 1 && same_globals(current_->state.desired, desired) &&
+                           next.state.config_digest == current_->state.config_digest;
+  if (one_service) single = next.service(*touched.begin());
+  if (one_service && single) {
+    if (auto status = dataplane_.check_service_capacity(*single); !status) return status;
+  } else if (!one_service) {
+    if (auto status = dataplane_.check_capacity(desired.services); !status) return status;
+  }
   if (auto status = check_policy_capacity(desired); !status) return status;
-  const bool changed = !applied_ || !(next.state == current_.state) || next.held_down != current_.held_down;
-  if (!changed) return {};
+  const bool state_changed = !(next.state == current_->state);
+  if (applied_ && !state_changed && next.held_down == current_->held_down) return {};
+  auto persist = [&](const AgentState& state) {
+    return one_service ? save_service_change(state_dir_, state, *touched.begin()) : save_state(state_dir_, state);
+  };
   // Persist first: a crash after this point restarts into the new state.
-  if (!(next.state == current_.state))
-    if (auto status = save_state(state_dir_, next.state); !status) return status;
-  if (auto status = reconcile(current_, next, touched); !status) {
-    Status restored = applied_ ? reconcile(next, current_, touched) : Status{};
-    Status saved = save_state(state_dir_, current_.state);
+  if (state_changed)
+    if (auto status = persist(next.state); !status) return status;
+  if (auto status = reconcile(*current_, next, touched); !status) {
+    Status restored = applied_ ? reconcile(next, *current_, touched) : Status{};
+    Status saved = state_changed ? persist(current_->state) : Status{};
     if (!restored || !saved) {
       const Error& second = !restored ? restored.error() : saved.error();
       log::error("could not restore the previous state after a failed change: {}", second.message);
@@ -170,7 +184,7 @@ Status Controller::commit(Snapshot next, const std::set<ServiceAddress>& touched
     for (const auto& [endpoint, index] : slots->backends) next.backend_by_index[index] = {address, endpoint};
     next.slots.emplace(address, std::move(*slots));
   }
-  audit_backend_changes(current_, next, touched, actor);
+  audit_backend_changes(*current_, next, touched, actor);
   ++next.version;
   applied_ = true;
   publish(std::move(next));
@@ -202,13 +216,13 @@ Status Controller::reconcile(const Snapshot& from, const Snapshot& to, const std
 
 Status Controller::set_held_down(const BackendKey& key, bool down) {
   std::lock_guard lock(mutex_);
-  if (current_.held_down.contains(key) == down) return {};
-  const ServiceSpec* service = current_.service(key.first);
+  if (current_->held_down.contains(key) == down) return {};
+  const ServiceSpec* service = current_->service(key.first);
   if (!service) return make_error(ErrorKind::not_found, "service {} does not exist", key.first.to_string());
   if (!has_backend(*service, key.second))
     return make_error(ErrorKind::not_found, "backend {} is not in service {}", key.second.to_string(),
                       key.first.to_string());
-  Snapshot next = current_;
+  Snapshot next = *current_;
   if (down)
     next.held_down.insert(key);
   else
@@ -218,12 +232,12 @@ Status Controller::set_held_down(const BackendKey& key, bool down) {
 
 Status Controller::set_interfaces(std::vector<std::string> xdp, std::vector<std::string> tc) {
   std::lock_guard lock(mutex_);
-  AgentState state = current_.state;
+  AgentState state = current_->state;
   state.xdp_interfaces = std::move(xdp);
   state.tc_interfaces = std::move(tc);
-  if (state == current_.state) return {};
+  if (state == current_->state) return {};
   if (auto status = save_state(state_dir_, state); !status) return status;
-  Snapshot next = current_;
+  Snapshot next = *current_;
   next.state = std::move(state);
   publish(std::move(next));
   return {};

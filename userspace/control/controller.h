@@ -99,7 +99,7 @@ class Controller {
   MapFds maps_;
   AuditLog& audit_;
   std::string state_dir_;
-  Snapshot current_;  // what the data path and the file hold
+  std::shared_ptr<const Snapshot> current_;  // what the data path and the file hold
   bool applied_ = false;
   mutable std::mutex published_mutex_;  // guards the pointer only
   std::shared_ptr<const Snapshot> published_;

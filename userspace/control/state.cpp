@@ -1,9 +1,12 @@
 #include "state.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +20,67 @@ using nlohmann::json;
 constexpr int kStateVersion = 1;
 
 std::string state_path(const std::string& dir) { return dir + "/state.json"; }
+std::string journal_path(const std::string& dir) { return dir + "/state.journal"; }
+
+// Past this the journal is folded into a new state.json.
+constexpr off_t kMaxJournalBytes = 4 << 20;
+
+// Names one state.json and the journal that belongs to it: a journal left
+// from an earlier state.json (a crash between the two writes) is ignored.
+std::string new_journal_id() {
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  return fmt::format("{:x}-{:x}", std::chrono::duration_cast<std::chrono::nanoseconds>(now).count(), getpid());
+}
+
+Status write_all(int fd, std::string_view content, const std::string& path) {
+  size_t written = 0;
+  while (written < content.size()) {
+    ssize_t n = write(fd, content.data() + written, content.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return errno_error(ErrorKind::io, errno, "cannot write {}: {}", path, std::strerror(errno));
+    written += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+// Applies the journal's records to `config`. A last line without its
+// newline was cut by a crash and is ignored; any other bad line is an error.
+Status replay_journal(const std::string& path, const std::string& id, Config& config) {
+  std::ifstream file(path);
+  if (!file) return {};  // none yet
+  std::string line;
+  if (!std::getline(file, line)) return {};
+  json header = json::parse(line, nullptr, false);
+  if (!header.is_object() || header.value("journal", "") != id) return {};  // an older state's
+  size_t number = 1;
+  while (std::getline(file, line)) {
+    ++number;
+    const bool whole = !file.eof();
+    json record = json::parse(line, nullptr, false);
+    if (record.is_discarded() && !whole) break;
+    if (!record.is_object())
+      return make_error(ErrorKind::io, "state journal {}: line {}: not a JSON object", path, number);
+    if (record.contains("set")) {
+      auto service = parse_service_json(record["set"], "set");
+      if (!service)
+        return make_error(ErrorKind::io, "state journal {}: line {}: {}", path, number, service.error().message);
+      auto found = std::find_if(config.services.begin(), config.services.end(),
+                                [&](const ServiceSpec& spec) { return spec.address == service->address; });
+      if (found != config.services.end())
+        *found = std::move(*service);
+      else
+        config.services.push_back(std::move(*service));
+    } else if (record.contains("remove") && record["remove"].is_string()) {
+      auto address = ServiceAddress::parse(record["remove"].get<std::string>());
+      if (!address)
+        return make_error(ErrorKind::io, "state journal {}: line {}: {}", path, number, address.error().message);
+      std::erase_if(config.services, [&](const ServiceSpec& spec) { return spec.address == *address; });
+    } else {
+      return make_error(ErrorKind::io, "state journal {}: line {}: expected set or remove", path, number);
+    }
+  }
+  return {};
+}
 
 Status sync_and_close(int fd, const std::string& path) {
   bool synced = fsync(fd) == 0;
@@ -67,12 +131,43 @@ Status write_file_atomically(const std::string& path, std::string_view content) 
 Status save_state(const std::string& dir, const AgentState& state) {
   std::error_code error;
   std::filesystem::create_directories(dir, error);
-  if (error) return make_error("cannot create state directory {}: {}", dir, error.message());
+  if (error) return make_error(ErrorKind::io, "cannot create state directory {}: {}", dir, error.message());
+  const std::string id = new_journal_id();
   json document = {{"version", kStateVersion},
                    {"config", config_to_json(state.desired)},
                    {"config_digest", state.config_digest},
-                   {"interfaces", {{"xdp", state.xdp_interfaces}, {"tc", state.tc_interfaces}}}};
-  return write_file_atomically(state_path(dir), document.dump(2) + "\n");
+                   {"interfaces", {{"xdp", state.xdp_interfaces}, {"tc", state.tc_interfaces}}},
+                   {"journal", id}};
+  if (auto status = write_file_atomically(state_path(dir), document.dump() + "\n"); !status) return status;
+  // The new state's journal, empty; until it is in place the old one is
+  // ignored (its id is not the new state's).
+  return write_file_atomically(journal_path(dir), json{{"journal", id}}.dump() + "\n");
+}
+
+Status save_service_change(const std::string& dir, const AgentState& state, const ServiceAddress& address) {
+  struct stat info {};
+  if (stat(journal_path(dir).c_str(), &info) != 0 || info.st_size > kMaxJournalBytes) return save_state(dir, state);
+  json record;
+  auto found = std::find_if(state.desired.services.begin(), state.desired.services.end(),
+                            [&](const ServiceSpec& spec) { return spec.address == address; });
+  if (found != state.desired.services.end())
+    record = {{"set", service_to_json(*found)}};
+  else
+    record = {{"remove", address.to_string()}};
+  const std::string path = journal_path(dir);
+  int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) return errno_error(ErrorKind::io, errno, "cannot open {}: {}", path, std::strerror(errno));
+  if (auto status = write_all(fd, record.dump() + "\n", path); !status) {
+    close(fd);
+    return status;
+  }
+  if (fdatasync(fd) != 0) {
+    int saved = errno;
+    close(fd);
+    return errno_error(ErrorKind::io, saved, "cannot fsync {}: {}", path, std::strerror(saved));
+  }
+  close(fd);
+  return {};
 }
 
 Result<std::optional<AgentState>> load_state(const std::string& dir) {
@@ -94,6 +189,9 @@ Result<std::optional<AgentState>> load_state(const std::string& dir) {
   auto config = parse_config_json(document["config"]);
   if (!config) return make_error("state file {}: config.{}", path, config.error().message);
   state.desired = std::move(*config);
+  if (document.contains("journal") && document["journal"].is_string())
+    if (auto status = replay_journal(journal_path(dir), document["journal"].get<std::string>(), state.desired); !status)
+      return status.error();
   if (document.contains("config_digest") && document["config_digest"].is_string())
     state.config_digest = document["config_digest"].get<std::string>();
   if (document.contains("interfaces")) {

@@ -30,7 +30,14 @@ struct AgentState {
 // `dir`/state.json. No file yet: std::nullopt. A file that cannot be read
 // or parsed is an error (never silently an empty state).
 Result<std::optional<AgentState>> load_state(const std::string& dir);
+// `dir`/state.json is the whole state; `dir`/state.journal holds the
+// changes of single services since (a line each, fsynced): writing 10,000
+// services' config for one backend's change would cost a third of a second.
+// load_state() applies the journal; save_state() starts a new one.
 Status save_state(const std::string& dir, const AgentState& state);
+// Records that the service at `address` is now as in `state` (or gone from
+// it); the whole state is written instead when the journal is long.
+Status save_service_change(const std::string& dir, const AgentState& state, const ServiceAddress& address);
 
 // Writes `path` aside, fsyncs it, renames it over `path` and fsyncs the
 // directory, so that the rename itself survives a crash.

@@ -462,14 +462,7 @@ Status Dataplane::apply_service(const ServiceSpec& spec) {
   // The kernel holds this spec already: nothing to write, no table to swap.
   if (!is_new && existing->second.converged && existing->second.spec == spec) return {};
 
-  size_t new_backends = 0;
-  for (const auto& backend : spec.backends)
-    if (is_new || !existing->second.backend_indexes.contains(backend.endpoint)) ++new_backends;
-  if (is_new && service_ids_.available() == 0)
-    return make_error(ErrorKind::capacity, "service: the data path holds {} services already", TG_MAX_SERVICES);
-  if (new_backends > backend_slots_.available())
-    return make_error(ErrorKind::capacity, "backends: {} new backends, but only {} backend slots are free",
-                      new_backends, backend_slots_.available());
+  if (auto status = check_service_capacity(spec); !status) return status;
 
   ServiceState next = is_new ? ServiceState{} : existing->second;
   std::optional<ServiceSpec> previous;
@@ -618,6 +611,20 @@ Status Dataplane::apply_steps(ServiceState& next, const ServiceSpec& spec, const
     if (auto status = release_backend(it->second); !status) return status;
     it = next.backend_indexes.erase(it);
   }
+  return {};
+}
+
+Status Dataplane::check_service_capacity(const ServiceSpec& spec) const {
+  auto existing = services_.find(spec.address);
+  const bool is_new = existing == services_.end();
+  size_t new_backends = 0;
+  for (const auto& backend : spec.backends)
+    if (is_new || !existing->second.backend_indexes.contains(backend.endpoint)) ++new_backends;
+  if (is_new && service_ids_.available() == 0)
+    return make_error(ErrorKind::capacity, "service: the data path holds {} services already", TG_MAX_SERVICES);
+  if (new_backends > backend_slots_.available())
+    return make_error(ErrorKind::capacity, "backends: {} new backends, but only {} backend slots are free",
+                      new_backends, backend_slots_.available());
   return {};
 }
 

@@ -60,6 +60,7 @@ class Dataplane final : public DataplaneTarget {
   // counted at the peak of a change: a removed backend's slot is released
   // only after its service's new table is in place.
   Status check_capacity(const std::vector<ServiceSpec>& services) const override;
+  Status check_service_capacity(const ServiceSpec& spec) const override;
 
   std::vector<ServiceAddress> service_addresses() const override;
   const ServiceSpec* service_spec(const ServiceAddress& address) const;

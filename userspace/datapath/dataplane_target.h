@@ -30,6 +30,9 @@ class DataplaneTarget {
 
   // Whether the data path can hold `services` (the whole desired set).
   virtual Status check_capacity(const std::vector<ServiceSpec>& services) const = 0;
+  // The same for one service in place of what the data path holds at its
+  // address (without walking every other service).
+  virtual Status check_service_capacity(const ServiceSpec& spec) const = 0;
   virtual Status set_timeouts(const FlowTimeouts& timeouts) = 0;
   virtual Status set_global_policy(const AccessLists& access, const EventSettings& events) = 0;
   // Creates the service or brings it to `spec`; a spec the data path
