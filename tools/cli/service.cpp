@@ -1,0 +1,90 @@
+// tollgate service add|rm|list
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+#include "address.h"
+#include "commands.h"
+#include "defaults.h"
+
+namespace tollgate::cli {
+namespace {
+
+struct ServiceAddOptions {
+  std::string service;
+  std::vector<std::string> backends;
+  uint32_t maglev_size = 0;  // 0: the agent's default
+};
+
+struct ServiceRmOptions {
+  std::string service;
+};
+
+int do_service_add(Session& session, const ServiceAddOptions& options) {
+  json body = {{"address", options.service}, {"backends", json::array()}};
+  for (const auto& entry : options.backends) body["backends"].push_back({{"address", entry}});
+  if (options.maglev_size) body["maglev_size"] = options.maglev_size;
+  auto reply = session.call("POST", "/v1/services", body);
+  if (!reply) return 1;
+  if (session.json_output())
+    session.print_json(*reply);
+  else
+    session.out << "service " << text_of((*reply)["address"]) << " added\n";
+  return 0;
+}
+
+int do_service_rm(Session& session, const ServiceRmOptions& options) {
+  if (!session.call("DELETE", service_path(options.service))) return 1;
+  session.out << "service " << ServiceAddress::parse(options.service)->to_string() << " removed\n";
+  return 0;
+}
+
+int do_service_list(Session& session) {
+  auto reply = session.call("GET", "/v1/services");
+  if (!reply) return 1;
+  if (session.json_output()) {
+    session.print_json(*reply);
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows{{"SERVICE", "BACKENDS", "UP", "MAGLEV"}};
+  for (const auto& entry : *reply) {
+    size_t up = 0;
+    for (const auto& backend : entry["backends"]) up += backend["state"] == "up";
+    rows.push_back({text_of(entry["address"]), std::to_string(entry["backends"].size()), std::to_string(up),
+                    text_of(entry["maglev_size"])});
+  }
+  print_table(session.out, rows);
+  return 0;
+}
+
+}  // namespace
+
+void register_service_commands(CLI::App& app, Dispatch& dispatch) {
+  auto* service_cmd = app.add_subcommand("service", "add, remove and list services");
+
+  auto* add = service_cmd->add_subcommand(
+      "add",
+      "add a service, optionally with backends\n"
+      "Example: tollgate service add 198.18.100.1:80/tcp --backend 198.18.1.11:8080 --backend 198.18.1.12:8080");
+  auto& add_options = dispatch.add(add, do_service_add);
+  add->add_option("service", add_options.service, "ADDRESS:PORT/PROTOCOL (tcp or udp; port 0 = every port)")
+      ->required()
+      ->check(service_validator());
+  add->add_option("--backend", add_options.backends, "a backend ADDRESS:PORT, weight 1 (repeatable)")
+      ->check(backend_validator());
+  add->add_option("--maglev-size", add_options.maglev_size,
+                  fmt::format("entries in the Maglev table, a prime (default {})", TG_MAGLEV_DEFAULT_SIZE))
+      ->check(CLI::Range(2u, static_cast<uint32_t>(TG_MAGLEV_MAX_SIZE)));
+  add_output_option(add, dispatch.session());
+
+  auto* rm = service_cmd->add_subcommand(
+      "rm", "remove a service and its backends; its flows end\nExample: tollgate service rm 198.18.100.1:80/tcp");
+  auto& rm_options = dispatch.add(rm, do_service_rm);
+  rm->add_option("service", rm_options.service, "ADDRESS:PORT/PROTOCOL")->required()->check(service_validator());
+
+  auto* list = service_cmd->add_subcommand("list", "list services\nExample: tollgate service list -o json");
+  dispatch.add(list, do_service_list);
+  add_output_option(list, dispatch.session());
+}
+
+}  // namespace tollgate::cli
