@@ -102,9 +102,16 @@ Result<std::vector<uint32_t>> read_table(int fd, uint32_t size) {
 
 Status Dataplane::adopt() {
   if (!services_.empty()) return make_error("adopt: the agent already holds services");
+  auto by_id = adopt_services();
+  if (!by_id) return by_id.error();
+  if (auto status = adopt_backends(*by_id); !status) return status;
+  if (auto status = adopt_tables(*by_id); !status) return status;
+  if (auto status = adopt_policy(*by_id); !status) return status;
+  return adopt_addresses();
+}
 
-  // Services.
-  std::map<uint32_t, ServiceAddress> by_id;
+Result<Dataplane::ServiceIds> Dataplane::adopt_services() {
+  ServiceIds by_id;
   std::vector<tg_service_key> stale_keys;
   tg_service_key key{}, next{};
   bool first = true;
@@ -130,9 +137,12 @@ Status Dataplane::adopt() {
     services_.emplace(*address, std::move(state));
   }
   for (const auto& stale : stale_keys)
-    if (auto status = remove(maps_.services, &stale, "tg_services"); !status) return status;
+    if (auto status = remove(maps_.services, &stale, "tg_services"); !status) return status.error();
+  return by_id;
+}
 
-  // Backend slots: every slot's generation, and the owner of each used one.
+// Every slot's generation, and the owner of each used one.
+Status Dataplane::adopt_backends(const ServiceIds& by_id) {
   for (uint32_t index = TG_BACKEND_NONE + 1; index < TG_MAX_BACKENDS; ++index) {
     tg_backend value{};
     if (bpf_map_lookup_elem(maps_.backends, &index, &value))
@@ -153,13 +163,15 @@ Status Dataplane::adopt() {
     service->spec.backends.push_back({endpoint, value.weight, static_cast<BackendState>(value.state)});
     service->backend_indexes.emplace(endpoint, index);
   }
+  return {};
+}
 
-  // The tables in use: only the services' slots are read. On 6.1 every
-  // lookup in a map of maps from user space waits for an RCU grace period
-  // (maybe_wait_bpf_programs), so a walk of all TG_MAX_SERVICES slots took
-  // minutes. A table left in a slot no service owns is unreachable (the
-  // data path finds tables through tg_services) and is replaced when the
-  // slot's id is given out again.
+// Only the services' slots are read. On 6.1 every lookup in a map of maps
+// from user space waits for an RCU grace period (maybe_wait_bpf_programs),
+// so a walk of all TG_MAX_SERVICES slots took minutes. A table left in a
+// slot no service owns is unreachable (the data path finds tables through
+// tg_services) and is replaced when the slot's id is given out again.
+Status Dataplane::adopt_tables(const ServiceIds& by_id) {
   for (const auto& [id, address] : by_id) {
     uint32_t table_id = 0;
     if (bpf_map_lookup_elem(maps_.maglev, &id, &table_id)) continue;  // no table
@@ -180,9 +192,12 @@ Status Dataplane::adopt() {
     service.tables[0] = Table{fd, std::move(*entries)};
     service.active_table = 0;
   }
+  return {};
+}
 
-  // Policy: each service's as the kernel holds it; what no service owns
-  // goes. The global settings stay as they are until the next change.
+// Each service's as the kernel holds it; what no service owns goes. The
+// global settings stay as they are until the next change.
+Status Dataplane::adopt_policy(const ServiceIds& by_id) {
   for (auto& [address, service] : services_) {
     auto policy = read_service_policy(maps_, service.id);
     if (!policy) return policy.error();
@@ -193,19 +208,19 @@ Status Dataplane::adopt() {
     if (by_id.contains(id) || bpf_map_lookup_elem(maps_.service_policy, &id, &value) || value.flags == 0) continue;
     if (auto status = clear_service_policy(maps_, id); !status) return status;
   }
-  {
-    uint32_t zero = 0;
-    tg_config pinned{};
-    if (bpf_map_lookup_elem(maps_.config, &zero, &pinned) == 0 && pinned.abi_version == TG_ABI_VERSION)
-      config_ = pinned;
-  }
+  uint32_t zero = 0;
+  tg_config pinned{};
+  if (bpf_map_lookup_elem(maps_.config, &zero, &pinned) == 0 && pinned.abi_version == TG_ABI_VERSION) config_ = pinned;
+  return {};
+}
 
-  // Address references, rebuilt from the services.
+// Address references, rebuilt from the services.
+Status Dataplane::adopt_addresses() {
   std::map<IpAddress, uint32_t> references;
   for (const auto& [address, service] : services_) ++references[address.endpoint.address];
   std::vector<tg_vip_address> vip_keys;
   tg_vip_address vip{}, vip_next{};
-  first = true;
+  bool first = true;
   while (bpf_map_get_next_key(maps_.vip_addresses, first ? nullptr : &vip, &vip_next) == 0) {
     first = false;
     vip = vip_next;

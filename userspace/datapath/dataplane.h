@@ -108,6 +108,15 @@ class Dataplane final : public DataplaneTarget {
     uint32_t end_;
   };
 
+  // A service's id -> its address, as adopt_services() found them.
+  using ServiceIds = std::map<uint32_t, ServiceAddress>;
+  // The sections of adopt(), in the order it calls them.
+  Result<ServiceIds> adopt_services();
+  Status adopt_backends(const ServiceIds& by_id);
+  Status adopt_tables(const ServiceIds& by_id);
+  Status adopt_policy(const ServiceIds& by_id);
+  Status adopt_addresses();
+
   Status apply_steps(ServiceState& next, const ServiceSpec& spec, const ServiceSpec* previous, bool defer_switch);
   Status finish_pending();
   Status make_visible(ServiceState& service);

@@ -1,6 +1,7 @@
 // The declarative configuration file (JSON), the same model the control
 // API uses: flow timeouts, global access lists, event settings, and
-// services with their backends and policy.
+// services with their backends and policy. The codecs of the pieces are
+// in service_codec.h, policy_codec.h and health_codec.h.
 //
 //   {
 //     "timeouts": {"tcp_syn": 30, "tcp_established": 3600, "tcp_closing": 60, "udp": 120},
@@ -21,7 +22,9 @@
 #include <string_view>
 #include <vector>
 
+#include "policy_codec.h"
 #include "result.h"
+#include "service_codec.h"
 #include "spec.h"
 
 namespace tollgate {
@@ -50,26 +53,9 @@ Result<ConfigFile> load_config_file(const std::string& path);
 // FNV-1a 64 of `content`, 16 hex digits.
 std::string content_digest(std::string_view content);
 
-// One service or one backend in the same model (the control API's bodies);
-// `path` prefixes the field names in errors.
-Result<ServiceSpec> parse_service_json(const nlohmann::json& object, const std::string& path);
-Result<BackendSpec> parse_backend_json(const nlohmann::json& object, const std::string& path);
-Result<BackendState> parse_backend_state(const std::string& text, const std::string& path);
 // The inverse of the parsers: parse_config_json(config_to_json(c)) == c.
 nlohmann::json config_to_json(const Config& config);
-nlohmann::json service_to_json(const ServiceSpec& service);
-nlohmann::json backend_to_json(const BackendSpec& backend);
-// Policy pieces, as in the config ("policy" of a service; "access" and
-// "events" at the top), for the API's /v1/policy.
-Result<ServicePolicy> parse_service_policy(const nlohmann::json& object, const std::string& path);
-Result<AccessLists> parse_access_lists(const nlohmann::json& object, const std::string& path);
-Result<EventSettings> parse_event_settings(const nlohmann::json& object, const std::string& path);
-nlohmann::json service_policy_to_json(const ServicePolicy& policy);
-nlohmann::json access_lists_to_json(const AccessLists& lists);
-nlohmann::json event_settings_to_json(const EventSettings& events);
 // The total of access-list entries must fit the data path's tries.
 Status check_policy_capacity(const Config& config);
-
-std::string_view backend_state_name(BackendState state);
 
 }  // namespace tollgate
