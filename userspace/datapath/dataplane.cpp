@@ -303,19 +303,6 @@ std::optional<uint32_t> Dataplane::backend_index(const ServiceAddress& address, 
   return found->second;
 }
 
-std::optional<ServiceAddress> Dataplane::service_by_id(uint32_t id) const {
-  for (const auto& [address, service] : services_)
-    if (service.id == id) return address;
-  return std::nullopt;
-}
-
-std::optional<Endpoint> Dataplane::backend_by_index(uint32_t index) const {
-  for (const auto& [address, service] : services_)
-    for (const auto& [endpoint, slot] : service.backend_indexes)
-      if (slot == index) return endpoint;
-  return std::nullopt;
-}
-
 const std::vector<uint32_t>* Dataplane::active_table(const ServiceAddress& address) const {
   auto it = services_.find(address);
   if (it == services_.end() || it->second.active_table < 0) return nullptr;

@@ -67,9 +67,6 @@ class Dataplane final : public DataplaneTarget {
   std::optional<ServiceSlots> slots(const ServiceAddress& address) const override;
   std::optional<uint32_t> service_id(const ServiceAddress& address) const;
   std::optional<uint32_t> backend_index(const ServiceAddress& address, const Endpoint& backend) const;
-  // The other way round (naming what the data path reports by number).
-  std::optional<ServiceAddress> service_by_id(uint32_t id) const;
-  std::optional<Endpoint> backend_by_index(uint32_t index) const;
   // The table the data path uses now (backend indexes; TG_BACKEND_NONE).
   const std::vector<uint32_t>* active_table(const ServiceAddress& address) const;
   const WriteCounts& last_write() const { return last_write_; }
