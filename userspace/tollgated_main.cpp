@@ -250,11 +250,11 @@ int run(const Options& options) {
     return std::find(list.begin(), list.end(), name) != list.end();
   };
   const auto before = controller.snapshot();
-  for (const auto& interface : before->state.xdp_interfaces)
+  for (const auto& interface : before->settings.xdp_interfaces)
     if (!listed(options.client_interfaces, interface))
       if (auto detached = DataPath::detach_xdp_by_name(interface); detached && *detached)
         log::info("detached XDP from {}, which this start does not name", interface);
-  for (const auto& interface : before->state.tc_interfaces)
+  for (const auto& interface : before->settings.tc_interfaces)
     if (!listed(options.backend_interfaces, interface))
       if (auto detached = DataPath::detach_tc_by_name(interface); detached && *detached)
         log::info("detached TC from {}, which this start does not name", interface);

@@ -120,7 +120,7 @@ TEST_F(AgentTest, BadRequestsChangeNothingAndAreAudited) {
       {"GET", "/v2/services", "", 404, "/v1"},
       {"GET", "/v1/conntrack?limit=abc", "", 400, "limit: "},
   };
-  const Config before = controller_->snapshot()->state.desired;
+  const Config before = controller_->snapshot()->desired();
   const std::vector<uint32_t> table = *dataplane_->active_table(web_);
   const std::string file_before = state_file();
   const size_t audit_before = audit_lines().size();
@@ -131,7 +131,7 @@ TEST_F(AgentTest, BadRequestsChangeNothingAndAreAudited) {
     auto error = json::parse(response.body).value("error", "");
     EXPECT_NE(error.find(test_case.error), std::string::npos) << what << "\n  -> " << error;
   }
-  EXPECT_EQ(controller_->snapshot()->state.desired, before);
+  EXPECT_EQ(controller_->snapshot()->desired(), before);
   EXPECT_EQ(*dataplane_->active_table(web_), table);
   EXPECT_EQ(state_file(), file_before);
   auto lines = audit_lines();
@@ -144,12 +144,12 @@ TEST_F(AgentTest, BadRequestsChangeNothingAndAreAudited) {
 }
 
 TEST_F(AgentTest, OnlyAllowedCallersGetIn) {
-  const Config before = controller_->snapshot()->state.desired;
+  const Config before = controller_->snapshot()->desired();
   HttpResponse refused = call("DELETE", kWeb, "", 1000);
   EXPECT_EQ(refused.status, 403);
   EXPECT_NE(refused.body.find("uid 1000 (gid 1000) is not allowed"), std::string::npos) << refused.body;
   EXPECT_EQ(call("GET", "/v1/services", "", 1000).status, 403);
-  EXPECT_EQ(controller_->snapshot()->state.desired, before);
+  EXPECT_EQ(controller_->snapshot()->desired(), before);
   EXPECT_TRUE(dataplane_->service_id(web_));
   auto lines = audit_lines();
   ASSERT_GE(lines.size(), 2u);
@@ -185,7 +185,7 @@ TEST_F(AgentTest, MutationsReachTheKernelAndTheAuditLog) {
   // The state file follows.
   auto stored = load_state(dir_ + "/state");
   ASSERT_TRUE(stored && stored->has_value());
-  EXPECT_EQ((*stored)->desired, controller_->snapshot()->state.desired);
+  EXPECT_EQ((*stored)->desired, controller_->snapshot()->desired());
 
   std::vector<std::pair<std::string, std::string>> seen;
   for (const auto& line : audit_lines()) {

@@ -111,36 +111,50 @@ class FaultTest(LabTest):
         self.assertGreaterEqual(metrics[f"tollgate_backend_ejections_total{{{labels}}}"], 1, metrics)
         self.assertGreaterEqual(metrics[f"tollgate_backend_syn_resets_total{{{labels}}}"], 1, metrics)
         self.assertIn(f"tollgate_backend_active_flows{{{labels}}}", metrics)
-        self.assertLess(detection, ACTIVE_DETECTION, "failures went on as long as the active check needs")
+        # Passive ejection came first: what took b2 out was its circuit, not
+        # the check. (The times above are the machine's speed: printed only.)
+        taken_out = [e for e in self.audit_events("backend_health", "b2") if e["after"] == "held_down"]
+        self.assertEqual(taken_out[0]["reason"], "passive ejection: circuit open", taken_out)
         self.assertTrue(all(t <= ejected + 0.5 for t in failures), f"failures after the ejection: {failures}")
         self.assertGreater(report["backends"].get("b2", 0), 0)
 
     def test_silent_backend_is_ejected_and_its_syns_retried(self):
         self.start_agent(checked_services())
-        load, stop = self.start_load("silent")
+        # A SYN lost to b2 is retried on its retransmission 1 s later; the
+        # request then has 9 s to finish, however slow the machine is.
+        load, stop = self.start_load("silent", timeout=10)
         dropped = time.time()
         self.lab_command("link", "down", "b2")
+        cut = time.time()  # the link is down from here on
         self.addCleanup(lambda: subprocess.run([str(LAB), "link", "up", "b2"], capture_output=True))
         ejected = self.wait_selectable("b2", False, 15)
+        # Out of selection now: b2 gets no new flow until it is back.
+        b2_flows = backend_counters(self.agent.stats(), V4_WEB)["b2"]["new_flows"]
         mark = self.new_flows()
         wait_until(lambda: self.new_flows() >= mark + 80, 30, "load after the ejection")
+        b2_flows_after = backend_counters(self.agent.stats(), V4_WEB)["b2"]["new_flows"]
 
         self.lab_command("link", "up", "b2")
         restored = time.time()
         back = self.wait_new_flows_to("b2", 20)
         report = self.finish(load, stop)
 
-        slow = [s for s in report["slow"] if dropped <= s[0] < restored]
-        last_slow = max((s[0] for s in slow), default=dropped)
-        print(f"network of b2 cut: {report['failed']} failed, {len(slow)} connections slowed "
-              f"(retried on another backend, {max((s[1] for s in slow), default=0):.2f} s at most), the last "
-              f"starting {last_slow - dropped:.2f} s after the cut; out of selection after {ejected - dropped:.2f} s "
-              f"(active check alone: {ACTIVE_DETECTION:.0f} s); back {back - restored:.2f} s after the restore "
-              f"(rise {CHECK['rise']} x {CHECK['interval_ms']} ms); {report['ok']} ok {report['backends']}")
+        labels = f'service="{V4_WEB}",backend="{endpoint("b2")}"'
+        retried = self.agent.metrics()[f"tollgate_backend_retried_total{{{labels}}}"]
+        # A retried SYN waited for the client's retransmission (1 s).
+        slow = [s for s in report["slow"] if dropped <= s[0] < restored and s[1] >= 0.9]
+        print(f"network of b2 cut: {report['failed']} failed, {retried:.0f} SYNs to b2 retried on another "
+              f"backend, {len(slow)} connections waited for a SYN retransmission (the last starting "
+              f"{max((s[0] for s in slow), default=dropped) - dropped:.2f} s after the cut); out of selection "
+              f"after {ejected - dropped:.2f} s (active check alone: {ACTIVE_DETECTION:.0f} s); back "
+              f"{back - restored:.2f} s after the restore (rise {CHECK['rise']} x {CHECK['interval_ms']} ms); "
+              f"{report['ok']} ok {report['backends']}")
         # A request in flight at the cut may time out (how many are in flight
-        # is the machine's speed: under emulation two); every later one connects.
-        self.assertTrue(all(t < dropped + 0.1 for t in report["failures_at"]), report["failures_at"])
-        self.assertLess(last_slow - dropped, ACTIVE_DETECTION, f"slow connections went on: {slow}")
+        # is the machine's speed: under emulation two); every later one
+        # connects, the SYNs sent to b2 on their retransmission elsewhere.
+        self.assertTrue(all(t < cut for t in report["failures_at"]), (cut, report["failures_at"]))
+        self.assertGreaterEqual(retried, 1, "no SYN to b2 was retried elsewhere; the test proves nothing")
+        self.assertEqual(b2_flows_after, b2_flows, "b2 got new flows while out of selection")
         self.assertTrue(all(s[2] != "b2" for s in slow), slow)
 
     def test_syn_to_a_dead_backend_connects_on_its_retransmission(self):

@@ -154,7 +154,7 @@ TEST_F(ControllerTest, OneServiceChangeWritesThatServiceOnly) {
   EXPECT_EQ(stored().desired.services[41].backends[1].state, BackendState::draining);
 
   // The whole config again, with one service changed: that one is written.
-  Config next = controller_->snapshot()->state.desired;
+  Config next = controller_->snapshot()->desired();
   next.services[7].backends.pop_back();
   fake_.writes.clear();
   ASSERT_TRUE(controller_->apply(next, actor_));
@@ -198,7 +198,7 @@ TEST_F(ControllerTest, AFailedWriteRollsBackEveryService) {
     EXPECT_EQ(fake_.services, before_fake);
     EXPECT_TRUE(fake_.access.empty());
     EXPECT_EQ(stored(), before_file);
-    EXPECT_EQ(controller_->snapshot()->state, before_snapshot->state);
+    EXPECT_EQ(controller_->snapshot()->persisted(), before_snapshot->persisted());
     EXPECT_EQ(controller_->snapshot()->version, before_snapshot->version);
   }
   fake_.fail_at = 0;
@@ -346,7 +346,7 @@ TEST_F(ApiOnFakeTest, ConcurrentEditsOfOneServiceAllLand) {
       EXPECT_EQ(reply.status, 201) << reply.body;
     });
   for (auto& thread : threads) thread.join();
-  EXPECT_EQ(controller_->snapshot()->state.desired.services[0].backends.size(), 22u);
+  EXPECT_EQ(controller_->snapshot()->services.entries()[0]->desired.backends.size(), 22u);
   EXPECT_EQ(fake_.services.begin()->second.backends.size(), 22u);
 }
 

@@ -22,6 +22,13 @@ class StateTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
+  nlohmann::json last_journal_line() const {
+    std::ifstream journal(dir_ + "/state.journal");
+    std::string line, last;
+    while (std::getline(journal, line)) last = line;
+    return nlohmann::json::parse(last, nullptr, false);
+  }
+
   // A state with `backends` backends in one service, tagged by its weight.
   static AgentState sample(size_t backends, uint32_t weight) {
     AgentState state;
@@ -119,17 +126,23 @@ TEST_F(StateTest, ServiceChangesAreJournaledAndReplayed) {
   ServiceSpec second;
   second.address = *ServiceAddress::parse("198.18.100.2:53/udp");
   second.backends.push_back({*Endpoint::parse("198.18.1.11:9000"), 2, BackendState::up});
+  auto whole = [&state] { return state; };
   state.desired.services.push_back(second);
-  ASSERT_TRUE(save_service_change(dir_, state, second.address));
+  ASSERT_TRUE(save_service_change(dir_, second.address, nullptr, &state.desired.services.back(), whole));
+  const ServiceSpec before = state.desired.services[0];
   state.desired.services[0].backends[1].weight = 9;
-  ASSERT_TRUE(save_service_change(dir_, state, state.desired.services[0].address));
+  state.desired.services[0].backends[2].state = BackendState::draining;
+  ASSERT_TRUE(save_service_change(dir_, before.address, &before, &state.desired.services[0], whole));
+  // Only those two backends went to the journal.
+  EXPECT_EQ(last_journal_line()["backends"]["set"].size(), 2u) << last_journal_line();
+  ASSERT_TRUE(load_state(dir_));
+  EXPECT_EQ(load_state(dir_)->value(), state);
   state.desired.services.erase(state.desired.services.begin());
-  const ServiceAddress first = sample(1, 1).desired.services[0].address;
-  ASSERT_TRUE(save_service_change(dir_, state, first));
+  ASSERT_TRUE(save_service_change(dir_, before.address, &before, nullptr, whole));
   auto loaded = load_state(dir_);
   ASSERT_TRUE(loaded && *loaded) << (loaded ? "" : loaded.error().message);
   EXPECT_EQ(**loaded, state);
-  // The journal holds three lines of one service each, not the state.
+  // The journal holds three lines, one change each, not the state.
   std::ifstream journal(dir_ + "/state.journal");
   std::string line;
   size_t lines = 0;
@@ -170,7 +183,20 @@ TEST_F(StateTest, AJournalOfAnotherStateIsIgnoredAndABadLineIsAnError) {
   }
   auto loaded = load_state(dir_);
   ASSERT_FALSE(loaded);
-  EXPECT_NE(loaded.error().message.find("line 2: expected set or remove"), std::string::npos) << loaded.error().message;
+  EXPECT_NE(loaded.error().message.find("line 2: expected set, backends or remove"), std::string::npos)
+      << loaded.error().message;
+  // Backends of a service the state does not hold: an error too.
+  ASSERT_TRUE(save_state(dir_, sample(2, 4)));
+  {
+    std::ofstream journal(dir_ + "/state.journal", std::ios::app);
+    journal << R"({"backends": {"service": "198.18.100.9:80/tcp", "set": []}})"
+            << "\n";
+  }
+  loaded = load_state(dir_);
+  ASSERT_FALSE(loaded);
+  EXPECT_NE(loaded.error().message.find("line 2: backends: service 198.18.100.9:80/tcp is not in the state"),
+            std::string::npos)
+      << loaded.error().message;
 }
 
 }  // namespace

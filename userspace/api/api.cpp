@@ -313,9 +313,9 @@ Error no_service(const ServiceAddress& address) {
 }  // namespace
 
 Api::Outcome Api::get_status(const Call& call) {
-  const auto& state = call.snapshot->state;
+  const Snapshot& state = *call.snapshot;
   size_t backends = 0;
-  for (const auto& service : state.desired.services) backends += service.backends.size();
+  for (const auto& entry : state.services.entries()) backends += entry->desired.backends.size();
   auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
   return {reply(200, {{"version", info_.version},
                       {"abi_version", TG_ABI_VERSION},
@@ -326,16 +326,16 @@ Api::Outcome Api::get_status(const Call& call) {
                       {"state_dir", info_.state_dir},
                       {"programs", {{"xdp", info_.xdp_program_id}, {"tc", info_.tc_program_id}}},
                       {"xdp_mode", info_.xdp_mode},
-                      {"interfaces", {{"xdp", state.xdp_interfaces}, {"tc", state.tc_interfaces}}},
+                      {"interfaces", {{"xdp", state.settings.xdp_interfaces}, {"tc", state.settings.tc_interfaces}}},
                       {"flow_capacity", info_.flow_capacity},
-                      {"services", state.desired.services.size()},
+                      {"services", state.services.size()},
                       {"backends", backends}})};
 }
 
-Api::Outcome Api::get_config(const Call& call) { return {reply(200, config_to_json(call.snapshot->state.desired))}; }
+Api::Outcome Api::get_config(const Call& call) { return {reply(200, config_to_json(call.snapshot->desired()))}; }
 
 Api::Outcome Api::put_config(const Call& call) {
-  Outcome outcome{{}, "", "config", config_to_json(call.snapshot->state.desired), {}};
+  Outcome outcome{{}, "", "config", config_to_json(call.snapshot->desired()), {}};
   auto body = parse_body(call.request);
   if (!body) return {failure(body.error()), "", outcome.object};
   auto next = parse_config_json(*body);
@@ -357,7 +357,7 @@ Api::Outcome Api::get_stats(const Call& call) { return {reply(200, stats_report(
 Api::Outcome Api::get_conntrack(const Call& call) {
   auto limit = query_number(call.request.query, "limit", 1000, 1);
   if (!limit) return {failure(limit.error())};
-  auto flows = list_flows(call.snapshot->backend_by_index, controller_.maps(), *limit);
+  auto flows = list_flows(*call.snapshot->backend_by_index, controller_.maps(), *limit);
   if (!flows) return {failure(flows.error())};
   return {reply(200, *flows)};
 }
@@ -378,17 +378,18 @@ Api::Outcome Api::get_events(const Call& call) {
 }
 
 Api::Outcome Api::get_policy(const Call& call) {
-  const Config& desired = call.snapshot->state.desired;
+  const Snapshot& snapshot = *call.snapshot;
   json services = json::object();
-  for (const auto& service : desired.services)
-    if (!service.policy.empty()) services[service.address.to_string()] = service_policy_to_json(service.policy);
-  return {reply(200, {{"access", access_lists_to_json(desired.access)},
-                      {"events", event_settings_to_json(desired.events)},
+  for (const auto& entry : snapshot.services.entries())
+    if (const ServiceSpec& service = entry->desired; !service.policy.empty())
+      services[service.address.to_string()] = service_policy_to_json(service.policy);
+  return {reply(200, {{"access", access_lists_to_json(snapshot.settings.access)},
+                      {"events", event_settings_to_json(snapshot.settings.events)},
                       {"services", services}})};
 }
 
 Api::Outcome Api::get_access(const Call& call) {
-  return {reply(200, access_lists_to_json(call.snapshot->state.desired.access))};
+  return {reply(200, access_lists_to_json(call.snapshot->settings.access))};
 }
 
 Api::Outcome Api::set_access(const Call& call) {
@@ -400,9 +401,9 @@ Api::Outcome Api::set_access(const Call& call) {
     lists = std::move(*parsed);
   }
   Status status = controller_.edit_globals(
-      [&](Config& config) {
-        outcome.before = access_lists_to_json(config.access);
-        config.access = lists;
+      [&](Settings& settings) {
+        outcome.before = access_lists_to_json(settings.access);
+        settings.access = lists;
         return Status{};
       },
       call.actor);
@@ -413,7 +414,9 @@ Api::Outcome Api::set_access(const Call& call) {
 }
 
 Api::Outcome Api::list_services(const Call& call) {
-  return {reply(200, config_to_json(call.snapshot->state.desired)["services"])};
+  json services = json::array();
+  for (const auto& entry : call.snapshot->services.entries()) services.push_back(service_to_json(entry->desired));
+  return {reply(200, services)};
 }
 
 Api::Outcome Api::add_service(const Call& call) {

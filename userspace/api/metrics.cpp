@@ -58,7 +58,8 @@ Result<std::string> prometheus_metrics(const Controller& controller, const Healt
     families[family].samples += fmt::format("{}{{{}}} {}\n", families[family].name, labels, value);
   };
 
-  for (const auto& service : state->state.desired.services) {
+  for (const auto& entry : state->services.entries()) {
+    const ServiceSpec& service = entry->desired;
     for (const auto& backend : service.backends) {
       const BackendKey key{service.address, backend.endpoint};
       const std::string labels = fmt::format(R"(service="{}",backend="{}")", escape(service.address.to_string()),

@@ -16,7 +16,8 @@ nlohmann::json counters_json(const Result<tg_counters>& counters) {
 nlohmann::json stats_report(const Snapshot& snapshot, const MapFds& maps) {
   nlohmann::json report;
   report["services"] = nlohmann::json::array();
-  for (const auto& spec : snapshot.state.desired.services) {
+  for (const auto& entry : snapshot.services.entries()) {
+    const ServiceSpec& spec = entry->desired;
     auto id = snapshot.service_id(spec.address);
     if (!id) continue;  // not in the data path (a failed first apply)
     nlohmann::json service = {{"address", spec.address.to_string()},

@@ -5,64 +5,40 @@
 namespace tollgate {
 namespace {
 
-bool same_globals(const Config& a, const Config& b) {
-  return a.timeouts == b.timeouts && a.access == b.access && a.events == b.events;
-}
-
-ServiceSpec* find_service(Config& config, const ServiceAddress& address) {
-  for (auto& service : config.services)
-    if (service.address == address) return &service;
-  return nullptr;
-}
-
 bool has_backend(const ServiceSpec& service, const Endpoint& endpoint) {
   for (const auto& backend : service.backends)
     if (backend.endpoint == endpoint) return true;
   return false;
 }
 
+Settings settings_of(const Config& config, const Settings& rest) {
+  Settings settings = rest;
+  settings.timeouts = config.timeouts;
+  settings.access = config.access;
+  settings.events = config.events;
+  return settings;
+}
+
+// check_policy_capacity() of the snapshot's desired state, without copying it.
+Status check_policy_capacity(const Snapshot& snapshot) {
+  size_t allow = snapshot.settings.access.allow.size(), deny = snapshot.settings.access.deny.size();
+  for (const auto& entry : snapshot.services.entries()) {
+    allow += entry->desired.policy.access.allow.size();
+    deny += entry->desired.policy.access.deny.size();
+  }
+  return check_acl_capacity(allow, deny);
+}
+
 }  // namespace
-
-const ServiceSpec* Snapshot::service(const ServiceAddress& address) const {
-  for (const auto& service : state.desired.services)
-    if (service.address == address) return &service;
-  return nullptr;
-}
-
-ServiceSpec Snapshot::effective(const ServiceSpec& desired) const {
-  ServiceSpec out = desired;
-  if (held_down.empty()) return out;
-  for (auto& backend : out.backends)
-    if (held_down.contains({out.address, backend.endpoint})) backend.state = BackendState::down;
-  return out;
-}
-
-bool Snapshot::selectable(const ServiceAddress& service, const BackendSpec& backend) const {
-  return backend.state == BackendState::up && !held_down.contains({service, backend.endpoint});
-}
-
-std::optional<uint32_t> Snapshot::backend_index(const ServiceAddress& service, const Endpoint& backend) const {
-  auto found = slots.find(service);
-  if (found == slots.end()) return std::nullopt;
-  auto index = found->second.backends.find(backend);
-  if (index == found->second.backends.end()) return std::nullopt;
-  return index->second;
-}
-
-std::optional<uint32_t> Snapshot::service_id(const ServiceAddress& service) const {
-  auto found = slots.find(service);
-  if (found == slots.end()) return std::nullopt;
-  return found->second.id;
-}
 
 Controller::Controller(DataplaneTarget& dataplane, const MapFds& maps, AuditLog& audit, std::string state_dir,
                        AgentState state)
-    : dataplane_(dataplane), maps_(maps), audit_(audit), state_dir_(std::move(state_dir)) {
-  Snapshot first;
-  first.state = std::move(state);
-  current_ = std::make_shared<const Snapshot>(std::move(first));
-  published_ = current_;
-}
+    : dataplane_(dataplane),
+      maps_(maps),
+      audit_(audit),
+      state_dir_(std::move(state_dir)),
+      current_(std::make_shared<const Snapshot>(Snapshot::of(std::move(state)))),
+      published_(current_) {}
 
 std::shared_ptr<const Snapshot> Controller::snapshot() const {
   std::lock_guard lock(published_mutex_);
@@ -79,87 +55,93 @@ Status Controller::apply(const Config& desired, const nlohmann::json& actor,
                          const std::optional<std::string>& config_digest) {
   std::lock_guard lock(mutex_);
   Snapshot next = *current_;
-  next.state.desired = desired;
-  if (config_digest) next.state.config_digest = *config_digest;
+  next.settings = settings_of(desired, current_->settings);
+  if (config_digest) next.settings.config_digest = *config_digest;
+  // Services that did not change stay shared with the current snapshot.
+  std::set<ServiceAddress> touched;
+  ServiceTable::Entries entries;
+  for (const auto& service : desired.services) {
+    auto before = current_->services.shared(service.address);
+    if (applied_ && before && before->desired == service) {
+      entries.push_back(std::move(before));
+      continue;
+    }
+    touched.insert(service.address);
+    entries.push_back(std::make_shared<const ServiceEntry>(
+        ServiceEntry{service, before ? before->slots : std::optional<ServiceSlots>()}));
+  }
+  next.services = ServiceTable(std::move(entries));
+  for (const auto& entry : current_->services.entries())
+    if (!next.services.find(entry->desired.address)) touched.insert(entry->desired.address);
+  if (!applied_)  // what the data path holds from before (adopted) and no longer wanted
+    for (const auto& address : dataplane_.service_addresses()) touched.insert(address);
   // Held-down backends that are gone are forgotten.
   std::erase_if(next.held_down, [&](const BackendKey& key) {
     const ServiceSpec* service = next.service(key.first);
     return !service || !has_backend(*service, key.second);
   });
-  std::set<ServiceAddress> touched;
-  for (const auto& service : desired.services) {
-    const ServiceSpec* before = current_->service(service.address);
-    if (!applied_ || !before || !(*before == service)) touched.insert(service.address);
-  }
-  for (const auto& service : current_->state.desired.services)
-    if (!next.service(service.address)) touched.insert(service.address);
-  if (!applied_)  // what the data path holds from before (adopted) and no longer wanted
-    for (const auto& address : dataplane_.service_addresses()) touched.insert(address);
-  return commit(std::move(next), touched, actor);
+  const bool state_changed = !(next.settings == current_->settings) || !(desired == current_->desired());
+  return commit(std::move(next), touched, state_changed, actor);
 }
 
 Status Controller::edit_service(const ServiceAddress& address, const ServiceEdit& edit, const nlohmann::json& actor) {
   std::lock_guard lock(mutex_);
+  const ServiceEntry* before = current_->services.find(address);
   std::optional<ServiceSpec> service;
-  if (const ServiceSpec* found = current_->service(address)) service = *found;
-  const bool existed = service.has_value();
+  if (before) service = before->desired;
   if (auto status = edit(service); !status) return status;
   if (service && service->address != address)
     return make_error(ErrorKind::internal, "an edit of service {} changed its address", address.to_string());
+  if (!service && !before) return {};
+  if (applied_ && service && before && *service == before->desired) return {};
   Snapshot next = *current_;
-  Config& desired = next.state.desired;
   if (service) {
     if (auto status = validate_service(*service); !status) return with_context(status.error(), address.to_string());
-    if (ServiceSpec* slot = find_service(desired, address))
-      *slot = std::move(*service);
-    else
-      desired.services.push_back(std::move(*service));
-  } else if (existed) {
-    std::erase_if(desired.services, [&](const ServiceSpec& spec) { return spec.address == address; });
+    next.services.put(std::make_shared<const ServiceEntry>(
+        ServiceEntry{std::move(*service), before ? before->slots : std::optional<ServiceSlots>()}));
   } else {
-    return {};
+    next.services.erase(address);
   }
   const ServiceSpec* after = next.service(address);
   std::erase_if(next.held_down, [&](const BackendKey& key) {
     return key.first == address && (!after || !has_backend(*after, key.second));
   });
-  return commit(std::move(next), {address}, actor);
+  return commit(std::move(next), {address}, true, actor);
 }
 
-Status Controller::edit_globals(const ConfigEdit& edit, const nlohmann::json& actor) {
+Status Controller::edit_globals(const SettingsEdit& edit, const nlohmann::json& actor) {
   std::lock_guard lock(mutex_);
   Snapshot next = *current_;
-  if (auto status = edit(next.state.desired); !status) return status;
-  if (!(next.state.desired.services == current_->state.desired.services))
-    return make_error(ErrorKind::internal, "an edit of the global settings changed services");
-  return commit(std::move(next), {}, actor);
+  if (auto status = edit(next.settings); !status) return status;
+  const bool state_changed = !(next.settings == current_->settings);
+  return commit(std::move(next), {}, state_changed, actor);
 }
 
-Status Controller::commit(Snapshot next, const std::set<ServiceAddress>& touched, const nlohmann::json& actor) {
-  const Config& desired = next.state.desired;
+Status Controller::commit(Snapshot next, const std::set<ServiceAddress>& touched, bool state_changed,
+                          const nlohmann::json& actor) {
   // One service changed alone (an API edit, the health loop): checked,
   // persisted and reconciled without walking the others.
-  const ServiceSpec* single = nullptr;
-  const bool one_service = applied_ && touched.size() == 1 && same_globals(current_->state.desired, desired) &&
-                           next.state.config_digest == current_->state.config_digest;
-  if (one_service) single = next.service(*touched.begin());
-  if (one_service && single) {
+  const bool one_service = applied_ && touched.size() == 1 && next.settings == current_->settings;
+  const ServiceSpec* single = one_service ? next.service(*touched.begin()) : nullptr;
+  if (single) {
     if (auto status = dataplane_.check_service_capacity(*single); !status) return status;
   } else if (!one_service) {
-    if (auto status = dataplane_.check_capacity(desired.services); !status) return status;
+    if (auto status = dataplane_.check_capacity(next.desired().services); !status) return status;
   }
-  if (auto status = check_policy_capacity(desired); !status) return status;
-  const bool state_changed = !(next.state == current_->state);
+  if (auto status = check_policy_capacity(next); !status) return status;
   if (applied_ && !state_changed && next.held_down == current_->held_down) return {};
-  auto persist = [&](const AgentState& state) {
-    return one_service ? save_service_change(state_dir_, state, *touched.begin()) : save_state(state_dir_, state);
+  auto persist = [&](const Snapshot& from, const Snapshot& to) {
+    if (!one_service) return save_state(state_dir_, to.persisted());
+    const ServiceAddress& address = *touched.begin();
+    return save_service_change(state_dir_, address, from.service(address), to.service(address),
+                               [&to] { return to.persisted(); });
   };
   // Persist first: a crash after this point restarts into the new state.
   if (state_changed)
-    if (auto status = persist(next.state); !status) return status;
+    if (auto status = persist(*current_, next); !status) return status;
   if (auto status = reconcile(*current_, next, touched); !status) {
     Status restored = applied_ ? reconcile(next, *current_, touched) : Status{};
-    Status saved = state_changed ? persist(current_->state) : Status{};
+    Status saved = state_changed ? persist(next, *current_) : Status{};
     if (!restored || !saved) {
       const Error& second = !restored ? restored.error() : saved.error();
       log::error("could not restore the previous state after a failed change: {}", second.message);
@@ -172,18 +154,13 @@ Status Controller::commit(Snapshot next, const std::set<ServiceAddress>& touched
     return error;
   }
   // Where the data path now keeps the touched services.
+  std::vector<Snapshot::SlotChange> slots;
   for (const auto& address : touched) {
-    if (auto old = next.slots.find(address); old != next.slots.end()) {
-      next.service_by_id.erase(old->second.id);
-      for (const auto& [endpoint, index] : old->second.backends) next.backend_by_index.erase(index);
-      next.slots.erase(old);
-    }
-    auto slots = dataplane_.slots(address);
-    if (!slots || !next.service(address)) continue;
-    next.service_by_id[slots->id] = address;
-    for (const auto& [endpoint, index] : slots->backends) next.backend_by_index[index] = {address, endpoint};
-    next.slots.emplace(address, std::move(*slots));
+    const ServiceEntry* before = current_->services.find(address);
+    slots.push_back({address, before ? before->slots : std::nullopt,
+                     next.service(address) ? dataplane_.slots(address) : std::nullopt});
   }
+  next.set_slots(std::move(slots));
   audit_backend_changes(*current_, next, touched, actor);
   ++next.version;
   applied_ = true;
@@ -192,10 +169,9 @@ Status Controller::commit(Snapshot next, const std::set<ServiceAddress>& touched
 }
 
 Status Controller::reconcile(const Snapshot& from, const Snapshot& to, const std::set<ServiceAddress>& touched) {
-  const Config& desired = to.state.desired;
-  if (!applied_ || !same_globals(from.state.desired, desired)) {
-    if (auto status = dataplane_.set_timeouts(desired.timeouts); !status) return status;
-    if (auto status = dataplane_.set_global_policy(desired.access, desired.events); !status) return status;
+  if (!applied_ || !from.settings.same_globals(to.settings)) {
+    if (auto status = dataplane_.set_timeouts(to.settings.timeouts); !status) return status;
+    if (auto status = dataplane_.set_global_policy(to.settings.access, to.settings.events); !status) return status;
   }
   // Removals first: their slots are free for what is added.
   for (const auto& address : touched) {
@@ -203,14 +179,16 @@ Status Controller::reconcile(const Snapshot& from, const Snapshot& to, const std
     if (auto status = dataplane_.remove_service(address); !status)
       return with_context(status.error(), address.to_string());
   }
-  std::vector<ServiceSpec> changed;
-  for (const auto& service : desired.services)
-    if (touched.contains(service.address)) changed.push_back(to.effective(service));
-  if (changed.size() == 1) {
-    if (auto status = dataplane_.apply_service(changed[0]); !status)
-      return with_context(status.error(), fmt::format("service {}", changed[0].address.to_string()));
+  if (touched.size() == 1) {
+    const ServiceSpec* service = to.service(*touched.begin());
+    if (!service) return {};
+    if (auto status = dataplane_.apply_service(to.effective(*service)); !status)
+      return with_context(status.error(), fmt::format("service {}", service->address.to_string()));
     return {};
   }
+  std::vector<ServiceSpec> changed;  // in the configured order
+  for (const auto& entry : to.services.entries())
+    if (touched.contains(entry->desired.address)) changed.push_back(to.effective(entry->desired));
   return dataplane_.apply_services(changed);
 }
 
@@ -227,18 +205,16 @@ Status Controller::set_held_down(const BackendKey& key, bool down) {
     next.held_down.insert(key);
   else
     next.held_down.erase(key);
-  return commit(std::move(next), {key.first}, {{"source", "health"}});
+  return commit(std::move(next), {key.first}, false, {{"source", "health"}});
 }
 
 Status Controller::set_interfaces(std::vector<std::string> xdp, std::vector<std::string> tc) {
   std::lock_guard lock(mutex_);
-  AgentState state = current_->state;
-  state.xdp_interfaces = std::move(xdp);
-  state.tc_interfaces = std::move(tc);
-  if (state == current_->state) return {};
-  if (auto status = save_state(state_dir_, state); !status) return status;
   Snapshot next = *current_;
-  next.state = std::move(state);
+  next.settings.xdp_interfaces = std::move(xdp);
+  next.settings.tc_interfaces = std::move(tc);
+  if (next.settings == current_->settings) return {};
+  if (auto status = save_state(state_dir_, next.persisted()); !status) return status;
   publish(std::move(next));
   return {};
 }

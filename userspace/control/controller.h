@@ -24,30 +24,10 @@
 #include "config.h"
 #include "dataplane_target.h"
 #include "loader.h"
+#include "snapshot.h"
 #include "state.h"
 
 namespace tollgate {
-
-// The state as of one change. Cheap to hold; never changes.
-struct Snapshot {
-  uint64_t version = 0;  // counts applied changes
-  AgentState state;      // desired, as persisted
-  // Out of selection for their health, whatever their desired state.
-  std::set<BackendKey> held_down;
-  // Where the data path keeps each service, and the way back from the
-  // numbers it reports.
-  std::map<ServiceAddress, ServiceSlots> slots;
-  std::map<uint32_t, ServiceAddress> service_by_id;
-  std::map<uint32_t, BackendKey> backend_by_index;
-
-  const ServiceSpec* service(const ServiceAddress& address) const;
-  // A desired spec as the data path runs it (held-down backends down).
-  ServiceSpec effective(const ServiceSpec& desired) const;
-  // Takes new flows: desired up and not held down.
-  bool selectable(const ServiceAddress& service, const BackendSpec& backend) const;
-  std::optional<uint32_t> backend_index(const ServiceAddress& service, const Endpoint& backend) const;
-  std::optional<uint32_t> service_id(const ServiceAddress& service) const;
-};
 
 class Controller {
  public:
@@ -74,9 +54,9 @@ class Controller {
   using ServiceEdit = std::function<Status(std::optional<ServiceSpec>& service)>;
   Status edit_service(const ServiceAddress& address, const ServiceEdit& edit, const nlohmann::json& actor);
   // A change of the global settings (access lists, events, timeouts):
-  // `edit` gets a copy of the desired config; its services must stay.
-  using ConfigEdit = std::function<Status(Config& config)>;
-  Status edit_globals(const ConfigEdit& edit, const nlohmann::json& actor);
+  // `edit` gets a copy of the current ones.
+  using SettingsEdit = std::function<Status(Settings& settings)>;
+  Status edit_globals(const SettingsEdit& edit, const nlohmann::json& actor);
 
   // Health overlay, not persisted: a held-down backend is down in the data
   // path (its flows move) until released. Only its service is rewritten.
@@ -85,10 +65,12 @@ class Controller {
   Status set_interfaces(std::vector<std::string> xdp, std::vector<std::string> tc);
 
  private:
-  // Persists `next`, reconciles the services in `touched` (and the global
+  // Persists `next` when `state_changed` (what is persisted differs from
+  // `current`), reconciles the services in `touched` (and the global
   // settings when they changed) from `current` to `next`, publishes it; on
   // failure puts back `current`. Holds mutex_.
-  Status commit(Snapshot next, const std::set<ServiceAddress>& touched, const nlohmann::json& actor);
+  Status commit(Snapshot next, const std::set<ServiceAddress>& touched, bool state_changed,
+                const nlohmann::json& actor);
   Status reconcile(const Snapshot& from, const Snapshot& to, const std::set<ServiceAddress>& touched);
   void publish(Snapshot next);
   void audit_backend_changes(const Snapshot& before, const Snapshot& after, const std::set<ServiceAddress>& touched,

@@ -57,13 +57,13 @@ void EventMonitor::handle(const tg_event& event) {
   nlohmann::json entry = {{"event", "datapath"}, {"time", utc_now()}, {"kind", event_kind_name(kind)}};
   {
     const auto snapshot = controller_.snapshot();
-    auto service = snapshot->service_by_id.find(event.service_id);
-    entry["service"] =
-        service != snapshot->service_by_id.end() ? service->second.to_string() : fmt::format("id {}", event.service_id);
+    auto service = snapshot->service_by_id->find(event.service_id);
+    entry["service"] = service != snapshot->service_by_id->end() ? service->second.to_string()
+                                                                 : fmt::format("id {}", event.service_id);
     if (kind == TG_EVENT_FLOW_MOVED) {
-      auto backend = snapshot->backend_by_index.find(event.detail);
-      entry["backend"] = backend != snapshot->backend_by_index.end() ? backend->second.second.to_string()
-                                                                     : fmt::format("slot {}", event.detail);
+      auto backend = snapshot->backend_by_index->find(event.detail);
+      entry["backend"] = backend != snapshot->backend_by_index->end() ? backend->second.second.to_string()
+                                                                      : fmt::format("slot {}", event.detail);
     }
   }
   if (event.family == TG_FAMILY_IPV4 || event.family == TG_FAMILY_IPV6)

@@ -43,6 +43,45 @@ Status write_all(int fd, std::string_view content, const std::string& path) {
   return {};
 }
 
+// The backends of `after` that differ from `before`, when nothing else does
+// (the same endpoints in the same order, the same service settings).
+std::optional<std::vector<const BackendSpec*>> changed_backends(const ServiceSpec* before, const ServiceSpec& after) {
+  if (!before || before->backends.size() != after.backends.size()) return std::nullopt;
+  ServiceSpec rest = *before;
+  rest.backends = after.backends;
+  if (!(rest == after)) return std::nullopt;
+  std::vector<const BackendSpec*> changed;
+  for (size_t i = 0; i < after.backends.size(); ++i) {
+    if (before->backends[i].endpoint != after.backends[i].endpoint) return std::nullopt;
+    if (!(before->backends[i] == after.backends[i])) changed.push_back(&after.backends[i]);
+  }
+  return changed;
+}
+
+// A "backends" record: those backends of the service, as they are now.
+Status replay_backends(const json& record, Config& config) {
+  if (!record.is_object() || !record.contains("service") || !record["service"].is_string() || !record.contains("set") ||
+      !record["set"].is_array())
+    return make_error(ErrorKind::io, "expected {{\"service\": ..., \"set\": [...]}}");
+  auto address = ServiceAddress::parse(record["service"].get<std::string>());
+  if (!address) return address.error();
+  auto service = std::find_if(config.services.begin(), config.services.end(),
+                              [&](const ServiceSpec& spec) { return spec.address == *address; });
+  if (service == config.services.end())
+    return make_error(ErrorKind::io, "service {} is not in the state", address->to_string());
+  for (const auto& entry : record["set"]) {
+    auto backend = parse_backend_json(entry, "set");
+    if (!backend) return backend.error();
+    auto slot = std::find_if(service->backends.begin(), service->backends.end(),
+                             [&](const BackendSpec& spec) { return spec.endpoint == backend->endpoint; });
+    if (slot == service->backends.end())
+      return make_error(ErrorKind::io, "backend {} is not in service {}", backend->endpoint.to_string(),
+                        address->to_string());
+    *slot = std::move(*backend);
+  }
+  return {};
+}
+
 // Applies the journal's records to `config`. A last line without its
 // newline was cut by a crash and is ignored; any other bad line is an error.
 Status replay_journal(const std::string& path, const std::string& id, Config& config) {
@@ -75,8 +114,12 @@ Status replay_journal(const std::string& path, const std::string& id, Config& co
       if (!address)
         return make_error(ErrorKind::io, "state journal {}: line {}: {}", path, number, address.error().message);
       std::erase_if(config.services, [&](const ServiceSpec& spec) { return spec.address == *address; });
+    } else if (record.contains("backends")) {
+      if (auto status = replay_backends(record["backends"], config); !status)
+        return make_error(ErrorKind::io, "state journal {}: line {}: backends: {}", path, number,
+                          status.error().message);
     } else {
-      return make_error(ErrorKind::io, "state journal {}: line {}: expected set or remove", path, number);
+      return make_error(ErrorKind::io, "state journal {}: line {}: expected set, backends or remove", path, number);
     }
   }
   return {};
@@ -144,16 +187,20 @@ Status save_state(const std::string& dir, const AgentState& state) {
   return write_file_atomically(journal_path(dir), json{{"journal", id}}.dump() + "\n");
 }
 
-Status save_service_change(const std::string& dir, const AgentState& state, const ServiceAddress& address) {
+Status save_service_change(const std::string& dir, const ServiceAddress& address, const ServiceSpec* before,
+                           const ServiceSpec* after, const std::function<AgentState()>& whole) {
   struct stat info {};
-  if (stat(journal_path(dir).c_str(), &info) != 0 || info.st_size > kMaxJournalBytes) return save_state(dir, state);
+  if (stat(journal_path(dir).c_str(), &info) != 0 || info.st_size > kMaxJournalBytes) return save_state(dir, whole());
   json record;
-  auto found = std::find_if(state.desired.services.begin(), state.desired.services.end(),
-                            [&](const ServiceSpec& spec) { return spec.address == address; });
-  if (found != state.desired.services.end())
-    record = {{"set", service_to_json(*found)}};
-  else
+  if (!after) {
     record = {{"remove", address.to_string()}};
+  } else if (auto changed = changed_backends(before, *after)) {
+    json backends = json::array();
+    for (const BackendSpec* backend : *changed) backends.push_back(backend_to_json(*backend));
+    record = {{"backends", {{"service", address.to_string()}, {"set", std::move(backends)}}}};
+  } else {
+    record = {{"set", service_to_json(*after)}};
+  }
   const std::string path = journal_path(dir);
   int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   if (fd < 0) return errno_error(ErrorKind::io, errno, "cannot open {}: {}", path, std::strerror(errno));

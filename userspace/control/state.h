@@ -4,6 +4,7 @@
 // either the old file or the new one, never a mix.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,9 +36,12 @@ Result<std::optional<AgentState>> load_state(const std::string& dir);
 // services' config for one backend's change would cost a third of a second.
 // load_state() applies the journal; save_state() starts a new one.
 Status save_state(const std::string& dir, const AgentState& state);
-// Records that the service at `address` is now as in `state` (or gone from
-// it); the whole state is written instead when the journal is long.
-Status save_service_change(const std::string& dir, const AgentState& state, const ServiceAddress& address);
+// Records that the service at `address` went from `before` to `after`
+// (nullptr: none); when only some backends changed (a drain, a weight),
+// only those. The whole state, from `whole`, is written instead when the
+// journal is long.
+Status save_service_change(const std::string& dir, const ServiceAddress& address, const ServiceSpec* before,
+                           const ServiceSpec* after, const std::function<AgentState()>& whole);
 
 // Writes `path` aside, fsyncs it, renames it over `path` and fsyncs the
 // directory, so that the rename itself survives a crash.

@@ -409,7 +409,9 @@ Status Dataplane::install_table(ServiceState& service, std::vector<uint32_t> ent
   // period before returning, so no program still reads the table this
   // replaces by the time we next write into it as the standby.
   int table_fd = standby.fd;
+  const auto switch_started = std::chrono::steady_clock::now();
   if (auto status = update(maps_.maglev, &service.id, &table_fd, "tg_maglev"); !status) return status;
+  last_write_.table_switch += std::chrono::steady_clock::now() - switch_started;
   service.active_table = standby_index;
   return {};
 }

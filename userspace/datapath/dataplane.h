@@ -23,10 +23,12 @@
 
 namespace tollgate {
 
-// How many map entries the last apply_service() wrote.
+// How many map entries the last apply_service() wrote, and how long its
+// table switch took (the kernel's wait for an RCU grace period).
 struct WriteCounts {
   size_t backend_entries = 0;
   size_t table_entries = 0;
+  std::chrono::nanoseconds table_switch{0};
 };
 
 class Dataplane final : public DataplaneTarget {

@@ -59,7 +59,8 @@ void HealthMonitor::sync_targets(Clock::time_point now) {
     const auto snapshot = controller_.snapshot();
     if (snapshot->version == seen_version_) return;
     seen_version_ = snapshot->version;
-    for (const auto& service : snapshot->state.desired.services) {
+    for (const auto& entry : snapshot->services.entries()) {
+      const ServiceSpec& service = entry->desired;
       if (!service.health_check) continue;
       for (const auto& backend : service.backends) {
         CheckTarget target{backend.endpoint, *service.health_check};
@@ -85,7 +86,8 @@ void HealthMonitor::tick(Clock::time_point now, const std::vector<ProbeOutcome>&
   const MapFds& maps = controller_.maps();
   std::map<BackendKey, BackendHealth> snapshot;
   std::map<BackendKey, bool> present;
-  for (const auto& service : state->state.desired.services) {
+  for (const auto& entry : state->services.entries()) {
+    const ServiceSpec& service = entry->desired;
     std::vector<OutlierSample> samples;
     for (const auto& backend : service.backends) {
       const BackendKey key{service.address, backend.endpoint};

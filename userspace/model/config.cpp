@@ -134,6 +134,10 @@ Status check_policy_capacity(const Config& config) {
     allow += service.policy.access.allow.size();
     deny += service.policy.access.deny.size();
   }
+  return check_acl_capacity(allow, deny);
+}
+
+Status check_acl_capacity(size_t allow, size_t deny) {
   if (std::max(allow, deny) > TG_ACL_MAX_ENTRIES)
     return make_error(ErrorKind::capacity,
                       "policy: {} allow and {} deny entries in all, the data path holds at most {} of each", allow,

@@ -57,5 +57,7 @@ std::string content_digest(std::string_view content);
 nlohmann::json config_to_json(const Config& config);
 // The total of access-list entries must fit the data path's tries.
 Status check_policy_capacity(const Config& config);
+// The same for totals already counted (global and every service's).
+Status check_acl_capacity(size_t allow, size_t deny);
 
 }  // namespace tollgate

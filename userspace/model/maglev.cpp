@@ -14,10 +14,11 @@ uint64_t mix64(uint64_t value) {
   return value ^ (value >> 31);
 }
 
+// A backend's preference list, slot (offset + j * skip) % size for j = 0,
+// 1, ...: `slot` is its next entry, stepped by addition (no division).
 struct Permutation {
-  uint64_t offset = 0;
-  uint64_t skip = 0;
-  uint64_t next = 0;    // how far along its preference list the backend is
+  uint32_t slot = 0;
+  uint32_t skip = 0;
   uint64_t target = 0;  // weighted turn bookkeeping
 };
 
@@ -49,8 +50,8 @@ std::vector<uint32_t> build_maglev_table(std::span<const MaglevBackend> backends
 
   std::vector<Permutation> permutations(backends.size());
   for (size_t i = 0; i < backends.size(); ++i) {
-    permutations[i].offset = mix64(backends[i].key ^ 0x6d61676c65763031ULL) % size;
-    permutations[i].skip = mix64(backends[i].key ^ 0x736b69707065726dULL) % (size - 1) + 1;
+    permutations[i].slot = static_cast<uint32_t>(mix64(backends[i].key ^ 0x6d61676c65763031ULL) % size);
+    permutations[i].skip = static_cast<uint32_t>(mix64(backends[i].key ^ 0x736b69707065726dULL) % (size - 1) + 1);
   }
 
   // Turns go in key order, so the table depends on the set of backends and
@@ -69,10 +70,11 @@ std::vector<uint32_t> build_maglev_table(std::span<const MaglevBackend> backends
       auto& permutation = permutations[i];
       if (backends[i].weight == 0 || round * backends[i].weight < permutation.target) continue;
       permutation.target += max_weight;
-      uint64_t slot;
+      uint32_t slot;
       do {
-        slot = (permutation.offset + permutation.next * permutation.skip) % size;
-        ++permutation.next;
+        slot = permutation.slot;
+        permutation.slot += permutation.skip;  // both below size, size below 2^31
+        if (permutation.slot >= size) permutation.slot -= size;
       } while (table[slot] != kMaglevEmpty);
       table[slot] = static_cast<uint32_t>(i);
       ++filled;
