@@ -35,9 +35,9 @@ XDP_TOOL = BUILD / "tollgate_bench_xdp"
 VIP = lab_kit.SERVICE_V4
 BACKENDS = lab_kit.BACKENDS_V4
 HTTP_PORT, UDP_PORT, IPERF_PORT = 8090, 9001, 5201
-GW_C_MAC = "02:74:67:00:00:01"
-CLIENT_MACS = {"c1": "02:74:67:00:00:11", "c2": "02:74:67:00:00:12"}
-CLIENT_ADDRESSES = {"c1": "198.18.0.11", "c2": "198.18.0.12"}
+GW_C_MAC = lab_kit.GW_CLIENT_MAC
+CLIENT_MACS = lab_kit.CLIENT_MACS
+CLIENT_ADDRESSES = lab_kit.CLIENTS_V4
 STATE = Path("/run/tollgate-lab/bench")  # inside the lab's state dir: `tools/lab down` removes it
 SECONDS = 3  # each load runs this long (counted: the last SECONDS - 1)
 
@@ -68,7 +68,7 @@ def run(command, timeout=60, check=True, **kwargs):
 
 
 def ns(node, *command):
-    return ["nsenter", f"--net=/run/netns/tg-{node}", "--", *map(str, command)]
+    return ["nsenter", f"--net=/run/netns/{lab_kit.namespace(node)}", "--", *map(str, command)]
 
 
 def summary(values):
@@ -231,9 +231,9 @@ class Mode:
             self.agent = lab_kit.Agent(self.lab, tollgate_config())
             self.agent.start()
         elif self.name == "redirect":
-            self.process = subprocess.Popen(ns("gw", XDP_TOOL, "redirect", "--from", "tgc0", "--to", "tgb0",
-                                               "--seconds", 120), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                            text=True)
+            self.process = subprocess.Popen(ns("gw", XDP_TOOL, "redirect", "--from", lab_kit.GW_CLIENT_LINK,
+                                               "--to", lab_kit.GW_BACKEND_LINK, "--seconds", 120),
+                                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             if "attached" not in self.process.stdout.readline():
                 raise RuntimeError("bare redirect did not attach")
         return self
@@ -289,13 +289,15 @@ def gateway_pps(mode):
     peer in the switch), counted and dropped at its backend-side peer."""
     address, port = mode.target(UDP_PORT)
     frame = udp_frame(CLIENT_MACS["c1"], CLIENT_ADDRESSES["c1"], address, port)
-    return counted_send(mode, "bsw", "tgp-gwb", [("csw", "tgp-gwc", frame), ("csw", "tgp-gwc", frame)])
+    sender = ("csw", lab_kit.GW_CLIENT_PORT, frame)
+    return counted_send(mode, "bsw", lab_kit.GW_BACKEND_PORT, [sender, sender])
 
 
 def backend_rx():
     total = 0
     for name in BACKENDS:
-        stats = json.loads(run(["ip", "-n", f"tg-{name}", "-s", "-j", "link", "show", "tgeth0"]).stdout)
+        stats = json.loads(run(["ip", "-n", lab_kit.namespace(name), "-s", "-j", "link", "show",
+                                lab_kit.NODE_LINK]).stdout)
         total += stats[0]["stats64"]["rx"]["packets"]
     return total
 
@@ -303,7 +305,7 @@ def backend_rx():
 def udp_pps(mode):
     """Both clients send (one per CPU); datagrams counted at the backends."""
     address, port = mode.target(UDP_PORT)
-    processes = [subprocess.Popen(["taskset", "-c", str(cpu)] + ns(node, XDP_TOOL, "send", "--interface", "tgeth0",
+    processes = [subprocess.Popen(["taskset", "-c", str(cpu)] + ns(node, XDP_TOOL, "send", "--interface", lab_kit.NODE_LINK,
                                                                     "--frame", udp_frame(CLIENT_MACS[node],
                                                                                          CLIENT_ADDRESSES[node],
                                                                                          address, port),
@@ -403,7 +405,7 @@ def agent_memory():
         try:
             time.sleep(1)  # let it settle (threads started, first health round)
             idle = resident_kib(agent.process.pid)
-            services = [lab_kit.service(f"198.18.{128 + i // 250}.{1 + i % 250}:80/tcp",
+            services = [lab_kit.service(f"{lab_kit.scale_service_v4(i)}:80/tcp",
                                         [f"{BACKENDS['b1']}:{HTTP_PORT}"], maglev_size=251) for i in range(10000)]
             started = time.monotonic()
             agent.reconfigure({"services": services}, timeout=300)
@@ -475,7 +477,8 @@ def report(results, command):
                    + "; ".join(f"**{MODE_NAMES[m]}**" for m in MODES) + ". Plain routing sends to the backends directly. "
                    "nftables: DNAT through `address . protocol . port` verdict map → service chain → "
                    "`numgen random` verdict map → endpoint chain (kube-proxy's nftables layout). HAProxy: TCP "
-                   "mode, round robin. Bare redirect: XDP `bpf_redirect` tgc0 → tgb0, nothing else.\n")
+                   f"mode, round robin. Bare redirect: XDP `bpf_redirect` {lab_kit.GW_CLIENT_LINK} → "
+                   f"{lab_kit.GW_BACKEND_LINK}, nothing else.\n")
         out.append("- Gateway packet rate: 64-byte UDP frames (1,024 flows) handed to the gateway's client veth by "
                    "two packet-socket senders (one per CPU) in the switch, counted and dropped by XDP at the "
                    "gateway's backend-side peer.")

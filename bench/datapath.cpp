@@ -60,16 +60,16 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// The addresses of the test network (tests/bpf/netns.h).
-constexpr const char* kService = "198.18.100.1";
-constexpr const char* kService6 = "2001:db8:100::1";
-constexpr const char* kLimitedService = "198.18.100.2";
-constexpr const char* kDeniedService = "198.18.100.3";
-constexpr const char* kNotAService = "198.18.200.1";
-constexpr const char* kClient = "198.18.0.100";
-constexpr const char* kClient6 = "2001:db8::100";
-constexpr const char* kBackends[] = {"198.18.1.11", "198.18.1.12", "198.18.1.13", "198.18.1.14"};
-constexpr const char* kBackends6[] = {"2001:db8:1::11", "2001:db8:1::12", "2001:db8:1::13", "2001:db8:1::14"};
+// The addresses of the test network (tests/bpf/netns.h, tools/lab-topology).
+constexpr const char* kService = topology::kServiceV4;
+constexpr const char* kService6 = topology::kServiceV6;
+constexpr const char* kLimitedService = topology::kOtherServicesV4[0];
+constexpr const char* kDeniedService = topology::kOtherServicesV4[1];
+constexpr const char* kNotAService = topology::kNotAServiceV4;
+constexpr const char* kClient = topology::kBpfClientV4;
+constexpr const char* kClient6 = topology::kBpfClientV6;
+constexpr auto kBackends = topology::kBpfBackendsV4;
+constexpr auto kBackends6 = topology::kBpfBackendsV6;
 
 [[noreturn]] void fail(const std::string& what) {
   std::fprintf(stderr, "tollgate_bench_datapath: %s\n", what.c_str());
@@ -90,6 +90,12 @@ json summary(std::vector<double> values) {
   const size_t n = values.size();
   const double median = n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
   return {{"median", median}, {"min", values.front()}, {"max", values.back()}, {"runs", n}};
+}
+
+// The scale figures' service `number` (1, 2, ...): 250 from each /24 of
+// the range in turn, hosts .1-.250.
+std::string scale_service(size_t number) {
+  return ipv4_host(topology::kScaleServicesV4, static_cast<uint32_t>(256 * (number / 250) + 1 + number % 250));
 }
 
 std::string bracket(const std::string& address) {
@@ -426,7 +432,7 @@ Scenario tc_reply(Bench& bench) {
     answer.src_port = port;
     answer.dst_port = 40100;
     answer.tcp_flags = kTcpAck;
-    answer.src_mac = TestNetwork::backend_mac(11 + backend);
+    answer.src_mac = TestNetwork::backend_mac(backend);
     answer.dst_mac = TestNetwork::kBackendSideMac;
     *reply = build_packet(answer);
     Bench::Run first = bench.tc(*reply);
@@ -457,7 +463,10 @@ json cost(const TestNetwork& network, int rounds, size_t iterations) {
   limited.policy.rate_limit = RateLimitSpec{1, 1, 0, 0, 32, 64};
   apply(bench, limited);
   ServiceSpec denied = service(kDeniedService, 80, "tcp", 3);
-  denied.policy.access.deny = {must(Cidr::parse("198.18.0.0/24"), "cidr")};
+  // The client's LAN.
+  const std::string client_lan = fmt::format("{}/{}", topology::kGwClientV4, topology::kLanPrefixV4);
+  denied.policy.access.deny = {
+      must(Cidr::parse(fmt::format("{}/{}", ipv4_host(client_lan, 0), topology::kLanPrefixV4)), "cidr")};
   apply(bench, denied);
 
   std::vector<Scenario> scenarios;
@@ -494,8 +503,7 @@ json scale(const TestNetwork& network, int rounds, size_t iterations) {
     apply(bench, service(kService, 80, "tcp", 3));
     // The others: small tables (M = 251) keep 10,000 of them in memory.
     for (size_t i = 1; i < services; ++i) {
-      const std::string address = fmt::format("198.18.{}.{}", 128 + i / 250, 1 + i % 250);
-      apply(bench, service(address, 80, "tcp", 1, 251));
+      apply(bench, service(scale_service(i), 80, "tcp", 1, 251));
     }
     points.push_back(scale_point(bench, "services", services, rounds, iterations));
   }
@@ -578,8 +586,7 @@ json api_to_datapath(const TestNetwork& network, int rounds) {
   // whole as a config file is, through the controller.
   Config config;
   config.services.push_back(service(kService, 80, "tcp", 1000));
-  for (size_t i = 1; i <= kOtherServices; ++i)
-    config.services.push_back(service(fmt::format("198.18.{}.{}", 128 + i / 250, 1 + i % 250), 80, "tcp", 1, 251));
+  for (size_t i = 1; i <= kOtherServices; ++i) config.services.push_back(service(scale_service(i), 80, "tcp", 1, 251));
   const auto apply_started = Clock::now();
   must(controller.apply(config, {{"source", "bench"}}), "apply 10,001 services");
   const double apply_seconds = std::chrono::duration<double>(Clock::now() - apply_started).count();

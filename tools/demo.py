@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tollgate_lab import (BACKENDS_V4, SERVICE_V4, SERVICE_V6, Agent, Lab,  # noqa: E402
-                          backend_counters, lab_services)
+from tollgate_lab import (BACKENDS_V4, GW_BACKEND_LINK, GW_CLIENT_LINK, HTTP_PORT, SERVICE_V4,  # noqa: E402
+                          SERVICE_V6, UDP_PORT, Agent, Lab, backend_counters, lab_services)
 
 BOLD = "\033[1m" if sys.stdout.isatty() else ""
 DIM = "\033[2m" if sys.stdout.isatty() else ""
@@ -74,9 +74,10 @@ def main():
         lab.up()
         agent = Agent(lab, lab_services())
         agent.start()
-        say(f"  tollgated runs in gw: XDP on tgc0 (client side), TC on tgb0 (backend side)")
-        say(f"  services  {SERVICE_V4}:80/tcp  [{SERVICE_V6}]:80/tcp   -> b1 b2 b3 port 8080 (HTTP)")
-        say(f"            {SERVICE_V4}:53/udp  [{SERVICE_V6}]:53/udp   -> b1 b2 b3 port 9000 (UDP echo)\n")
+        names = " ".join(BACKENDS_V4)
+        say(f"  tollgated runs in gw: XDP on {GW_CLIENT_LINK} (client side), TC on {GW_BACKEND_LINK} (backend side)")
+        say(f"  services  {SERVICE_V4}:80/tcp  [{SERVICE_V6}]:80/tcp   -> {names} port {HTTP_PORT} (HTTP)")
+        say(f"            {SERVICE_V4}:53/udp  [{SERVICE_V6}]:53/udp   -> {names} port {UDP_PORT} (UDP echo)\n")
 
         half = max(1, args.requests // 2)
         say(f"  sending {2 * half} HTTP requests per family, each on a new connection, from c1 and c2 ...")

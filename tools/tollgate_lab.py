@@ -5,8 +5,10 @@ Every wait has a deadline; every process started here is stopped by its
 own handle; Lab.down() removes everything the lab made.
 """
 
+import ipaddress
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -16,21 +18,77 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD = Path(os.environ.get("TOLLGATE_BUILD", ROOT / "build"))
 LAB = ROOT / "tools" / "lab"
 TRAFFIC = ROOT / "tools" / "lab_traffic.py"
+TOPOLOGY_FILE = ROOT / "tools" / "lab-topology"
 
-# Addresses of the lab (tools/lab).
-SERVICE_V4 = "198.18.100.1"
-SERVICE_V6 = "2001:db8:100::1"
-BACKENDS_V4 = {"b1": "198.18.1.11", "b2": "198.18.1.12", "b3": "198.18.1.13"}
-BACKENDS_V6 = {"b1": "2001:db8:1::11", "b2": "2001:db8:1::12", "b3": "2001:db8:1::13"}
-HTTP_PORT = 8080
-UDP_PORT = 9000
-GATEWAY_NS = "tg-gw"
+
+def read_topology(path):
+    """tools/lab-topology: {KEY: value}, every value a string (a list is
+    comma-separated: split it where one is meant)."""
+    topology = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        match = re.fullmatch(r"([A-Z0-9_]+)=([^\s'\"$;]+)", line)
+        if not match:
+            raise ValueError(f"{path}:{number}: not KEY=value: {line!r}")
+        topology[match[1]] = match[2]
+    return topology
+
+
+TOPOLOGY = read_topology(TOPOLOGY_FILE)
+
+
+def topology_list(key):
+    return TOPOLOGY[key].split(",")
+
+
+def node_fact(node, fact):
+    """LAB_<NODE>_<FACT> of a lab client or backend: V4, V6 or MAC."""
+    return TOPOLOGY[f"LAB_{node.upper()}_{fact}"]
+
+
+def namespace(node):
+    """The network namespace of a lab node (gw, c1, ..., csw, bsw)."""
+    return TOPOLOGY["LAB_NAMESPACE_PREFIX"] + node
+
+
+# Addresses and names of the lab (tools/lab), from tools/lab-topology.
+SERVICE_V4 = TOPOLOGY["SERVICE_V4"]
+SERVICE_V6 = TOPOLOGY["SERVICE_V6"]
+OTHER_SERVICES_V4 = topology_list("OTHER_SERVICES_V4")
+CLIENTS_V4 = {n: node_fact(n, "V4") for n in topology_list("LAB_CLIENTS")}
+CLIENT_MACS = {n: node_fact(n, "MAC") for n in topology_list("LAB_CLIENTS")}
+BACKENDS_V4 = {n: node_fact(n, "V4") for n in topology_list("LAB_BACKENDS")}
+BACKENDS_V6 = {n: node_fact(n, "V6") for n in topology_list("LAB_BACKENDS")}
+SPOOFED_V4 = ipaddress.ip_network(TOPOLOGY["LAB_SPOOFED_V4"])
+HTTP_PORT = int(TOPOLOGY["LAB_HTTP_PORT"])
+UDP_PORT = int(TOPOLOGY["LAB_UDP_PORT"])
+GATEWAY_NS = namespace(TOPOLOGY["LAB_GATEWAY"])
+CLIENT_SWITCH_NS = namespace(TOPOLOGY["LAB_CLIENT_SWITCH"])
+GW_CLIENT_LINK = TOPOLOGY["GW_CLIENT_LINK"]
+GW_BACKEND_LINK = TOPOLOGY["GW_BACKEND_LINK"]
+GW_CLIENT_PORT = TOPOLOGY["LAB_GW_CLIENT_PORT"]
+GW_BACKEND_PORT = TOPOLOGY["LAB_GW_BACKEND_PORT"]
+GW_CLIENT_MAC = TOPOLOGY["LAB_GW_CLIENT_MAC"]
+NODE_LINK = TOPOLOGY["LAB_NODE_LINK"]
 PIN_DIR = "/sys/fs/bpf/tollgate-lab"  # tools/lab down removes it
 AGENT_DIR = Path("/run/tollgate-lab/agent")  # inside the lab's state dir
 
 
 def bracket(address):
     return f"[{address}]" if ":" in address else address
+
+
+def scale_service_v4(number):
+    """The scale benchmarks' service `number` (0, 1, ...): 250 from each /24
+    of SCALE_SERVICES_V4 in turn, hosts .1-.250."""
+    network = ipaddress.ip_network(TOPOLOGY["SCALE_SERVICES_V4"])
+    return str(network[256 * (number // 250) + 1 + number % 250])
+
+
+def endpoint_address(endpoint):
+    """The address of "address:port" or "[address]:port"."""
+    return ipaddress.ip_address(endpoint.rsplit(":", 1)[0].strip("[]"))
 
 
 def wait_until(condition, timeout, what, interval=0.05):
@@ -84,7 +142,7 @@ def service(address, backends, weights=None, maglev_size=None):
     return entry
 
 
-def lab_services(names=("b1", "b2", "b3"), weights=None):
+def lab_services(names=tuple(BACKENDS_V4), weights=None):
     """HTTP and UDP echo services, IPv4 and IPv6, over the named backends.
 
     `weights` maps a backend name to its weight.
@@ -127,7 +185,7 @@ class Agent:
 
     def _command(self, *extra):
         return ["nsenter", f"--net=/run/netns/{GATEWAY_NS}", str(BUILD / "tollgated"),
-                "--interface", "tgc0", "--backend-interface", "tgb0",
+                "--interface", GW_CLIENT_LINK, "--backend-interface", GW_BACKEND_LINK,
                 "--pin-dir", PIN_DIR, "--state-dir", str(self.directory / "state"),
                 "--socket", str(self.socket_path), "--audit-log", str(self.audit_path), *extra]
 

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "api.h"
+#include "cli.h"
 #include "controller.h"
 #include "datapath_fixture.h"
 #include "state.h"
@@ -69,8 +70,12 @@ class AgentTest : public DataPathTest {
     return std::string((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
   }
 
-  const ServiceAddress web_ = *ServiceAddress::parse("198.18.100.1:80/tcp");
-  static constexpr const char* kWeb = "/v1/services/198.18.100.1%3A80%2Ftcp";
+  // The service SetUp applies (backends 0-2 of kIpv4), and its API path.
+  const ServiceAddress web_ = service_address(kIpv4, 6);
+  const std::string web_path_ = "/v1/services/" + cli::encode_segment(web_.to_string());
+  // Its first backend, and one not in it.
+  const std::string b1_ = backend_endpoint(kIpv4, 0).to_string();
+  const std::string b4_ = backend_endpoint(kIpv4, 3).to_string();
   std::string dir_;
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<Controller> controller_;
@@ -85,8 +90,8 @@ TEST_F(AgentTest, BadRequestsChangeNothingAndAreAudited) {
     int status;
     const char* error;
   };
-  const std::string backends = std::string(kWeb) + "/backends";
-  const std::string b1 = backends + "/198.18.1.11%3A8080";
+  const std::string backends = web_path_ + "/backends";
+  const std::string b1 = backends + "/" + cli::encode_segment(b1_);
   const Case cases[] = {
       {"POST", "/v1/services", R"({"address": "198.18.100.2:99999/tcp"})", 400, "address: bad port '99999'"},
       {"POST", "/v1/services", R"({"address": "198.18.100.2:80/tcp", "colour": "red"})", 400, "colour: unknown field"},
@@ -96,11 +101,11 @@ TEST_F(AgentTest, BadRequestsChangeNothingAndAreAudited) {
        400, "backends[1]: 198.18.1.11:80 is listed twice"},
       {"POST", "/v1/services", R"({"address": "198.18.100.2:80/tcp", "maglev_size": 100})", 400,
        "maglev_size: 100 is not a prime"},
-      {"POST", "/v1/services", R"({"address": "198.18.100.1:80/tcp"})", 409, "already exists"},
+      {"POST", "/v1/services", json{{"address", web_.to_string()}}.dump(), 409, "already exists"},
       {"POST", backends, R"({"address": "198.18.1.14:8080", "weight": 70000})", 400, "weight: 70000 is out of range"},
       {"POST", backends, R"({"address": "198.18.1.14"})", 400, "address: "},
       {"POST", backends, R"({"address": "[2001:db8:1::14]:8080"})", 400, "not of the service's address family"},
-      {"POST", backends, R"({"address": "198.18.1.11:8080"})", 409, "already exists"},
+      {"POST", backends, json{{"address", b1_}}.dump(), 409, "already exists"},
       {"POST", backends, "not json", 400, "body: invalid JSON"},
       {"POST", backends, "[]", 400, "body: expected a JSON object"},
       {"POST", backends, "", 400, "body: expected a JSON object"},
@@ -145,7 +150,7 @@ TEST_F(AgentTest, BadRequestsChangeNothingAndAreAudited) {
 
 TEST_F(AgentTest, OnlyAllowedCallersGetIn) {
   const Config before = controller_->snapshot()->desired();
-  HttpResponse refused = call("DELETE", kWeb, "", 1000);
+  HttpResponse refused = call("DELETE", web_path_, "", 1000);
   EXPECT_EQ(refused.status, 403);
   EXPECT_NE(refused.body.find("uid 1000 (gid 1000) is not allowed"), std::string::npos) << refused.body;
   EXPECT_EQ(call("GET", "/v1/services", "", 1000).status, 403);
@@ -154,31 +159,32 @@ TEST_F(AgentTest, OnlyAllowedCallersGetIn) {
   auto lines = audit_lines();
   ASSERT_GE(lines.size(), 2u);
   EXPECT_EQ(lines[lines.size() - 2]["result"], "denied");
-  EXPECT_EQ(lines[lines.size() - 2]["action"], fmt::format("DELETE {}", kWeb));
+  EXPECT_EQ(lines[lines.size() - 2]["action"], fmt::format("DELETE {}", web_path_));
   EXPECT_EQ(lines[lines.size() - 2]["actor"]["caller"]["uid"], 1000);
   // A member of an allowed group (supplementary) may.
   EXPECT_EQ(call("GET", "/v1/services", "", 1000, {2000}).status, 200);
 }
 
 TEST_F(AgentTest, MutationsReachTheKernelAndTheAuditLog) {
-  const std::string backends = std::string(kWeb) + "/backends";
-  HttpResponse added = call("POST", backends, R"({"address": "198.18.1.14:8080", "weight": 4})");
+  const std::string backends = web_path_ + "/backends";
+  const std::string b4 = backends + "/" + cli::encode_segment(b4_);
+  HttpResponse added = call("POST", backends, json{{"address", b4_}, {"weight", 4}}.dump());
   ASSERT_EQ(added.status, 201) << added.body;
-  auto index = dataplane_->backend_index(web_, *Endpoint::parse("198.18.1.14:8080"));
+  auto index = dataplane_->backend_index(web_, *Endpoint::parse(b4_));
   ASSERT_TRUE(index);
   tg_backend value{};
   ASSERT_EQ(bpf_map_lookup_elem(datapath_->maps().backends, &*index, &value), 0);
   EXPECT_EQ(value.weight, 4u);
   EXPECT_EQ(value.state, TG_BACKEND_UP);
 
-  HttpResponse drained = call("PATCH", backends + "/198.18.1.14%3A8080", R"({"state": "draining"})");
+  HttpResponse drained = call("PATCH", b4, R"({"state": "draining"})");
   ASSERT_EQ(drained.status, 200) << drained.body;
   ASSERT_EQ(bpf_map_lookup_elem(datapath_->maps().backends, &*index, &value), 0);
   EXPECT_EQ(value.state, TG_BACKEND_DRAINING);
   EXPECT_EQ(value.weight, 4u);
 
-  ASSERT_EQ(call("DELETE", backends + "/198.18.1.14%3A8080").status, 200);
-  EXPECT_FALSE(dataplane_->backend_index(web_, *Endpoint::parse("198.18.1.14:8080")));
+  ASSERT_EQ(call("DELETE", b4).status, 200);
+  EXPECT_FALSE(dataplane_->backend_index(web_, *Endpoint::parse(b4_)));
   ASSERT_EQ(bpf_map_lookup_elem(datapath_->maps().backends, &*index, &value), 0);
   EXPECT_EQ(value.state, TG_BACKEND_UNUSED);
 

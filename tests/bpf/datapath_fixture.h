@@ -48,27 +48,27 @@ inline void put16(Bytes& bytes, size_t offset, uint16_t value) {
   bytes[offset + 1] = static_cast<uint8_t>(value);
 }
 
-// Per family: the service, its backends and a client.
+// Per family: the service, its backends and a client (netns.h).
 struct Addresses {
   bool ipv6;
   const char* service;
   const char* other_address;  // not a service address
   const char* client;
-  const char* backends[4];       // on the backend side, hosts 11..14
-  const char* client_side_host;  // on the client side, host 21
+  std::array<const char*, 4> backends;  // on the backend side, hosts 11..14
+  const char* client_side_host;         // on the client side, host 21
 };
 inline const Addresses kIpv4{false,
-                             "198.18.100.1",
-                             "198.18.200.1",
-                             "198.18.0.100",
-                             {"198.18.1.11", "198.18.1.12", "198.18.1.13", "198.18.1.14"},
-                             "198.18.0.21"};
+                             topology::kServiceV4,
+                             topology::kNotAServiceV4,
+                             topology::kBpfClientV4,
+                             topology::kBpfBackendsV4,
+                             topology::kBpfClientSideHostV4};
 inline const Addresses kIpv6{true,
-                             "2001:db8:100::1",
-                             "2001:db8:200::1",
-                             "2001:db8::100",
-                             {"2001:db8:1::11", "2001:db8:1::12", "2001:db8:1::13", "2001:db8:1::14"},
-                             "2001:db8::21"};
+                             topology::kServiceV6,
+                             topology::kNotAServiceV6,
+                             topology::kBpfClientV6,
+                             topology::kBpfBackendsV6,
+                             topology::kBpfClientSideHostV6};
 
 inline std::string bracket(const Addresses& family, const char* address) {
   return family.ipv6 ? fmt::format("[{}]", address) : std::string(address);
@@ -178,7 +178,7 @@ class DataPathTest : public ::testing::Test {
     input.ttl -= 1;
     input.vlan_ids.clear();
     input.src_mac = TestNetwork::kBackendSideMac;
-    input.dst_mac = TestNetwork::backend_mac(11 + number);
+    input.dst_mac = TestNetwork::backend_mac(number);
     return build_packet(input);
   }
 

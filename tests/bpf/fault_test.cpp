@@ -37,7 +37,7 @@ class FaultTest : public DataPathTest, public ::testing::WithParamInterface<Faul
     reply.src_port = 8080;
     reply.dst_port = request.src_port;
     reply.tcp_flags = flags;
-    reply.src_mac = TestNetwork::backend_mac(11 + backend);
+    reply.src_mac = TestNetwork::backend_mac(backend);
     reply.dst_mac = TestNetwork::kBackendSideMac;
     return reply;
   }

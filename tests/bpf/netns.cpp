@@ -1,5 +1,6 @@
 #include "netns.h"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <net/if.h>
 #include <sched.h>
@@ -7,51 +8,62 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 #include <vector>
 
 namespace tollgate::test {
 
-Mac TestNetwork::backend_mac(int host_number) {
-  // Hosts 11..14 on the backend side, 21 on the client side.
-  uint8_t hex = static_cast<uint8_t>((host_number / 10) << 4 | host_number % 10);
-  return Mac{0x02, 0, 0, 0, static_cast<uint8_t>(host_number >= 20 ? 0x00 : 0x01), hex};
+using namespace topology;
+
+static_assert(kBpfBackendMacs.size() == kBpfBackendsV4.size() && kBpfBackendMacs.size() == kBpfBackendsV6.size(),
+              "tools/lab-topology: a MAC for every bpf test backend");
+
+Mac TestNetwork::backend_mac(int number) { return parse_mac(kBpfBackendMacs.at(static_cast<size_t>(number))); }
+
+std::string ipv4_host(std::string_view cidr, uint32_t host) {
+  const size_t slash = cidr.find('/');
+  const std::string address(cidr.substr(0, slash));
+  const int length = slash == std::string_view::npos ? 32 : std::stoi(std::string(cidr.substr(slash + 1)));
+  in_addr parsed{};
+  if (inet_pton(AF_INET, address.c_str(), &parsed) != 1 || length < 0 || length > 32)
+    throw std::invalid_argument(fmt::format("not an IPv4 prefix: '{}'", cidr));
+  const uint32_t mask = length == 0 ? 0 : ~uint32_t{0} << (32 - length);
+  parsed.s_addr = htonl((ntohl(parsed.s_addr) & mask) + host);
+  char text[INET_ADDRSTRLEN];
+  return inet_ntop(AF_INET, &parsed, text, sizeof(text));
 }
 
 std::string TestNetwork::create() {
   if (unshare(CLONE_NEWNET) != 0) return fmt::format("unshare(CLONE_NEWNET): {}", std::strerror(errno));
-  const std::vector<std::string> commands = {
+  std::vector<std::string> commands = {
       "ip link set lo up",
-      "ip link add tgc0 address 02:00:00:00:00:01 type veth peer name tgc1",
-      "ip link add tgb0 address 02:00:00:00:01:01 type veth peer name tgb1",
-      "ip link set tgc0 up",
-      "ip link set tgc1 up",
-      "ip link set tgb0 up",
-      "ip link set tgb1 up",
-      "ip addr add 198.18.0.1/24 dev tgc0",
-      "ip addr add 198.18.1.1/24 dev tgb0",
-      "ip -6 addr add 2001:db8::1/64 dev tgc0 nodad",
-      "ip -6 addr add 2001:db8:1::1/64 dev tgb0 nodad",
-      "sysctl -qw net.ipv4.conf.all.forwarding=1",
-      "sysctl -qw net.ipv6.conf.all.forwarding=1",
-      "ip neigh replace 198.18.1.11 lladdr 02:00:00:00:01:11 nud permanent dev tgb0",
-      "ip neigh replace 198.18.1.12 lladdr 02:00:00:00:01:12 nud permanent dev tgb0",
-      "ip neigh replace 198.18.1.13 lladdr 02:00:00:00:01:13 nud permanent dev tgb0",
-      "ip neigh replace 198.18.1.14 lladdr 02:00:00:00:01:14 nud permanent dev tgb0",
-      "ip neigh replace 2001:db8:1::11 lladdr 02:00:00:00:01:11 nud permanent dev tgb0",
-      "ip neigh replace 2001:db8:1::12 lladdr 02:00:00:00:01:12 nud permanent dev tgb0",
-      "ip neigh replace 2001:db8:1::13 lladdr 02:00:00:00:01:13 nud permanent dev tgb0",
-      "ip neigh replace 2001:db8:1::14 lladdr 02:00:00:00:01:14 nud permanent dev tgb0",
-      "ip neigh replace 198.18.0.21 lladdr 02:00:00:00:00:21 nud permanent dev tgc0",
-      "ip neigh replace 2001:db8::21 lladdr 02:00:00:00:00:21 nud permanent dev tgc0",
-      "ip neigh replace 198.18.0.100 lladdr 02:00:00:00:c1:01 nud permanent dev tgc0",
-      "ip neigh replace 2001:db8::100 lladdr 02:00:00:00:c1:01 nud permanent dev tgc0",
+      fmt::format("ip link add {} address {} type veth peer name {}", kGwClientLink, kBpfGwClientMac, kBpfClientPeer),
+      fmt::format("ip link add {} address {} type veth peer name {}", kGwBackendLink, kBpfGwBackendMac,
+                  kBpfBackendPeer),
   };
+  for (const char* link : {kGwClientLink, kBpfClientPeer, kGwBackendLink, kBpfBackendPeer})
+    commands.push_back(fmt::format("ip link set {} up", link));
+  commands.push_back(fmt::format("ip addr add {}/{} dev {}", kGwClientV4, kLanPrefixV4, kGwClientLink));
+  commands.push_back(fmt::format("ip addr add {}/{} dev {}", kGwBackendV4, kLanPrefixV4, kGwBackendLink));
+  commands.push_back(fmt::format("ip -6 addr add {}/{} dev {} nodad", kGwClientV6, kLanPrefixV6, kGwClientLink));
+  commands.push_back(fmt::format("ip -6 addr add {}/{} dev {} nodad", kGwBackendV6, kLanPrefixV6, kGwBackendLink));
+  commands.push_back("sysctl -qw net.ipv4.conf.all.forwarding=1");
+  commands.push_back("sysctl -qw net.ipv6.conf.all.forwarding=1");
+  auto neighbour = [&commands](const char* address, const char* mac, const char* link) {
+    commands.push_back(fmt::format("ip neigh replace {} lladdr {} nud permanent dev {}", address, mac, link));
+  };
+  for (size_t i = 0; i < kBpfBackendsV4.size(); ++i) neighbour(kBpfBackendsV4[i], kBpfBackendMacs[i], kGwBackendLink);
+  for (size_t i = 0; i < kBpfBackendsV6.size(); ++i) neighbour(kBpfBackendsV6[i], kBpfBackendMacs[i], kGwBackendLink);
+  neighbour(kBpfClientSideHostV4, kBpfClientSideHostMac, kGwClientLink);
+  neighbour(kBpfClientSideHostV6, kBpfClientSideHostMac, kGwClientLink);
+  neighbour(kBpfClientV4, kBpfClientMac, kGwClientLink);
+  neighbour(kBpfClientV6, kBpfClientMac, kGwClientLink);
   for (const auto& command : commands) {
     std::string quiet = command + " >/dev/null 2>&1";
     if (std::system(quiet.c_str()) != 0) return fmt::format("'{}' failed", command);
   }
-  client_ifindex = static_cast<int>(if_nametoindex("tgc0"));
-  backend_ifindex = static_cast<int>(if_nametoindex("tgb0"));
+  client_ifindex = static_cast<int>(if_nametoindex(kGwClientLink));
+  backend_ifindex = static_cast<int>(if_nametoindex(kGwBackendLink));
   if (!client_ifindex || !backend_ifindex) return "test interfaces missing after creation";
   return {};
 }

@@ -3,30 +3,40 @@
 // the test process: nothing to clean up on the host.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 
+#include "lab_topology.h"
 #include "packet.h"
 
 namespace tollgate::test {
 
-// Addresses of the test topology (inside the private namespace):
-//   tgc0 (client side, XDP ingress)  198.18.0.1/24   2001:db8::1/64
-//   tgb0 (backend side)              198.18.1.1/24   2001:db8:1::1/64
-// Backends 198.18.1.11-14 and 2001:db8:1::11-14 have permanent neighbour
-// entries with MAC 02:00:00:00:01:NN (NN = 11..14); 198.18.0.21 and
-// 2001:db8::21 sit on the client side with MAC 02:00:00:00:00:21, and so
-// do the test clients 198.18.0.100 and 2001:db8::100 with kClientMac.
+// The test topology (inside the private namespace), all of it from
+// tools/lab-topology (topology::k*):
+//   kGwClientLink (client side, XDP ingress)  kGwClientV4/24   kGwClientV6/64
+//   kGwBackendLink (backend side)             kGwBackendV4/24  kGwBackendV6/64
+// with MACs kBpfGwClientMac and kBpfGwBackendMac. Permanent neighbour
+// entries: the backends kBpfBackendsV4/V6 (hosts 11..14) with
+// kBpfBackendMacs on the backend side; on the client side the host
+// kBpfClientSideHostV4/V6 (host 21) and the test client kBpfClientV4/V6.
 struct TestNetwork {
-  static constexpr Mac kClientSideMac{0x02, 0, 0, 0, 0x00, 0x01};
-  static constexpr Mac kBackendSideMac{0x02, 0, 0, 0, 0x01, 0x01};
-  static constexpr Mac kClientMac{0x02, 0, 0, 0, 0xc1, 0x01};
+  static constexpr Mac kClientSideMac = parse_mac(topology::kBpfGwClientMac);
+  static constexpr Mac kBackendSideMac = parse_mac(topology::kBpfGwBackendMac);
+  static constexpr Mac kClientMac = parse_mac(topology::kBpfClientMac);
+  static constexpr Mac kClientSideHostMac = parse_mac(topology::kBpfClientSideHostMac);
   int client_ifindex = 0;
   int backend_ifindex = 0;
 
   // Moves this process into a new network namespace and builds the
   // topology. Returns an empty string, or what failed.
   std::string create();
-  static Mac backend_mac(int host_number);
+  // The MAC of backend `number` (into kBpfBackendsV4/V6).
+  static Mac backend_mac(int number);
 };
+
+// The IPv4 address `host` into the prefix `cidr` ("a.b.c.d/n", host bits
+// ignored): ipv4_host("198.18.1.1/24", 11) is 198.18.1.11.
+std::string ipv4_host(std::string_view cidr, uint32_t host);
 
 }  // namespace tollgate::test

@@ -5,22 +5,44 @@
 
 #include <array>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "lab_topology.h"
 
 namespace tollgate::test {
 
 using Bytes = std::vector<uint8_t>;
 using Mac = std::array<uint8_t, 6>;
 
+// "02:00:00:00:c1:01" as bytes. Constexpr: a malformed constant does not
+// compile.
+constexpr Mac parse_mac(std::string_view text) {
+  auto nibble = [](char c) {
+    if (c >= '0' && c <= '9') return static_cast<uint8_t>(c - '0');
+    if (c >= 'a' && c <= 'f') return static_cast<uint8_t>(c - 'a' + 10);
+    throw std::invalid_argument("a MAC has lower-case hex digits");
+  };
+  if (text.size() != 17) throw std::invalid_argument("a MAC is xx:xx:xx:xx:xx:xx");
+  Mac mac{};
+  for (size_t i = 0; i < mac.size(); ++i) {
+    if (i > 0 && text[3 * i - 1] != ':') throw std::invalid_argument("a MAC is xx:xx:xx:xx:xx:xx");
+    mac[i] = static_cast<uint8_t>(nibble(text[3 * i]) << 4 | nibble(text[3 * i + 1]));
+  }
+  return mac;
+}
+
 inline constexpr uint8_t kTcpFin = 0x01;
 inline constexpr uint8_t kTcpSyn = 0x02;
 inline constexpr uint8_t kTcpRst = 0x04;
 inline constexpr uint8_t kTcpAck = 0x10;
 
+// By default from the test client to the gateway's client side (netns.h).
 struct PacketSpec {
-  Mac src_mac{0x02, 0, 0, 0, 0xc1, 0x01};
-  Mac dst_mac{0x02, 0, 0, 0, 0x00, 0x01};
+  Mac src_mac = parse_mac(topology::kBpfClientMac);
+  Mac dst_mac = parse_mac(topology::kBpfGwClientMac);
   std::vector<uint16_t> vlan_ids;  // outermost first
   bool ipv6 = false;
   std::string src;  // textual address

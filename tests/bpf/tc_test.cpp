@@ -26,7 +26,7 @@ class TcReplyTest : public DataPathTest, public ::testing::WithParamInterface<Re
     reply.dst_port = request.src_port;
     reply.tcp_flags = kTcpSyn | kTcpAck;
     reply.payload = request.protocol == 17 ? Bytes{'b', ' ', 'p', 'o', 'n', 'g'} : Bytes{};
-    reply.src_mac = TestNetwork::backend_mac(11 + backend);
+    reply.src_mac = TestNetwork::backend_mac(backend);
     reply.dst_mac = TestNetwork::kBackendSideMac;
     return reply;
   }

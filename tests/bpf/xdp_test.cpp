@@ -94,7 +94,7 @@ TEST_P(XdpForwardTest, BackendBehindTheIngressInterfaceIsSentWithXdpTx) {
   expected_spec.dst_port = 9000;
   expected_spec.ttl -= 1;
   expected_spec.src_mac = TestNetwork::kClientSideMac;
-  expected_spec.dst_mac = TestNetwork::backend_mac(21);
+  expected_spec.dst_mac = TestNetwork::kClientSideHostMac;
   Bytes expected = build_packet(expected_spec);
   EXPECT_EQ(result.data, expected) << hex_diff(expected, result.data);
 }
@@ -601,8 +601,9 @@ TEST_F(XdpTest, TableUpdateWritesOnlyChangedEntries) {
   // 20 backends on the backend side's /24 (no neighbours needed: no
   // packet is sent here).
   ServiceSpec spec{service_address(kIpv4, 6), TG_MAGLEV_DEFAULT_SIZE, {}};
-  for (int host = 100; host < 122; ++host)
-    spec.backends.push_back({*Endpoint::parse(fmt::format("198.18.1.{}:8080", host)), 1});
+  const std::string backend_side = fmt::format("{}/{}", topology::kGwBackendV4, topology::kLanPrefixV4);
+  for (uint32_t host = 100; host < 122; ++host)
+    spec.backends.push_back({*Endpoint::parse(fmt::format("{}:8080", ipv4_host(backend_side, host))), 1});
   auto last = spec.backends.back();
   spec.backends.pop_back();
   auto second_last = spec.backends.back();
@@ -674,6 +675,13 @@ TEST_F(XdpTest, InvalidServiceChangesNothing) {
   EXPECT_TRUE(backend == 0 || backend == 1);
 }
 
+// Commands that change the backend side of the test network.
+std::string set_mtu(int mtu) { return fmt::format("ip link set {} mtu {}", topology::kGwBackendLink, mtu); }
+std::string set_first_backend_mac(const char* mac) {
+  return fmt::format("ip neigh replace {} lladdr {} nud permanent dev {}", kIpv4.backends[0], mac,
+                     topology::kGwBackendLink);
+}
+
 // The FIB's answer for a backend is reused per CPU: a neighbour or MTU
 // change reaches the data path when the entry expires (TG_FIB_CACHE_NS),
 // and at once for a backend slot used anew.
@@ -687,8 +695,8 @@ TEST_F(XdpTest, FibAnswerIsCachedPerBackendUntilItExpires) {
     CPU_ZERO(&all);
     for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) CPU_SET(cpu, &all);
     sched_setaffinity(0, sizeof(all), &all);
-    std::system("ip link set tgb0 mtu 1500");
-    std::system("ip neigh replace 198.18.1.11 lladdr 02:00:00:00:01:11 nud permanent dev tgb0");
+    std::system(set_mtu(1500).c_str());
+    std::system(set_first_backend_mac(topology::kBpfBackendMacs[0]).c_str());
   });
   apply(service_spec(kIpv4, 6, 1));
   PacketSpec packet = client_packet(kIpv4, 6);
@@ -697,11 +705,12 @@ TEST_F(XdpTest, FibAnswerIsCachedPerBackendUntilItExpires) {
   };
   RunResult first = run(build_packet(packet));
   ASSERT_EQ(first.verdict, XDP_REDIRECT);
-  EXPECT_EQ(destination_mac(first.data), TestNetwork::backend_mac(11));
+  EXPECT_EQ(destination_mac(first.data), TestNetwork::backend_mac(0));
 
-  ASSERT_EQ(std::system("ip neigh replace 198.18.1.11 lladdr 02:00:00:00:01:99 nud permanent dev tgb0"), 0);
+  constexpr const char* kMovedMac = "02:00:00:00:01:99";
+  ASSERT_EQ(std::system(set_first_backend_mac(kMovedMac).c_str()), 0);
   packet.tcp_flags = kTcpAck;
-  EXPECT_EQ(destination_mac(run(build_packet(packet)).data), TestNetwork::backend_mac(11))
+  EXPECT_EQ(destination_mac(run(build_packet(packet)).data), TestNetwork::backend_mac(0))
       << "within its lifetime the cached answer is used";
 
   // Expire every CPU's entry: the next packet looks the FIB up again.
@@ -712,10 +721,10 @@ TEST_F(XdpTest, FibAnswerIsCachedPerBackendUntilItExpires) {
   EXPECT_GT(entries[0].expires_ns, 0u) << "CPU 0 cached the answer";
   for (auto& entry : entries) entry.expires_ns = 0;
   ASSERT_EQ(bpf_map_update_elem(fd, &index, entries.data(), BPF_EXIST), 0);
-  EXPECT_EQ(destination_mac(run(build_packet(packet)).data), (Mac{0x02, 0, 0, 0, 0x01, 0x99}));
+  EXPECT_EQ(destination_mac(run(build_packet(packet)).data), parse_mac(kMovedMac));
 
   // An MTU change: the same.
-  ASSERT_EQ(std::system("ip link set tgb0 mtu 1000"), 0);
+  ASSERT_EQ(std::system(set_mtu(1000).c_str()), 0);
   packet.payload.assign(1200, 'x');
   const uint64_t too_big = drops()[TG_DROP_FRAME_TOO_BIG];
   ASSERT_EQ(bpf_map_lookup_elem(fd, &index, entries.data()), 0);
@@ -728,7 +737,7 @@ TEST_F(XdpTest, FibAnswerIsCachedPerBackendUntilItExpires) {
   packet.payload.clear();
 
   // The slot used anew (the backend removed, then added): a fresh lookup.
-  ASSERT_EQ(std::system("ip neigh replace 198.18.1.11 lladdr 02:00:00:00:01:11 nud permanent dev tgb0"), 0);
+  ASSERT_EQ(std::system(set_first_backend_mac(topology::kBpfBackendMacs[0]).c_str()), 0);
   apply(service_spec(kIpv4, 6, 2));
   ServiceSpec without = service_spec(kIpv4, 6, 2);
   without.backends.erase(without.backends.begin());
@@ -737,7 +746,7 @@ TEST_F(XdpTest, FibAnswerIsCachedPerBackendUntilItExpires) {
   packet.tcp_flags = kTcpSyn;
   RunResult again = run(build_packet(packet));
   ASSERT_EQ(backend_of(kIpv4, again.data), 0);
-  EXPECT_EQ(destination_mac(again.data), TestNetwork::backend_mac(11));
+  EXPECT_EQ(destination_mac(again.data), TestNetwork::backend_mac(0));
 }
 
 }  // namespace

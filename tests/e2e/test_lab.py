@@ -14,12 +14,13 @@ import subprocess
 import sys
 import time
 import unittest
+import urllib.parse
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 import tollgate_lab as lab_driver  # noqa: E402
-from tollgate_lab import (BACKENDS_V4, PIN_DIR, SERVICE_V4, SERVICE_V6, Agent, Lab,  # noqa: E402
-                          backend_counters, lab_services, wait_until)
+from tollgate_lab import (BACKENDS_V4, OTHER_SERVICES_V4, PIN_DIR, SERVICE_V4, SERVICE_V6, TOPOLOGY,  # noqa: E402
+                          Agent, Lab, backend_counters, lab_services, wait_until)
 
 SKIP = 77  # ctest's SKIP_RETURN_CODE for this test
 
@@ -31,12 +32,13 @@ NOBODY = 65534
 
 def leftovers():
     """tg* namespaces and tollgated/lab_server processes still around."""
+    prefix = TOPOLOGY["NAME_PREFIX"]
     namespaces = [line.split()[0] for line in
                   subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.splitlines()
-                  if line.startswith("tg")]
+                  if line.startswith(prefix)]
     links = [line for line in subprocess.run(["ip", "-o", "link", "show"], capture_output=True,
                                              text=True).stdout.splitlines()
-             if line.split(": ")[1].startswith("tg")]
+             if line.split(": ")[1].startswith(prefix)]
     processes = subprocess.run(["pgrep", "-af", "build/tollgated|lab_server.py"], capture_output=True,
                                text=True).stdout.splitlines()
     pins = [PIN_DIR] if os.path.exists(PIN_DIR) else []
@@ -221,11 +223,11 @@ class LabTest(unittest.TestCase):
 
     def test_every_mutation_is_audited(self):
         self.start_agent(lab_services(names=("b1", "b2")))
-        web2 = "198.18.100.2:80/tcp"
+        web2 = f"{OTHER_SERVICES_V4[0]}:80/tcp"
         b1, b2 = f"{BACKENDS_V4['b1']}:8080", f"{BACKENDS_V4['b2']}:8080"
         cli = self.agent.cli
         cli("service", "add", web2, "--backend", b1)
-        self.assertEqual(self.lab.traffic("c1", ["http", "http://198.18.100.2/", "--count", 10])["backends"],
+        self.assertEqual(self.lab.traffic("c1", ["http", f"http://{OTHER_SERVICES_V4[0]}/", "--count", 10])["backends"],
                          {"b1": 10})
         cli("backend", "add", web2, b2, "--weight", 3)
         cli("backend", "set", web2, b2, "--weight", 2)
@@ -239,7 +241,7 @@ class LabTest(unittest.TestCase):
         before = self.agent.cli_json("service", "list")
         answer = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", "--unix-socket", str(self.agent.socket_path),
                                  "-X", "POST", "-d", '{"address": "198.18.1.14:99999"}',
-                                 "http://tollgate/v1/services/198.18.100.1%3A80%2Ftcp/backends"],
+                                 f"http://tollgate/v1/services/{urllib.parse.quote(V4_WEB, safe='')}/backends"],
                                 capture_output=True, text=True, timeout=30)
         body, code = answer.stdout.rsplit("\n", 1)
         self.assertEqual(code, "400", answer.stdout)

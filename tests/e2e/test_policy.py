@@ -17,10 +17,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 from test_lab import SKIP, V4_HTTP, V4_WEB, LabTest  # noqa: E402
-from tollgate_lab import BUILD, LAB, SERVICE_V4, lab_services, wait_until  # noqa: E402
+from tollgate_lab import (BUILD, CLIENT_SWITCH_NS, CLIENTS_V4, GATEWAY_NS, GW_CLIENT_LINK, GW_CLIENT_PORT,  # noqa: E402
+                          LAB, SERVICE_V4, SPOOFED_V4, endpoint_address, lab_services, wait_until)
 
 V4_DNS = f"{SERVICE_V4}:53/udp"
-C1_V4, C2_V4 = "198.18.0.11", "198.18.0.12"
+C1_V4, C2_V4 = CLIENTS_V4["c1"], CLIENTS_V4["c2"]
 
 
 def with_policy(service_address, policy):
@@ -90,7 +91,7 @@ class PolicyTest(LabTest):
         dropped before any program saw them (rings full: the machine did not
         carry the traffic), both ways."""
         total = 0
-        for namespace, device in (("tg-gw", "tgc0"), ("tg-csw", "tgp-gwc")):
+        for namespace, device in ((GATEWAY_NS, GW_CLIENT_LINK), (CLIENT_SWITCH_NS, GW_CLIENT_PORT)):
             shown = subprocess.run(["ip", "-n", namespace, "-j", "-s", "link", "show", "dev", device],
                                    capture_output=True, text=True, check=True).stdout
             stats = json.loads(shown)[0]["stats64"]
@@ -131,8 +132,8 @@ class PolicyTest(LabTest):
         new_flows = 'tollgate_flow_table_entries{table="new_flows"}'
         before, during, flows, flood, load, stream = self.flood("flood-stream", lambda _, m: m[new_flows] > 1000)
         established = [f for f in flows if f["table"] == "flows" and f["client"].startswith(C1_V4)]
-        spoofed_in_table = [f for f in flows if f["table"] == "flows" and f["client"].startswith("198.19.")]
-        print(f"SYN flood from random 198.19.0.0/16 sources: {flood['packets']} SYNs in "
+        spoofed_in_table = [f for f in flows if f["table"] == "flows" and endpoint_address(f["client"]) in SPOOFED_V4]
+        print(f"SYN flood from random {SPOOFED_V4} sources: {flood['packets']} SYNs in "
               f"{flood['seconds']:.1f} s ({flood['packets'] / flood['seconds'] / 1000:.0f} kpps "
               f"sent); new-flow table {during[new_flows]:.0f} entries, connection table {len(established)} of c1 "
               f"and {len(spoofed_in_table)} spoofed; c1 meanwhile: {load['ok']} of {load['ok'] + load['failed']} "
@@ -155,8 +156,9 @@ class PolicyTest(LabTest):
                 service["policy"] = {"syn_authentication": True}
         # The challenges leave the gateway by XDP_TX: on a veth, an XDP frame
         # is taken in only by a peer with an XDP program (GRO is not enough).
-        helper = subprocess.Popen(["nsenter", "--net=/run/netns/tg-csw", str(BUILD / "tollgate_bench_xdp"), "pass",
-                                   "--interface", "tgp-gwc", "--seconds", "120"], stdout=subprocess.PIPE, text=True)
+        helper = subprocess.Popen(["nsenter", f"--net=/run/netns/{CLIENT_SWITCH_NS}", str(BUILD / "tollgate_bench_xdp"),
+                                   "pass", "--interface", GW_CLIENT_PORT, "--seconds", "120"],
+                                  stdout=subprocess.PIPE, text=True)
         self.addCleanup(lambda: (helper.terminate(), helper.wait(), helper.stdout.close()))
         self.assertIn("attached", helper.stdout.readline())
         self.start_agent(config)
@@ -167,7 +169,7 @@ class PolicyTest(LabTest):
         before, during, flows, flood, load, stream = self.flood(
             "auth-stream", lambda before, now: now[challenges] > before[challenges] + 1000)
         challenged = self.agent.metrics()[challenges] - before[challenges]
-        spoofed = [f for f in flows if f["client"].startswith("198.19.")]
+        spoofed = [f for f in flows if endpoint_address(f["client"]) in SPOOFED_V4]
         total = load["ok"] + load["failed"]
         print(f"SYN flood with SYN authentication: {flood['packets']} SYNs in {flood['seconds']:.1f} s, "
               f"{challenged:.0f} challenged at the gateway; {len(spoofed)} spoofed flows; c1 meanwhile: "
