@@ -241,6 +241,59 @@ TEST_F(ControllerTest, AHeldDownBackendIsDownInTheDataPathAndOneState) {
   EXPECT_TRUE(controller_->snapshot()->held_down.empty());
 }
 
+// A snapshot shares with the one before it every service a change did not
+// touch, and the maps from data-path numbers back to names unless slots moved.
+TEST_F(ControllerTest, AChangeSharesWhatItDidNotTouch) {
+  ASSERT_TRUE(controller_->apply(config_of(3, 2), actor_));
+  const auto before = controller_->snapshot();
+  const ServiceAddress second = service(2, 2).address;
+  ASSERT_TRUE(controller_->edit_service(
+      second,
+      [](std::optional<ServiceSpec>& spec) {
+        spec->backends[0].state = BackendState::draining;
+        return Status{};
+      },
+      actor_));
+  const auto drained = controller_->snapshot();
+  EXPECT_EQ(drained->services.entries()[0], before->services.entries()[0]);
+  EXPECT_NE(drained->services.entries()[1], before->services.entries()[1]);
+  EXPECT_EQ(drained->services.entries()[2], before->services.entries()[2]);
+  EXPECT_EQ(drained->backend_by_index, before->backend_by_index);  // a drain moves no slot
+  EXPECT_EQ(drained->service_by_id, before->service_by_id);
+
+  // A backend added: its slot is known by number and by name.
+  const Endpoint added = *Endpoint::parse("198.18.1.99:8080");
+  ASSERT_TRUE(controller_->edit_service(
+      second,
+      [&](std::optional<ServiceSpec>& spec) {
+        spec->backends.push_back({added, 1, BackendState::up});
+        return Status{};
+      },
+      actor_));
+  const auto grown = controller_->snapshot();
+  const auto index = grown->backend_index(second, added);
+  ASSERT_TRUE(index);
+  EXPECT_EQ(grown->backend_by_index->at(*index), (BackendKey{second, added}));
+  EXPECT_EQ(grown->services.entries()[0], before->services.entries()[0]);
+
+  // A service removed: gone by name and by number; the order of the rest stays.
+  const ServiceAddress third = service(3, 2).address;
+  const uint32_t third_id = *grown->service_id(third);
+  ASSERT_TRUE(controller_->edit_service(
+      third,
+      [](std::optional<ServiceSpec>& spec) {
+        spec.reset();
+        return Status{};
+      },
+      actor_));
+  const auto removed = controller_->snapshot();
+  EXPECT_EQ(removed->service(third), nullptr);
+  EXPECT_FALSE(removed->service_by_id->contains(third_id));
+  ASSERT_EQ(stored().desired.services.size(), 2u);
+  EXPECT_EQ(stored().desired.services[1].address, second);
+  EXPECT_EQ(removed->persisted(), stored());
+}
+
 TEST_F(ControllerTest, ReadersDoNotWaitForAWriter) {
   ASSERT_TRUE(controller_->apply(config_of(3, 2), actor_));
   std::promise<void> inside, release;

@@ -66,7 +66,7 @@ struct Snapshot {
   using BackendIndices = std::map<uint32_t, BackendKey>;
 
   uint64_t version = 0;  // counts applied changes
-  Settings settings;     // desired and persisted, with the services:
+  Settings settings;     // desired and persisted, with `services`
   ServiceTable services;
   // Out of selection for their health, whatever their desired state.
   std::set<BackendKey> held_down;
