@@ -6,8 +6,8 @@
 // keep their backends, and the data path forwards all the while.
 //
 // Signals: SIGHUP re-reads the configuration file (validated whole; a bad
-// file changes nothing). SIGINT/SIGTERM stop the agent and leave the data
-// path forwarding; `tollgated --detach` removes programs and pins.
+// file changes nothing, nor does one without services while some exist). SIGINT/SIGTERM stop the agent and leave the
+// data path forwarding; `tollgated --detach` removes programs and pins.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -308,7 +308,15 @@ int run(const Options& options) {
     actor["path"] = options.config_path;
     auto file = load_config_file(options.config_path);
     Status status = file ? Status{} : Status{file.error()};
-    if (file) status = controller.apply(file->config, actor, file->digest);
+    // A file without services does not remove every service on SIGHUP: an
+    // emptied or half-written file is the likelier cause than an operator
+    // who means it (who has `service rm` and PUT /v1/config?allow_empty).
+    // At start an empty file is applied: the operator (re)started with it.
+    if (file)
+      status = check_not_emptying(file->config, controller.snapshot()->services.size(),
+                                  "not applied on SIGHUP; remove them with `tollgate service rm` or "
+                                  "PUT /v1/config?allow_empty=true");
+    if (status) status = controller.apply(file->config, actor, file->digest);
     (*audit)->record({{"action", "config.reload"},
                       {"actor", actor},
                       {"object", options.config_path},
@@ -382,5 +390,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   log::set_level(level);
-  return run(options);
+  // Errors travel as values; an exception here is a bug, said so, not an abort.
+  try {
+    return run(options);
+  } catch (const std::exception& error) {
+    log::error("fatal: {}", error.what());
+  } catch (...) {
+    log::error("fatal: an exception that is not a std::exception");
+  }
+  return 1;
 }

@@ -106,7 +106,7 @@ TEST_F(AgentTest, BadRequestsChangeNothingAndAreAudited) {
       {"POST", backends, R"({"address": "198.18.1.14"})", 400, "address: "},
       {"POST", backends, R"({"address": "[2001:db8:1::14]:8080"})", 400, "not of the service's address family"},
       {"POST", backends, json{{"address", b1_}}.dump(), 409, "already exists"},
-      {"POST", backends, "not json", 400, "body: invalid JSON"},
+      {"POST", backends, "not json", 400, "body: line 1, column 2: syntax error"},
       {"POST", backends, "[]", 400, "body: expected a JSON object"},
       {"POST", backends, "", 400, "body: expected a JSON object"},
       {"PATCH", b1, R"({"weight": 0})", 400, "weight: 0 is out of range"},

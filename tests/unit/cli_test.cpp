@@ -10,7 +10,10 @@
 #include <sstream>
 #include <vector>
 
+#include "hostile_json.h"
+
 using namespace tollgate;
+using namespace tollgate::test;
 
 namespace {
 
@@ -171,6 +174,40 @@ TEST(Cli, ListingsAsTablesAndJson) {
   EXPECT_NE(table.out.find("198.18.100.1:80/tcp  2         1   65537"), std::string::npos) << table.out;
   CliRun json = run_cli({"service", "list", "-o", "json"}, {200, services});
   EXPECT_EQ(nlohmann::json::parse(json.out), nlohmann::json::parse(services));
+}
+
+// An answer the CLI cannot read or did not expect: a message and exit 1,
+// never an exception out of main().
+TEST(Cli, AnAnswerBeyondTheReaderOrOfTheWrongShapeIsAnError) {
+  struct Case {
+    std::vector<std::string> args;
+    cli::Reply reply;
+    std::string error;
+  };
+  const std::string service = R"({"address": "198.18.100.1:80/tcp", "backends": [], "maglev_size": )";
+  const Case cases[] = {
+      {{"service", "list"}, {200, "[" + service + "1e400}]"}, "[0].maglev_size: 1e400 is beyond the range"},
+      {{"service", "list"}, {200, "[" + service + "-1e400}]"}, "[0].maglev_size: -1e400 is beyond the range"},
+      {{"service", "list"}, {200, "[" + service + huge_integer() + "}]"}, "[0].maglev_size: 1000000000000000..."},
+      {{"service", "list"}, {200, deep_array()}, "nested deeper than 64 levels"},
+      {{"service", "list", "-o", "json"}, {200, deep_array()}, "nested deeper than 64 levels"},
+      {{"service", "list"}, {200, std::string(kByteOrderMark) + "[]"}, "byte-order mark"},
+      {{"service", "list"}, {200, "[\"\xff\"]"}, "ill-formed UTF-8"},
+      {{"service", "list"}, {200, "[1, 2]"}, "unexpected answer"},
+      {{"backend", "add", "198.18.100.1:80/tcp", "198.18.1.11:8080"}, {201, "[]"}, "unexpected answer"},
+      {{"events"}, {200, R"({"events": [], "next": "soon"})"}, "unexpected answer"},
+      {{"conntrack", "list"},
+       {200, R"({"flows": [{"idle_seconds": "1"}], "total": 1, "truncated": false})"},
+       "unexpected answer"},
+      {{"conntrack", "list"}, {200, R"({"flows": [], "total": 0})"}, "unexpected answer"},
+  };
+  for (const auto& test_case : cases) {
+    CliRun run = run_cli(test_case.args, test_case.reply);
+    std::string line =
+        fmt::format("tollgate {} <- {}", fmt::join(test_case.args, " "), test_case.reply.body.substr(0, 80));
+    EXPECT_EQ(run.code, 1) << line << "\n" << run.err;
+    EXPECT_NE(run.err.find(test_case.error), std::string::npos) << line << "\n  -> " << run.err.substr(0, 400);
+  }
 }
 
 TEST(Cli, AnUnreachableAgentIsSaidSo) {

@@ -2,7 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <fstream>
+
+#include "hostile_json.h"
+
 using namespace tollgate;
+using namespace tollgate::test;
 
 TEST(Config, ParsesTheWholeModel) {
   auto config = parse_config(R"({
@@ -62,6 +68,59 @@ TEST(Config, BadInputNamesWhere) {
     EXPECT_NE(config.error().message.find(test_case.error), std::string::npos)
         << test_case.text << "\n  -> " << config.error().message;
   }
+}
+
+// What a JSON reader cannot hold: a named error with its line, never an
+// exception (the agent would abort at start or on SIGHUP).
+TEST(Config, TextsBeyondTheReaderAreNamedErrors) {
+  const std::string service = R"({"address": "198.18.100.1:80/tcp", )";
+  struct Case {
+    std::string text;
+    std::string error;
+  };
+  const Case cases[] = {
+      {"{\"services\": [\n" + service + "\"maglev_size\": 1e999}]}",
+       "line 2, column 51: services[0].maglev_size: 1e999 is beyond the range of a number"},
+      {"{\"services\": [" + service + "\"backends\": [{\"address\": \"198.18.1.1:80\", \"weight\": 1e400}]}]}",
+       "services[0].backends[0].weight: 1e400 is beyond the range of a number"},
+      {"{\"timeouts\": {\"udp\": -1e400}}", "timeouts.udp: -1e400 is beyond the range of a number"},
+      {"{\"timeouts\": {\"udp\": " + huge_integer() + "}}",
+       "timeouts.udp: 1000000000000000... (400 characters) is beyond the range of a number"},
+      {"{\"events\": {\"per_second\": " + std::string(kTwoToThe64) + "}}",
+       "events.per_second: expected an integer 0-100000"},
+      {"{\"events\": {\"per_second\": 18446744073709551615}}",
+       "events.per_second: 18446744073709551615 is out of range 0-100000"},
+      {"{\"events\": {\"per_second\": -1}}", "events.per_second: expected an integer 0-100000"},
+      {"{\"services\": [" + service + "\"maglev_size\": 4294967311}]}",
+       "services[0].maglev_size: 4294967311 is out of range"},
+      {"{\n\"services\": [{\"address\": \"198.18.100.1:80/tcp\xff\"}]}", "line 2, column"},
+      {"{\"services\": [{\"address\": \"198.18.100.1:80/tcp\xc0\xaf\"}]}", "ill-formed UTF-8"},
+      {std::string(kByteOrderMark) + "{}", "line 1, column 1: starts with a UTF-8 byte-order mark"},
+      {"{\"access\": {\"allow\": " + deep_array() + "}}", "access.allow[0][0]"},
+      {"{\"access\": {\"allow\": " + deep_array() + "}}", "nested deeper than 64 levels"},
+      {"\n\n" + std::string(100000, '['), "line 3, column 65: [0][0]"},
+  };
+  for (const auto& test_case : cases) {
+    auto config = parse_config(test_case.text);
+    ASSERT_FALSE(config) << test_case.text.substr(0, 200);
+    EXPECT_NE(config.error().message.find(test_case.error), std::string::npos)
+        << test_case.text.substr(0, 200) << "\n  -> " << config.error().message.substr(0, 400);
+  }
+}
+
+TEST(Config, AFileBeyondTheReaderIsAnErrorWithItsPathAndLine) {
+  char pattern[] = "/tmp/tollgate-config-test-XXXXXX";
+  ASSERT_NE(mkstemp(pattern), -1);
+  const std::string path = pattern;
+  std::ofstream(path)
+      << "{\n  \"services\": [\n    {\"address\": \"198.18.100.1:80/tcp\", \"maglev_size\": 1e400}\n  ]\n}\n";
+  auto file = load_config_file(path);
+  ASSERT_FALSE(file);
+  EXPECT_NE(file.error().message.find(path + ": line 3, column"), std::string::npos) << file.error().message;
+  EXPECT_NE(file.error().message.find("services[0].maglev_size: 1e400"), std::string::npos) << file.error().message;
+  std::ofstream(path) << "";
+  EXPECT_FALSE(load_config_file(path));
+  std::remove(path.c_str());
 }
 
 TEST(ContentDigest, DependsOnEveryByte) {

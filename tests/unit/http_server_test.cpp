@@ -186,6 +186,29 @@ TEST_F(HttpServerTest, BadRequestsAreRefusedBeforeTheHandler) {
   EXPECT_EQ(rejected().size(), std::size(cases));
 }
 
+// Whatever a handler throws, the caller gets a 500 in JSON, the server goes
+// on, and the agent does not abort.
+TEST_F(HttpServerTest, AHandlerThatThrowsIsA500AndTheNextIsServed) {
+  // The fixture's echo handler dumps the body: invalid UTF-8 makes nlohmann throw.
+  std::string answer = exchange("POST /v1/services HTTP/1.1\r\nContent-Length: 2\r\n\r\n\xff\xfe");
+  EXPECT_EQ(status_of(answer), 500) << answer;
+  EXPECT_NE(body_of(answer)["error"].get<std::string>().find("internal error: POST /v1/services"), std::string::npos)
+      << answer;
+  EXPECT_EQ(status_of(exchange("GET /v1/status HTTP/1.1\r\n\r\n")), 200);
+
+  restart(HttpLimits{}, [](const HttpRequest& request) -> HttpResponse {
+    if (request.path == "/v1/int") throw 42;
+    throw std::runtime_error("bad bytes \xff in " + request.path);
+  });
+  answer = exchange("GET /v1/\xc0 HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(status_of(answer), 500) << answer;
+  EXPECT_NE(body_of(answer)["error"].get<std::string>().find("bad bytes"), std::string::npos) << answer;
+  answer = exchange("GET /v1/int HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(status_of(answer), 500) << answer;
+  EXPECT_NE(body_of(answer)["error"].get<std::string>().find("internal error: GET /v1/int"), std::string::npos)
+      << answer;
+}
+
 TEST_F(HttpServerTest, ASlowRequestIsCutOffAndTheNextIsServed) {
   // Headers never finish: the deadline answers 408, and the server goes on.
   std::string answer = exchange("GET /v1/status HTTP/1.1\r\nHost: x\r\n", /*keep_open=*/true);

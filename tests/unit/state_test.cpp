@@ -9,7 +9,10 @@
 #include <fstream>
 #include <random>
 
+#include "hostile_json.h"
+
 using namespace tollgate;
+using namespace tollgate::test;
 
 namespace {
 
@@ -197,6 +200,68 @@ TEST_F(StateTest, AJournalOfAnotherStateIsIgnoredAndABadLineIsAnError) {
   EXPECT_NE(loaded.error().message.find("line 2: backends: service 198.18.100.9:80/tcp is not in the state"),
             std::string::npos)
       << loaded.error().message;
+}
+
+// A state file or journal that a JSON reader cannot hold, or whose fields
+// are of the wrong type: an error naming the file and the field, never an
+// exception (the agent would abort at start).
+TEST_F(StateTest, TextsBeyondTheReaderAreNamedErrors) {
+  const std::string service = R"({"address": "198.18.100.1:80/tcp", )";
+  struct Case {
+    std::string state;
+    std::string error;
+  };
+  const Case cases[] = {
+      {R"({"version": 1, "config": {"services": [)" + service + R"("maglev_size": 1e400}]}})",
+       "config.services[0].maglev_size: 1e400 is beyond the range of a number"},
+      {R"({"version": 1, "config": {"timeouts": {"udp": )" + huge_integer() + "}}}",
+       "config.timeouts.udp: 1000000000000000"},
+      {R"({"version": -1e400, "config": {}})", "version: -1e400 is beyond the range of a number"},
+      {R"({"version": "1", "config": {}})", "version: expected 1"},
+      {R"({"version": 18446744073709551617, "config": {}})", "version: expected 1"},
+      {"{\"version\": 1, \"config\": {\"services\": [{\"address\": \"198.18.100.1:80/tcp\xff\"}]}}",
+       "ill-formed UTF-8"},
+      {std::string(kByteOrderMark) + R"({"version": 1, "config": {}})", "byte-order mark"},
+      {R"({"version": 1, "config": {"services": [)" + service + R"("policy": {"allow": )" + deep_array() + "}}]}}",
+       "nested deeper than 64 levels"},
+  };
+  for (const auto& test_case : cases) {
+    std::ofstream(dir_ + "/state.json", std::ios::trunc) << test_case.state;
+    auto loaded = load_state(dir_);
+    ASSERT_FALSE(loaded) << test_case.state.substr(0, 200);
+    EXPECT_NE(loaded.error().message.find("state.json: "), std::string::npos) << loaded.error().message;
+    EXPECT_NE(loaded.error().message.find(test_case.error), std::string::npos)
+        << test_case.state.substr(0, 200) << "\n  -> " << loaded.error().message.substr(0, 400);
+  }
+}
+
+TEST_F(StateTest, AJournalBeyondTheReaderIsANamedError) {
+  const std::string cases[][2] = {
+      {R"({"set": {"address": "198.18.100.1:80/tcp", "maglev_size": 1e400}})",
+       "line 2, column 59: set.maglev_size: 1e400 is beyond the range of a number"},
+      {R"({"backends": {"service": "198.18.100.1:80/tcp", "set": [{"address": "198.18.1.1:8080", "weight": -1e400}]}})",
+       "backends.set[0].weight: -1e400 is beyond"},
+      {"{\"remove\": \"198.18.100.1:80/tcp\xff\"}",
+       "line 2, column 32: syntax error while parsing value - invalid string: ill-formed UTF-8"},
+      {R"({"set": )" + deep_array() + "}", "nested deeper than 64 levels"},
+  };
+  for (const auto& [record, error] : cases) {
+    ASSERT_TRUE(save_state(dir_, sample(2, 4)));
+    std::ofstream(dir_ + "/state.journal", std::ios::app) << record << "\n";
+    auto loaded = load_state(dir_);
+    ASSERT_FALSE(loaded) << record.substr(0, 200);
+    EXPECT_NE(loaded.error().message.find(error), std::string::npos)
+        << record.substr(0, 200) << "\n  -> " << loaded.error().message.substr(0, 400);
+  }
+  // A journal header of the wrong type is some other state's journal.
+  ASSERT_TRUE(save_state(dir_, sample(2, 4)));
+  std::ofstream(dir_ + "/state.journal", std::ios::trunc) << R"({"journal": 5})"
+                                                          << "\n"
+                                                          << R"({"remove": "198.18.100.1:80/tcp"})"
+                                                          << "\n";
+  auto loaded = load_state(dir_);
+  ASSERT_TRUE(loaded && *loaded) << (loaded ? "" : loaded.error().message);
+  EXPECT_EQ(**loaded, sample(2, 4));
 }
 
 }  // namespace

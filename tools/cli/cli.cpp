@@ -13,6 +13,7 @@
 #include "address.h"
 #include "commands.h"
 #include "defaults.h"
+#include "json_text.h"
 #include "policy.h"
 
 namespace tollgate::cli {
@@ -66,25 +67,26 @@ void print_table(std::ostream& out, const std::vector<std::vector<std::string>>&
   }
 }
 
-std::string text_of(const json& value) { return value.is_string() ? value.get<std::string>() : value.dump(); }
+std::string text_of(const json& value) { return value.is_string() ? value.get<std::string>() : dump_json(value); }
 
 std::optional<json> Session::call(const std::string& method, const std::string& path, const json& body) {
-  auto reply = connect(socket_path)(method, path, body.is_null() ? std::string() : body.dump());
+  auto reply = connect(socket_path)(method, path, body.is_null() ? std::string() : dump_json(body));
   if (!reply) {
     err << "tollgate: cannot reach tollgated at " << socket_path << ": " << reply.error().message << "\n";
     return std::nullopt;
   }
-  json document = json::parse(reply->body, nullptr, false);
+  auto document = parse_json_text(reply->body);
   if (reply->status >= 400) {
-    std::string message = document.is_object() && document.contains("error") ? text_of(document["error"]) : reply->body;
+    std::string message =
+        document && document->is_object() && document->contains("error") ? text_of((*document)["error"]) : reply->body;
     err << "tollgate: " << message << " (HTTP " << reply->status << ")\n";
     return std::nullopt;
   }
-  if (document.is_discarded()) {
-    err << "tollgate: the agent answered with something that is not JSON\n";
+  if (!document) {
+    err << "tollgate: the agent answered with something that is not JSON: " << document.error().message << "\n";
     return std::nullopt;
   }
-  return document;
+  return std::move(*document);
 }
 
 std::string service_path(const std::string& service) {
@@ -163,7 +165,15 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
                        level == &app ? "tollgate" : level->get_name(), fmt::join(verbs, ", "));
     return 2;
   }
-  return dispatch.run_chosen();
+  // The verbs read the agent's answers with nlohmann's accessors, which
+  // throw on a shape they did not expect (an object where an array was):
+  // said so, exit 1, never an abort.
+  try {
+    return dispatch.run_chosen();
+  } catch (const json::exception& error) {
+    err << "tollgate: unexpected answer from the agent: " << error.what() << "\n";
+    return 1;
+  }
 }
 
 }  // namespace tollgate::cli

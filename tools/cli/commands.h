@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cli.h"
+#include "json_text.h"
 
 namespace tollgate::cli {
 
@@ -32,7 +33,7 @@ struct Session {
   std::optional<json> call(const std::string& method, const std::string& path, const json& body = nullptr);
 
   bool json_output() const { return output == "json"; }
-  void print_json(const json& document) { out << document.dump(2) << "\n"; }
+  void print_json(const json& document) { out << dump_json(document, 2) << "\n"; }
 };
 
 // Each verb: an options struct filled by CLI11 and a do_* function run after

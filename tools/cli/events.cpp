@@ -17,7 +17,7 @@ struct EventsOptions {
 // One event a line: JSON, or time, kind, service, source, count and detail.
 void print_event(Session& session, const json& event) {
   if (session.json_output()) {
-    session.out << event.dump() << "\n";
+    session.out << dump_json(event) << "\n";
   } else {
     std::string detail;
     if (event.contains("reason")) detail = text_of(event["reason"]);

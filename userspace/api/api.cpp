@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "flows.h"
+#include "json_text.h"
 #include "metrics.h"
 #include "report.h"
 
@@ -36,7 +37,9 @@ struct Api::Route {
 
 namespace {
 
-HttpResponse reply(int status, const json& body) { return {status, body.dump(2) + "\n"}; }
+// Messages may carry a client's bytes (a path that is not UTF-8): the dump
+// replaces what is invalid rather than throw.
+HttpResponse reply(int status, const json& body) { return {status, dump_json(body, 2) + "\n"}; }
 HttpResponse failure(int status, const std::string& message) { return reply(status, {{"error", message}}); }
 
 int http_status(ErrorKind kind) {
@@ -67,15 +70,16 @@ std::string_view result_name(int status) {
   return status < 500 ? "invalid" : "failed";
 }
 
+// A byte-order mark is refused, not skipped (parse_json_text): RFC 8259
+// forbids one on the wire, and a client that sends one has likely mangled
+// the text in other ways too (the case that found this: "\uFEFF{}", a
+// config whose content was lost).
 Result<json> parse_body(const HttpRequest& request) {
   if (request.body.empty()) return make_error(ErrorKind::invalid, "body: expected a JSON object");
-  try {
-    json body = json::parse(request.body);
-    if (!body.is_object()) return make_error(ErrorKind::invalid, "body: expected a JSON object");
-    return body;
-  } catch (const json::parse_error& error) {
-    return make_error(ErrorKind::invalid, "body: invalid JSON at byte {}", error.byte);
-  }
+  auto body = parse_json_text(request.body);
+  if (!body) return make_error(ErrorKind::invalid, "body: {}", body.error().message);
+  if (!body->is_object()) return make_error(ErrorKind::invalid, "body: expected a JSON object");
+  return body;
 }
 
 std::vector<std::string> split_path(std::string_view path) {
@@ -114,6 +118,25 @@ Result<size_t> query_number(const std::string& query, std::string_view name, siz
     start = end + 1;
   }
   return fallback;
+}
+
+// The flag `name`=true|false in `query`; absent: false.
+Result<bool> query_flag(const std::string& query, std::string_view name) {
+  size_t start = 0;
+  while (start < query.size()) {
+    size_t end = query.find('&', start);
+    if (end == std::string::npos) end = query.size();
+    std::string_view item(query.data() + start, end - start);
+    if (item == name) return make_error(ErrorKind::invalid, "{}: expected true or false", name);
+    if (item.starts_with(name) && item.size() > name.size() && item[name.size()] == '=') {
+      std::string_view value = item.substr(name.size() + 1);
+      if (value == "true") return true;
+      if (value == "false") return false;
+      return make_error(ErrorKind::invalid, "{}: expected true or false", name);
+    }
+    start = end + 1;
+  }
+  return false;
 }
 
 // Parses a body with `parse` (a config codec taking (json, path)).
@@ -166,13 +189,23 @@ Result<json> Api::backends_status(const Snapshot& snapshot, const ServiceSpec& s
   return out;
 }
 
+namespace {
+
+// The "error" of a refusal's body, for the audit log ("" if it has none).
+std::string error_of(const HttpResponse& response) {
+  auto body = parse_json_text(response.body);
+  if (!body || !body->is_object() || !body->contains("error") || !(*body)["error"].is_string()) return "";
+  return (*body)["error"].get<std::string>();
+}
+
+}  // namespace
+
 void Api::audit_rejected(const Caller& caller, const HttpResponse& response) {
-  json body = json::parse(response.body, nullptr, false);
   audit_.record({{"action", "request"},
                  {"actor", {{"source", "api"}, {"caller", caller.to_json()}}},
                  {"result", result_name(response.status)},
                  {"status", response.status},
-                 {"error", body.is_object() ? body.value("error", "") : ""}});
+                 {"error", error_of(response)}});
 }
 
 HttpResponse Api::handle(const HttpRequest& request) {
@@ -197,8 +230,7 @@ HttpResponse Api::handle(const HttpRequest& request) {
       entry["before"] = outcome.before;
       entry["after"] = outcome.after;
     } else {
-      json body = json::parse(outcome.response.body, nullptr, false);
-      entry["error"] = body.is_object() ? body.value("error", "") : "";
+      entry["error"] = error_of(outcome.response);
     }
     audit_.record(entry);
   }
@@ -340,6 +372,15 @@ Api::Outcome Api::put_config(const Call& call) {
   if (!body) return {failure(body.error()), "", outcome.object};
   auto next = parse_config_json(*body);
   if (!next) return {failure(400, next.error().message), "", outcome.object};
+  auto allow_empty = query_flag(call.request.query, "allow_empty");
+  if (!allow_empty) return {failure(allow_empty.error()), "", outcome.object};
+  // Checked on this snapshot: a service added meanwhile is removed too, as
+  // any PUT of the whole config replaces what came before it.
+  if (!*allow_empty)
+    if (auto status = check_not_emptying(*next, call.snapshot->services.size(),
+                                         "to remove them all, PUT it with ?allow_empty=true");
+        !status)
+      return {failure(status.error()), "", outcome.object};
   outcome.after = config_to_json(*next);
   if (auto status = controller_.apply(*next, call.actor); !status) return {failure(status.error()), "", outcome.object};
   outcome.response = reply(200, outcome.after);
@@ -549,6 +590,7 @@ Result<BackendSpec*> backend_for_edit(const Api::Call& call, std::optional<Servi
 Api::Outcome Api::update_backend(const Call& call) {
   auto body = parse_body(call.request);
   if (!body) return {failure(body.error())};
+  if (body->empty()) return {failure(400, "body: nothing to change (expected weight or state)")};
   for (const auto& [key, value] : body->items())
     if (key != "weight" && key != "state")
       return {failure(400, fmt::format("{}: unknown field (expected weight or state)", key))};

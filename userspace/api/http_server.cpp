@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "json_text.h"
 #include "log.h"
 
 namespace tollgate {
@@ -41,7 +42,23 @@ std::string_view reason_phrase(int status) {
 }
 
 HttpResponse error_response(int status, std::string message) {
-  return {status, nlohmann::json{{"error", std::move(message)}}.dump() + "\n"};
+  return {status, dump_json(nlohmann::json{{"error", std::move(message)}}) + "\n"};
+}
+
+// The handler's answer; whatever it throws (a bug: handlers return errors)
+// is logged and answered 500 instead of ending the agent.
+HttpResponse handle_guarded(const HttpServer::Handler& handler, const HttpRequest& request) {
+  std::string why;
+  try {
+    return handler(request);
+  } catch (const std::exception& error) {
+    why = error.what();
+  } catch (...) {
+    why = "an exception that is not a std::exception";
+  }
+  const std::string request_name = fmt::format("{} {}", request.method, request.path);
+  log::error("API: {} failed: {}", dump_json(request_name), dump_json(why));
+  return error_response(500, fmt::format("internal error: {}: {}", request_name, why));
 }
 
 int milliseconds_until(Clock::time_point deadline) {
@@ -369,7 +386,7 @@ void HttpServer::handle_connection(int fd) {
   }
   if (request.body.size() > length) request.body.resize(length);  // one request per connection
 
-  answer(handler_(request));
+  answer(handle_guarded(handler_, request));
 }
 
 }  // namespace tollgate

@@ -12,6 +12,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "json_text.h"
+
 namespace tollgate {
 namespace {
 
@@ -89,14 +91,22 @@ Status replay_journal(const std::string& path, const std::string& id, Config& co
   if (!file) return {};  // none yet
   std::string line;
   if (!std::getline(file, line)) return {};
-  json header = json::parse(line, nullptr, false);
-  if (!header.is_object() || header.value("journal", "") != id) return {};  // an older state's
+  auto header = parse_json_text(line);
+  if (!header || !header->is_object() || !header->contains("journal") || (*header)["journal"] != id)
+    return {};  // an older state's
   size_t number = 1;
   while (std::getline(file, line)) {
     ++number;
     const bool whole = !file.eof();
-    json record = json::parse(line, nullptr, false);
-    if (record.is_discarded() && !whole) break;
+    auto parsed = parse_json_text(line);
+    if (!parsed && !whole) break;
+    if (!parsed) {
+      // A record is one line: its "line 1, column C" is this line's column.
+      std::string_view message = parsed.error().message;
+      if (message.starts_with("line 1, ")) message.remove_prefix(std::string_view("line 1, ").size());
+      return make_error(ErrorKind::io, "state journal {}: line {}, {}", path, number, message);
+    }
+    const json& record = *parsed;
     if (!record.is_object())
       return make_error(ErrorKind::io, "state journal {}: line {}: not a JSON object", path, number);
     if (record.contains("set")) {
@@ -181,10 +191,10 @@ Status save_state(const std::string& dir, const AgentState& state) {
                    {"config_digest", state.config_digest},
                    {"interfaces", {{"xdp", state.xdp_interfaces}, {"tc", state.tc_interfaces}}},
                    {"journal", id}};
-  if (auto status = write_file_atomically(state_path(dir), document.dump() + "\n"); !status) return status;
+  if (auto status = write_file_atomically(state_path(dir), dump_json(document) + "\n"); !status) return status;
   // The new state's journal, empty; until it is in place the old one is
   // ignored (its id is not the new state's).
-  return write_file_atomically(journal_path(dir), json{{"journal", id}}.dump() + "\n");
+  return write_file_atomically(journal_path(dir), dump_json(json{{"journal", id}}) + "\n");
 }
 
 Status save_service_change(const std::string& dir, const ServiceAddress& address, const ServiceSpec* before,
@@ -204,7 +214,7 @@ Status save_service_change(const std::string& dir, const ServiceAddress& address
   const std::string path = journal_path(dir);
   int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   if (fd < 0) return errno_error(ErrorKind::io, errno, "cannot open {}: {}", path, std::strerror(errno));
-  if (auto status = write_all(fd, record.dump() + "\n", path); !status) {
+  if (auto status = write_all(fd, dump_json(record) + "\n", path); !status) {
     close(fd);
     return status;
   }
@@ -226,11 +236,17 @@ Result<std::optional<AgentState>> load_state(const std::string& dir) {
   }
   std::stringstream buffer;
   buffer << file.rdbuf();
-  json document = json::parse(buffer.str(), nullptr, false);
-  if (document.is_discarded() || !document.is_object())
+  auto parsed = parse_json_text(buffer.str());
+  if (!parsed)
+    return make_error("state file {}: {} (move it away to start from the kernel's state)", path,
+                      parsed.error().message);
+  json& document = *parsed;
+  if (!document.is_object())
     return make_error("state file {}: not a JSON object (move it away to start from the kernel's state)", path);
-  if (document.value("version", 0) != kStateVersion)
-    return make_error("state file {}: version {} is not {}", path, document.value("version", 0), kStateVersion);
+  if (!document.contains("version") || !document["version"].is_number_unsigned() ||
+      document["version"].get<uint64_t>() != static_cast<uint64_t>(kStateVersion))
+    return make_error("state file {}: version: expected {}, found {}", path, kStateVersion,
+                      document.contains("version") ? dump_json(document["version"]) : "none");
   AgentState state;
   if (!document.contains("config")) return make_error("state file {}: config: missing", path);
   auto config = parse_config_json(document["config"]);

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "json_fields.h"
+#include "json_text.h"
 
 namespace tollgate {
 namespace {
@@ -33,31 +34,12 @@ Result<FlowTimeouts> parse_timeouts(const json& object) {
   return timeouts;
 }
 
-std::string position(std::string_view text, size_t byte) {
-  size_t line = 1, column = 1;
-  for (size_t i = 0; i < byte && i < text.size(); ++i) {
-    if (text[i] == '\n') {
-      ++line;
-      column = 1;
-    } else {
-      ++column;
-    }
-  }
-  return fmt::format("line {}, column {}", line, column);
-}
-
 }  // namespace
 
 Result<Config> parse_config(std::string_view text) {
-  json document;
-  try {
-    document = json::parse(text);
-  } catch (const json::parse_error& error) {
-    std::string message = error.what();
-    if (auto at = message.find("]: "); at != std::string::npos) message = message.substr(at + 3);
-    return make_error("{}: {}", position(text, error.byte > 0 ? error.byte - 1 : 0), message);
-  }
-  return parse_config_json(document);
+  auto document = parse_json_text(text);
+  if (!document) return document.error();
+  return parse_config_json(*document);
 }
 
 Result<Config> parse_config_json(const json& document) {
@@ -126,6 +108,12 @@ Result<ConfigFile> load_config_file(const std::string& path) {
   auto config = parse_config(buffer.str());
   if (!config) return make_error("{}: {}", path, config.error().message);
   return ConfigFile{std::move(*config), content_digest(buffer.str())};
+}
+
+Status check_not_emptying(const Config& next, size_t services_now, std::string_view how_to_allow) {
+  if (!next.services.empty() || services_now == 0) return {};
+  return make_error(ErrorKind::conflict, "services: the config has none and would remove all {} services; {}",
+                    services_now, how_to_allow);
 }
 
 Status check_policy_capacity(const Config& config) {

@@ -55,6 +55,11 @@ std::string content_digest(std::string_view content);
 
 // The inverse of the parsers: parse_config_json(config_to_json(c)) == c.
 nlohmann::json config_to_json(const Config& config);
+// A config without services, put in place while `services_now` exist,
+// removes them all: a conflict unless the caller says so (`how_to_allow`
+// tells how). A body that lost its content, or an emptied file, must not
+// wipe the load balancer by accident.
+Status check_not_emptying(const Config& next, size_t services_now, std::string_view how_to_allow);
 // The total of access-list entries must fit the data path's tries.
 Status check_policy_capacity(const Config& config);
 // The same for totals already counted (global and every service's).
