@@ -181,7 +181,7 @@ class Bench {
   }
   ~Bench() { bench__destroy(floors_); }
 
-  const MapFds& maps() const { return datapath_->maps(); }
+  const DataPathMaps& maps() const { return datapath_->maps(); }
   Dataplane& dataplane() { return *dataplane_; }
   DataPath& datapath() { return *datapath_; }
 
@@ -224,7 +224,7 @@ class Bench {
     if (next.verdict != XDP_REDIRECT) fail("second packet not forwarded");
     tg_flow_key key = flow_key(packet);
     tg_flow flow{};
-    if (bpf_map_lookup_elem(maps().flows, &key, &flow) != 0) fail("established flow is not in tg_flows");
+    if (bpf_map_lookup_elem(maps().flows.fd(), &key, &flow) != 0) fail("established flow is not in tg_flows");
     std::string why;
     if (destination_of(next.out, packet.ipv6).first < 0 || !checksums_valid(next.out, &why))
       fail("established flow: bad output frame " + why);
@@ -383,7 +383,7 @@ Scenario dropped(Bench& bench, const std::string& name, const std::string& what,
   scenario.before_round = [&bench, packet, before, rate_limited, reason] {
     if (rate_limited) {
       bench.xdp(packet);
-      const int fd = bench.maps().source_buckets;
+      const int fd = bench.maps().source_buckets.fd();
       tg_bucket_key key{};
       if (bpf_map_get_next_key(fd, nullptr, &key) != 0) fail("no source bucket after a packet");
       tg_bucket bucket{};
@@ -522,8 +522,8 @@ json scale(const TestNetwork& network, int rounds, size_t iterations) {
     bench.establish(model);
     tg_flow_key key = Bench::flow_key(model);
     tg_flow value{};
-    if (bpf_map_lookup_elem(bench.maps().flows, &key, &value) != 0) fail("model flow");
-    bpf_map_delete_elem(bench.maps().flows, &key);
+    if (bpf_map_lookup_elem(bench.maps().flows.fd(), &key, &value) != 0) fail("model flow");
+    bpf_map_delete_elem(bench.maps().flows.fd(), &key);
     std::vector<tg_flow_key> keys;
     std::vector<tg_flow> values(std::min<size_t>(flows, 100000), value);
     for (size_t i = 0; i < flows; i += values.size()) {
@@ -535,7 +535,7 @@ json scale(const TestNetwork& network, int rounds, size_t iterations) {
         keys.push_back(filler);
       }
       auto count = static_cast<uint32_t>(keys.size());
-      if (bpf_map_update_batch(bench.maps().flows, keys.data(), values.data(), &count, nullptr) != 0)
+      if (bpf_map_update_batch(bench.maps().flows.fd(), keys.data(), values.data(), &count, nullptr) != 0)
         fail(fmt::format("filling tg_flows: {}", std::strerror(errno)));
     }
     const size_t held = map_entries(bench.maps().flows);
@@ -672,43 +672,20 @@ json api_to_datapath(const TestNetwork& network, int rounds) {
 
 json memory(const TestNetwork& network) {
   Bench bench(network, LoadOptions{});
-  const MapFds& m = bench.maps();
-  const std::pair<const char*, int> maps[] = {{"tg_config", m.config},
-                                              {"tg_services", m.services},
-                                              {"tg_vip_addresses", m.vip_addresses},
-                                              {"tg_backends", m.backends},
-                                              {"tg_maglev (outer)", m.maglev},
-                                              {"tg_flows", m.flows},
-                                              {"tg_reverse_flows", m.reverse_flows},
-                                              {"tg_service_stats", m.service_stats},
-                                              {"tg_backend_stats", m.backend_stats},
-                                              {"tg_backend_health", m.backend_health},
-                                              {"tg_backend_last_handshake", m.backend_last_handshake},
-                                              {"tg_fib_cache", m.fib_cache},
-                                              {"tg_drops", m.drops},
-                                              {"tg_new_flows", m.new_flows},
-                                              {"tg_new_reverse", m.new_reverse},
-                                              {"tg_service_policy", m.service_policy},
-                                              {"tg_acl_allow", m.acl_allow},
-                                              {"tg_acl_deny", m.acl_deny},
-                                              {"tg_source_buckets", m.source_buckets},
-                                              {"tg_conn_buckets", m.conn_buckets},
-                                              {"tg_events", m.events},
-                                              {"tg_event_aggregates", m.event_aggregates},
-                                              {"tg_event_stats", m.event_stats}};
+  const DataPathMaps& m = bench.maps();
   json list = json::array();
   uint64_t total = 0;
-  for (const auto& [name, fd] : maps) {
-    const auto [bytes, entries] = map_memory(fd);
+  for (const MapHandle& map : m.all()) {
+    const auto [bytes, entries] = map_memory(map.fd());
     total += bytes;
-    list.push_back({{"map", name}, {"max_entries", entries}, {"bytes", bytes}});
+    list.push_back({{"map", map.name()}, {"max_entries", entries}, {"bytes", bytes}});
   }
   // One service's Maglev table (an inner map of tg_maglev).
   apply(bench, service(kService, 80, "tcp", 3));
   const auto id = bench.dataplane().service_id(service_address(kService, 80, "tcp"));
   if (!id) fail("service id");
   uint32_t inner_id = 0;
-  if (bpf_map_lookup_elem(m.maglev, &*id, &inner_id) != 0) fail("maglev inner map id");
+  if (bpf_map_lookup_elem(m.maglev.fd(), &*id, &inner_id) != 0) fail("maglev inner map id");
   const int inner = bpf_map_get_fd_by_id(inner_id);
   if (inner < 0) fail("maglev inner map fd");
   const auto [table_bytes, table_entries] = map_memory(inner);

@@ -29,12 +29,12 @@ std::string_view flow_state_name(uint8_t state) {
 
 // Every key of a hash map, read before any change to it. Bounded: when the
 // data path evicts the key we stand on, the walk starts over.
-std::vector<tg_flow_key> all_keys(int fd) {
+std::vector<tg_flow_key> all_keys(const MapHandle& map) {
   constexpr size_t kMaxSteps = size_t{2} << 26;  // twice the largest --flow-capacity
   std::vector<tg_flow_key> keys;
   tg_flow_key key{}, next{};
   bool first = true;
-  while (keys.size() < kMaxSteps && bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0) {
+  while (keys.size() < kMaxSteps && bpf_map_get_next_key(map.fd(), first ? nullptr : &key, &next) == 0) {
     first = false;
     key = next;
     keys.push_back(key);
@@ -56,13 +56,15 @@ struct ServiceKeyLess {
 // The service a packet of `flow` reaches now, found as the data path finds
 // it (tg_lookup_service() in bpf/lib/steer.h): the exact port first, then
 // the port wildcard. None: no service has that address.
-std::optional<uint32_t> current_service_id(int services_fd, tg_service_key key) {
+Result<std::optional<uint32_t>> current_service_id(const MapHandle& services, tg_service_key key) {
   for (uint16_t port : {key.port, uint16_t{0}}) {
     key.port = port;
     tg_service service{};
-    if (bpf_map_lookup_elem(services_fd, &key, &service) == 0) return service.service_id;
+    auto found = services.lookup(key, service);
+    if (!found) return found.error();
+    if (*found) return std::optional<uint32_t>(service.service_id);
   }
-  return std::nullopt;
+  return std::optional<uint32_t>();
 }
 
 tg_service_key service_key_of(const tg_flow_key& flow) {
@@ -76,29 +78,38 @@ tg_service_key service_key_of(const tg_flow_key& flow) {
 
 }  // namespace
 
-Result<std::map<uint32_t, uint64_t>> active_flow_counts(const MapFds& maps) {
+Result<std::map<uint32_t, uint64_t>> active_flow_counts(const DataPathMaps& maps) {
   tg_config config{};
   uint32_t zero = 0;
-  if (bpf_map_lookup_elem(maps.config, &zero, &config))
-    return make_error("map lookup failed: {} [map = tg_config]", std::strerror(errno));
+  auto config_found = maps.config.lookup(zero, config);
+  if (!config_found) return config_found.error();
+  if (!*config_found) return maps.config.error("lookup", ENOENT);
   // Read once each: the service of an address, the backend slot of an index.
   std::map<tg_service_key, std::optional<uint32_t>, ServiceKeyLess> services;
   std::map<uint32_t, std::optional<tg_backend>> slots;
   std::map<uint32_t, uint64_t> counts;
   const uint64_t now = monotonic_coarse_ns();
-  for (int fd : {maps.flows, maps.new_flows}) {
-    for (const auto& key : all_keys(fd)) {
+  for (const MapHandle* table : {&maps.flows, &maps.new_flows}) {
+    for (const auto& key : all_keys(*table)) {
       tg_flow flow{};
-      if (bpf_map_lookup_elem(fd, &key, &flow)) continue;
+      auto found = table->lookup(key, flow);
+      if (!found) return found.error();
+      if (!*found) continue;  // expired meanwhile
       // A closing flow is not waited for; an expired one is steered anew.
       if (flow.state == TG_FLOW_TCP_CLOSING || tg_flow_expired(&flow, &config, now)) continue;
       auto [service, service_unread] = services.try_emplace(service_key_of(key));
-      if (service_unread) service->second = current_service_id(maps.services, service->first);
+      if (service_unread) {
+        auto id = current_service_id(maps.services, service->first);
+        if (!id) return id.error();
+        service->second = *id;
+      }
       if (!service->second) continue;
       auto [slot, slot_unread] = slots.try_emplace(flow.backend_index);
       if (slot_unread) {
         tg_backend backend{};
-        if (bpf_map_lookup_elem(maps.backends, &flow.backend_index, &backend) == 0) slot->second = backend;
+        auto backend_found = maps.backends.lookup(flow.backend_index, backend);
+        if (!backend_found) return backend_found.error();
+        if (*backend_found) slot->second = backend;
       }
       // The data path's own rule: its next packet would go to this backend.
       if (!tg_flow_holds_backend(&flow, *service->second, slot->second ? &*slot->second : nullptr)) continue;
@@ -108,7 +119,7 @@ Result<std::map<uint32_t, uint64_t>> active_flow_counts(const MapFds& maps) {
   return counts;
 }
 
-Result<nlohmann::json> list_flows(const std::map<uint32_t, BackendKey>& backend_keys, const MapFds& maps,
+Result<nlohmann::json> list_flows(const std::map<uint32_t, BackendKey>& backend_keys, const DataPathMaps& maps,
                                   size_t limit) {
   std::map<uint32_t, std::string> backends;
   for (const auto& [index, key] : backend_keys) backends[index] = key.second.to_string();
@@ -117,10 +128,12 @@ Result<nlohmann::json> list_flows(const std::map<uint32_t, BackendKey>& backend_
 
   nlohmann::json flows = nlohmann::json::array();
   size_t total = 0;
-  for (int fd : {maps.flows, maps.new_flows}) {
-    for (const auto& key : all_keys(fd)) {
+  for (const MapHandle* table : {&maps.flows, &maps.new_flows}) {
+    for (const auto& key : all_keys(*table)) {
       tg_flow value{};
-      if (bpf_map_lookup_elem(fd, &key, &value)) continue;  // expired meanwhile
+      auto found = table->lookup(key, value);
+      if (!found) return found.error();
+      if (!*found) continue;  // expired meanwhile
       ++total;
       if (flows.size() >= limit) continue;
       if (key.family != TG_FAMILY_IPV4 && key.family != TG_FAMILY_IPV6) continue;
@@ -135,32 +148,26 @@ Result<nlohmann::json> list_flows(const std::map<uint32_t, BackendKey>& backend_
            {"service", service.to_string()},
            {"backend", backend == backends.end() ? fmt::format("slot {}", value.backend_index) : backend->second},
            {"state", flow_state_name(value.state)},
-           {"table", fd == maps.flows ? "flows" : "new_flows"},
+           {"table", table == &maps.flows ? "flows" : "new_flows"},
            {"idle_seconds", idle}});
     }
   }
   return nlohmann::json{{"flows", flows}, {"total", total}, {"truncated", total > flows.size()}};
 }
 
-Result<size_t> flush_flows(const MapFds& maps) {
+Result<size_t> flush_flows(const DataPathMaps& maps) {
   size_t flushed = 0;
-  const std::pair<int, const char*> tables[] = {{maps.flows, "tg_flows"},
-                                                {maps.reverse_flows, "tg_reverse_flows"},
-                                                {maps.new_flows, "tg_new_flows"},
-                                                {maps.new_reverse, "tg_new_reverse"}};
-  for (const auto& [fd, name] : tables) {
-    for (const auto& key : all_keys(fd)) {
-      if (bpf_map_delete_elem(fd, &key) == 0) {
-        if (fd == maps.flows || fd == maps.new_flows) ++flushed;
-      } else if (errno != ENOENT) {
-        return make_error("map delete failed: {} [map = {}]", std::strerror(errno), name);
-      }
+  for (const MapHandle* table : {&maps.flows, &maps.reverse_flows, &maps.new_flows, &maps.new_reverse}) {
+    for (const auto& key : all_keys(*table)) {
+      auto removed = table->remove(key);
+      if (!removed) return removed.error();
+      if (*removed && (table == &maps.flows || table == &maps.new_flows)) ++flushed;
     }
   }
   return flushed;
 }
 
-FlowOccupancy flow_occupancy(const MapFds& maps) {
+FlowOccupancy flow_occupancy(const DataPathMaps& maps) {
   return {all_keys(maps.flows).size(), all_keys(maps.new_flows).size()};
 }
 
