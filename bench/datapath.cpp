@@ -10,7 +10,11 @@
 //            call that drains one backend of a service with 1,000 backends to
 //            the data path steering by the new table, and the map entries
 //            that call wrote;
-//   memory   the kernel memory of every map at the default sizes.
+//   memory   the kernel memory of every map at the default sizes;
+//   walk     a walk of tg_flows holding 100k and 262k flows, key by key
+//            (bpf_map_get_next_key, then a lookup per key) and batched
+//            (bpf_map_lookup_batch, userspace/datapath/flow_walk.h), in
+//            the same run.
 //
 // Every counted iteration is one BPF_PROG_TEST_RUN with repeat=1, so each
 // sees the packet as built (a repeated run would see the packet the
@@ -19,7 +23,7 @@
 // The figure per round is the sum of the kernel's own per-run durations
 // over the iterations; rounds alternate program and floor.
 //
-//   build/tollgate_bench_datapath [--rounds 7] [--iterations 20000] [--only cost,scale,control,memory]
+//   build/tollgate_bench_datapath [--rounds 7] [--iterations 20000] [--only cost,scale,control,memory,walk]
 //
 // Prints one JSON document on stdout (bench/run makes tables of it),
 // progress on stderr. Root only.
@@ -45,6 +49,7 @@
 #include "cli.h"
 #include "controller.h"
 #include "dataplane.h"
+#include "flow_walk.h"
 #include "http_server.h"
 #include "loader.h"
 #include "maglev.h"
@@ -364,8 +369,8 @@ Scenario new_flows(Bench& bench, const std::string& name) {
   scenario.before_round = [&bench, before] { *before = map_entries(bench.maps().new_flows); };
   scenario.after_round = [&bench, before](size_t iterations) {
     const size_t added = map_entries(bench.maps().new_flows) - *before;
-    clear_map(bench.maps().new_flows);
-    clear_map(bench.maps().new_reverse);
+    if (!clear_map(bench.maps().new_flows)) fail("clear tg_new_flows");
+    if (!clear_map(bench.maps().new_reverse)) fail("clear tg_new_reverse");
     return added == iterations ? std::string() : fmt::format("{} new flows recorded for {} SYNs", added, iterations);
   };
   return scenario;
@@ -495,6 +500,33 @@ json scale_point(Bench& bench, const std::string& dimension, size_t size, int ro
   return point;
 }
 
+// Fills tg_flows with `flows` established flows from other sources to
+// kService (a service of the bench), made from a real one.
+void fill_flows(Bench& bench, size_t flows) {
+  PacketSpec model = client_packet(false, 6, kService, 41001, kTcpSyn);
+  bench.establish(model);
+  tg_flow_key key = Bench::flow_key(model);
+  tg_flow value{};
+  if (bpf_map_lookup_elem(bench.maps().flows.fd(), &key, &value) != 0) fail("model flow");
+  bpf_map_delete_elem(bench.maps().flows.fd(), &key);
+  std::vector<tg_flow_key> keys;
+  std::vector<tg_flow> values(std::min<size_t>(flows, 100000), value);
+  for (size_t i = 0; i < flows; i += values.size()) {
+    keys.clear();
+    for (size_t j = i; j < std::min(flows, i + values.size()); ++j) {
+      tg_flow_key filler = key;
+      filler.src_addr[0] = htonl(0xc6130000u | static_cast<uint32_t>(j / 50000));  // 198.19.x.y
+      filler.src_port = htons(static_cast<uint16_t>(1024 + j % 50000));
+      keys.push_back(filler);
+    }
+    auto count = static_cast<uint32_t>(keys.size());
+    if (bpf_map_update_batch(bench.maps().flows.fd(), keys.data(), values.data(), &count, nullptr) != 0)
+      fail(fmt::format("filling tg_flows: {}", std::strerror(errno)));
+  }
+  const size_t held = map_entries(bench.maps().flows);
+  if (held < flows) fail(fmt::format("tg_flows holds {} of {} flows", held, flows));
+}
+
 json scale(const TestNetwork& network, int rounds, size_t iterations) {
   std::fprintf(stderr, "cost against scale:\n");
   json points = json::array();
@@ -517,29 +549,7 @@ json scale(const TestNetwork& network, int rounds, size_t iterations) {
     options.flow_capacity = 2 * 1024 * 1024;
     Bench bench(network, options);
     apply(bench, service(kService, 80, "tcp", 3));
-    // Fill tg_flows with flows from other sources to the same service.
-    PacketSpec model = client_packet(false, 6, kService, 41001, kTcpSyn);
-    bench.establish(model);
-    tg_flow_key key = Bench::flow_key(model);
-    tg_flow value{};
-    if (bpf_map_lookup_elem(bench.maps().flows.fd(), &key, &value) != 0) fail("model flow");
-    bpf_map_delete_elem(bench.maps().flows.fd(), &key);
-    std::vector<tg_flow_key> keys;
-    std::vector<tg_flow> values(std::min<size_t>(flows, 100000), value);
-    for (size_t i = 0; i < flows; i += values.size()) {
-      keys.clear();
-      for (size_t j = i; j < std::min(flows, i + values.size()); ++j) {
-        tg_flow_key filler = key;
-        filler.src_addr[0] = htonl(0xc6130000u | static_cast<uint32_t>(j / 50000));  // 198.19.x.y
-        filler.src_port = htons(static_cast<uint16_t>(1024 + j % 50000));
-        keys.push_back(filler);
-      }
-      auto count = static_cast<uint32_t>(keys.size());
-      if (bpf_map_update_batch(bench.maps().flows.fd(), keys.data(), values.data(), &count, nullptr) != 0)
-        fail(fmt::format("filling tg_flows: {}", std::strerror(errno)));
-    }
-    const size_t held = map_entries(bench.maps().flows);
-    if (held < flows) fail(fmt::format("tg_flows holds {} of {} flows", held, flows));
+    fill_flows(bench, flows);
     points.push_back(scale_point(bench, "flows", flows, rounds, iterations));
   }
   return points;
@@ -603,8 +613,8 @@ json api_to_datapath(const TestNetwork& network, int rounds) {
 
   // Where a probe SYN from `port` goes now.
   auto probe = [&](uint16_t port) {
-    clear_map(bench.maps().new_flows);
-    clear_map(bench.maps().new_reverse);
+    if (!clear_map(bench.maps().new_flows)) fail("clear tg_new_flows");
+    if (!clear_map(bench.maps().new_reverse)) fail("clear tg_new_reverse");
     Bench::Run run = bench.xdp(build_packet(client_packet(false, 6, kService, port, kTcpSyn)));
     if (run.verdict != XDP_REDIRECT) fail("probe not forwarded");
     return destination_of(run.out, false);
@@ -670,6 +680,51 @@ json api_to_datapath(const TestNetwork& network, int rounds) {
   return result;
 }
 
+// The milliseconds of one walk of tg_flows by `method`; every flow visited.
+double walk_ms(Bench& bench, WalkMethod method, size_t flows) {
+  uint64_t checksum = 0;
+  const auto started = Clock::now();
+  auto walked = walk_entries<tg_flow_key, tg_flow>(
+      bench.maps().flows,
+      [&checksum](const tg_flow_key& key, const tg_flow& flow) {
+        checksum += key.src_port + flow.backend_index;  // the values are read, as a conntrack list reads them
+      },
+      {method});
+  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
+  const size_t visited = must(std::move(walked), "walk tg_flows");
+  if (visited != flows || checksum == 0) fail(fmt::format("walk visited {} of {} flows", visited, flows));
+  return ms;
+}
+
+json walks(const TestNetwork& network, int rounds) {
+  std::fprintf(stderr, "flow table walks (%d rounds):\n", rounds);
+  json points = json::array();
+  for (size_t flows : {100000, 262144}) {
+    LoadOptions options;
+    options.flow_capacity = 327680;  // room beside the flows: the LRU evicts none
+    Bench bench(network, options);
+    apply(bench, service(kService, 80, "tcp", 3));
+    fill_flows(bench, flows);
+    std::vector<double> key_by_key, batched, speedup;
+    // Alternating, so that both see the same machine.
+    for (int round = 0; round < rounds; ++round) {
+      key_by_key.push_back(walk_ms(bench, WalkMethod::key_by_key, flows));
+      batched.push_back(walk_ms(bench, WalkMethod::batched, flows));
+      speedup.push_back(key_by_key.back() / batched.back());
+    }
+    points.push_back({{"flows", flows},
+                      {"flow_capacity", options.flow_capacity},
+                      {"chunk", kWalkChunk},
+                      {"key_by_key_ms", summary(key_by_key)},
+                      {"batched_ms", summary(batched)},
+                      {"speedup", summary(speedup)}});
+    std::fprintf(stderr, "  %7zu flows: key by key %7.1f ms, batched %6.1f ms (x%.1f)\n", flows,
+                 points.back()["key_by_key_ms"]["median"].get<double>(),
+                 points.back()["batched_ms"]["median"].get<double>(), points.back()["speedup"]["median"].get<double>());
+  }
+  return points;
+}
+
 json memory(const TestNetwork& network) {
   Bench bench(network, LoadOptions{});
   const DataPathMaps& m = bench.maps();
@@ -704,12 +759,12 @@ int main(int argc, char** argv) {
   CLI::App app{"tollgate data-path and control-plane benchmarks (root; prints JSON)"};
   int rounds = 7;
   size_t iterations = 20000;
-  std::vector<std::string> only{"cost", "scale", "control", "memory"};
+  std::vector<std::string> only{"cost", "scale", "control", "memory", "walk"};
   app.add_option("--rounds", rounds, "rounds per figure (median, min, max)")->check(CLI::Range(1, 50));
   app.add_option("--iterations", iterations, "BPF_PROG_TEST_RUN calls per round")->check(CLI::Range(100, 60000));
-  app.add_option("--only", only, "sections: cost, scale, control, memory")
+  app.add_option("--only", only, "sections: cost, scale, control, memory, walk")
       ->delimiter(',')
-      ->check(CLI::IsMember({"cost", "scale", "control", "memory"}));
+      ->check(CLI::IsMember({"cost", "scale", "control", "memory", "walk"}));
   CLI11_PARSE(app, argc, argv);
   if (geteuid() != 0) fail("run as root: it loads BPF programs and makes a network namespace");
   libbpf_set_print([](libbpf_print_level level, const char* format, va_list args) {
@@ -728,6 +783,7 @@ int main(int argc, char** argv) {
     out["api_change"] = api_to_datapath(network, rounds);
   }
   if (wanted("memory")) out["memory"] = memory(network);
+  if (wanted("walk")) out["walk"] = walks(network, rounds);
   std::printf("%s\n", out.dump(2).c_str());
   return 0;
 }

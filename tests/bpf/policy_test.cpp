@@ -256,7 +256,9 @@ TEST_P(PolicyTest, AccessListsDenyWinsAndAnAllowListAdmitsOnlyWhatItLists) {
   // A policy cleared lets everyone in again, and leaves no entry behind.
   set_policy({});
   EXPECT_EQ(send(family().client), XDP_REDIRECT);
-  EXPECT_TRUE(read_acl_entries(datapath_->maps(), *dataplane_->service_id(spec_.address)).empty());
+  auto entries = read_acl_entries(datapath_->maps(), *dataplane_->service_id(spec_.address));
+  ASSERT_TRUE(entries) << entries.error().message;
+  EXPECT_TRUE(entries->empty());
 }
 
 TEST_P(PolicyTest, AServiceListAppliesToThatServiceOnly) {

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "flow_walk.h"
 #include "maglev.h"
 #include "stats.h"
 
@@ -111,31 +112,25 @@ Status Dataplane::adopt() {
 Result<Dataplane::ServiceIds> Dataplane::adopt_services() {
   ServiceIds by_id;
   std::vector<tg_service_key> stale_keys;
-  tg_service_key key{}, next{};
-  bool first = true;
-  while (bpf_map_get_next_key(maps_.services.fd(), first ? nullptr : &key, &next) == 0) {
-    first = false;
-    key = next;
-    tg_service value{};
-    auto found = maps_.services.lookup(key, value);
-    if (!found) return found.error();
-    if (!*found) continue;
-    auto address = ServiceAddress::from_key(key);
-    if (!address || value.service_id >= TG_MAX_SERVICES || by_id.contains(value.service_id) ||
-        !is_prime(value.maglev_size)) {
-      stale_keys.push_back(key);
-      continue;
-    }
-    ServiceState state;
-    state.id = value.service_id;
-    state.spec.address = *address;
-    state.spec.maglev_size = value.maglev_size;
-    state.address_counted = true;
-    state.visible = true;
-    service_ids_.take(state.id);
-    by_id.emplace(state.id, *address);
-    services_.emplace(*address, std::move(state));
-  }
+  auto walked =
+      walk_entries<tg_service_key, tg_service>(maps_.services, [&](const tg_service_key& key, const tg_service& value) {
+        auto address = ServiceAddress::from_key(key);
+        if (!address || value.service_id >= TG_MAX_SERVICES || by_id.contains(value.service_id) ||
+            !is_prime(value.maglev_size)) {
+          stale_keys.push_back(key);
+          return;
+        }
+        ServiceState state;
+        state.id = value.service_id;
+        state.spec.address = *address;
+        state.spec.maglev_size = value.maglev_size;
+        state.address_counted = true;
+        state.visible = true;
+        service_ids_.take(state.id);
+        by_id.emplace(state.id, *address);
+        services_.emplace(*address, std::move(state));
+      });
+  if (!walked) return walked.error();
   for (const auto& stale : stale_keys)
     if (auto status = remove(maps_.services, &stale); !status) return status.error();
   return by_id;
@@ -226,15 +221,9 @@ Status Dataplane::adopt_policy(const ServiceIds& by_id) {
 Status Dataplane::adopt_addresses() {
   std::map<IpAddress, uint32_t> references;
   for (const auto& [address, service] : services_) ++references[address.endpoint.address];
-  std::vector<tg_vip_address> vip_keys;
-  tg_vip_address vip{}, vip_next{};
-  bool first = true;
-  while (bpf_map_get_next_key(maps_.vip_addresses.fd(), first ? nullptr : &vip, &vip_next) == 0) {
-    first = false;
-    vip = vip_next;
-    vip_keys.push_back(vip);
-  }
-  for (const auto& stale : vip_keys) {
+  auto vip_keys = all_keys<tg_vip_address>(maps_.vip_addresses);
+  if (!vip_keys) return vip_keys.error();
+  for (const auto& stale : *vip_keys) {
     if (stale.family != TG_FAMILY_IPV4 && stale.family != TG_FAMILY_IPV6) continue;
     if (!references.contains(IpAddress::from_words(stale.addr, static_cast<Family>(stale.family))))
       if (auto status = remove(maps_.vip_addresses, &stale); !status) return status;

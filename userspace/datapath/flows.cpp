@@ -1,7 +1,6 @@
 #include "flows.h"
 
 #include <arpa/inet.h>
-#include <bpf/bpf.h>
 #include <time.h>
 
 #include <cerrno>
@@ -9,6 +8,8 @@
 #include <map>
 #include <optional>
 #include <vector>
+
+#include "flow_walk.h"
 
 extern "C" {
 #include "tollgate_flow.h"
@@ -25,21 +26,6 @@ std::string_view flow_state_name(uint8_t state) {
     case TG_FLOW_TCP_CLOSING: return "closing";
   }
   return "unknown";
-}
-
-// Every key of a hash map, read before any change to it. Bounded: when the
-// data path evicts the key we stand on, the walk starts over.
-std::vector<tg_flow_key> all_keys(const MapHandle& map) {
-  constexpr size_t kMaxSteps = size_t{2} << 26;  // twice the largest --flow-capacity
-  std::vector<tg_flow_key> keys;
-  tg_flow_key key{}, next{};
-  bool first = true;
-  while (keys.size() < kMaxSteps && bpf_map_get_next_key(map.fd(), first ? nullptr : &key, &next) == 0) {
-    first = false;
-    key = next;
-    keys.push_back(key);
-  }
-  return keys;
 }
 
 uint64_t monotonic_coarse_ns() {
@@ -89,33 +75,30 @@ Result<std::map<uint32_t, uint64_t>> active_flow_counts(const DataPathMaps& maps
   std::map<uint32_t, std::optional<tg_backend>> slots;
   std::map<uint32_t, uint64_t> counts;
   const uint64_t now = monotonic_coarse_ns();
-  for (const MapHandle* table : {&maps.flows, &maps.new_flows}) {
-    for (const auto& key : all_keys(*table)) {
-      tg_flow flow{};
-      auto found = table->lookup(key, flow);
-      if (!found) return found.error();
-      if (!*found) continue;  // expired meanwhile
-      // A closing flow is not waited for; an expired one is steered anew.
-      if (flow.state == TG_FLOW_TCP_CLOSING || tg_flow_expired(&flow, &config, now)) continue;
-      auto [service, service_unread] = services.try_emplace(service_key_of(key));
-      if (service_unread) {
-        auto id = current_service_id(maps.services, service->first);
-        if (!id) return id.error();
-        service->second = *id;
-      }
-      if (!service->second) continue;
-      auto [slot, slot_unread] = slots.try_emplace(flow.backend_index);
-      if (slot_unread) {
-        tg_backend backend{};
-        auto backend_found = maps.backends.lookup(flow.backend_index, backend);
-        if (!backend_found) return backend_found.error();
-        if (*backend_found) slot->second = backend;
-      }
-      // The data path's own rule: its next packet would go to this backend.
-      if (!tg_flow_holds_backend(&flow, *service->second, slot->second ? &*slot->second : nullptr)) continue;
-      ++counts[flow.backend_index];
+  auto count = [&](const tg_flow_key& key, const tg_flow& flow) -> Status {
+    // A closing flow is not waited for; an expired one is steered anew.
+    if (flow.state == TG_FLOW_TCP_CLOSING || tg_flow_expired(&flow, &config, now)) return {};
+    auto [service, service_unread] = services.try_emplace(service_key_of(key));
+    if (service_unread) {
+      auto id = current_service_id(maps.services, service->first);
+      if (!id) return id.error();
+      service->second = *id;
     }
-  }
+    if (!service->second) return {};
+    auto [slot, slot_unread] = slots.try_emplace(flow.backend_index);
+    if (slot_unread) {
+      tg_backend backend{};
+      auto found = maps.backends.lookup(flow.backend_index, backend);
+      if (!found) return found.error();
+      if (*found) slot->second = backend;
+    }
+    // The data path's own rule: its next packet would go to this backend.
+    if (tg_flow_holds_backend(&flow, *service->second, slot->second ? &*slot->second : nullptr))
+      ++counts[flow.backend_index];
+    return {};
+  };
+  for (const MapHandle* table : {&maps.flows, &maps.new_flows})
+    if (auto walked = walk_entries<tg_flow_key, tg_flow>(*table, count); !walked) return walked.error();
   return counts;
 }
 
@@ -129,14 +112,10 @@ Result<nlohmann::json> list_flows(const std::map<uint32_t, BackendKey>& backend_
   nlohmann::json flows = nlohmann::json::array();
   size_t total = 0;
   for (const MapHandle* table : {&maps.flows, &maps.new_flows}) {
-    for (const auto& key : all_keys(*table)) {
-      tg_flow value{};
-      auto found = table->lookup(key, value);
-      if (!found) return found.error();
-      if (!*found) continue;  // expired meanwhile
+    auto listed = walk_entries<tg_flow_key, tg_flow>(*table, [&](const tg_flow_key& key, const tg_flow& value) {
       ++total;
-      if (flows.size() >= limit) continue;
-      if (key.family != TG_FAMILY_IPV4 && key.family != TG_FAMILY_IPV6) continue;
+      if (flows.size() >= limit) return;
+      if (key.family != TG_FAMILY_IPV4 && key.family != TG_FAMILY_IPV6) return;
       const auto family = static_cast<Family>(key.family);
       Endpoint client{IpAddress::from_words(key.src_addr, family), ntohs(key.src_port)};
       ServiceAddress service{{IpAddress::from_words(key.dst_addr, family), ntohs(key.dst_port)},
@@ -150,7 +129,8 @@ Result<nlohmann::json> list_flows(const std::map<uint32_t, BackendKey>& backend_
            {"state", flow_state_name(value.state)},
            {"table", table == &maps.flows ? "flows" : "new_flows"},
            {"idle_seconds", idle}});
-    }
+    });
+    if (!listed) return listed.error();
   }
   return nlohmann::json{{"flows", flows}, {"total", total}, {"truncated", total > flows.size()}};
 }
@@ -158,17 +138,23 @@ Result<nlohmann::json> list_flows(const std::map<uint32_t, BackendKey>& backend_
 Result<size_t> flush_flows(const DataPathMaps& maps) {
   size_t flushed = 0;
   for (const MapHandle* table : {&maps.flows, &maps.reverse_flows, &maps.new_flows, &maps.new_reverse}) {
-    for (const auto& key : all_keys(*table)) {
-      auto removed = table->remove(key);
-      if (!removed) return removed.error();
-      if (*removed && (table == &maps.flows || table == &maps.new_flows)) ++flushed;
-    }
+    // Every key read before any is deleted: a walk does not stand on a
+    // key it deleted.
+    auto keys = all_keys<tg_flow_key>(*table);
+    if (!keys) return keys.error();
+    auto deleted = delete_keys(*table, *keys);
+    if (!deleted) return deleted.error();
+    if (table == &maps.flows || table == &maps.new_flows) flushed += *deleted;
   }
   return flushed;
 }
 
-FlowOccupancy flow_occupancy(const DataPathMaps& maps) {
-  return {all_keys(maps.flows).size(), all_keys(maps.new_flows).size()};
+Result<FlowOccupancy> flow_occupancy(const DataPathMaps& maps) {
+  auto flows = count_entries(maps.flows);
+  if (!flows) return flows.error();
+  auto new_flows = count_entries(maps.new_flows);
+  if (!new_flows) return new_flows.error();
+  return FlowOccupancy{*flows, *new_flows};
 }
 
 }  // namespace tollgate

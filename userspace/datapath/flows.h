@@ -26,11 +26,11 @@ Result<std::map<uint32_t, uint64_t>> active_flow_counts(const DataPathMaps& maps
 // A flow that sends again is steered afresh.
 Result<size_t> flush_flows(const DataPathMaps& maps);
 
-// Entries in the connection tables now (a walk of their keys).
+// Entries in the connection tables now (a walk of each, batched).
 struct FlowOccupancy {
   size_t flows = 0;
   size_t new_flows = 0;
 };
-FlowOccupancy flow_occupancy(const DataPathMaps& maps);
+Result<FlowOccupancy> flow_occupancy(const DataPathMaps& maps);
 
 }  // namespace tollgate

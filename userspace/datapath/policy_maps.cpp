@@ -1,11 +1,10 @@
 #include "policy_maps.h"
 
-#include <bpf/bpf.h>
-
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <set>
+
+#include "flow_walk.h"
 
 namespace tollgate {
 namespace {
@@ -26,18 +25,6 @@ std::optional<Cidr> cidr_of(const tg_acl_key& key) {
   const auto family = static_cast<Family>(key.family);
   if (key.prefixlen < 64 || key.prefixlen - 64 > max_prefix(family)) return std::nullopt;
   return Cidr{IpAddress::from_words(key.addr, family), static_cast<uint8_t>(key.prefixlen - 64)};
-}
-
-std::vector<tg_acl_key> all_acl_keys(const MapHandle& map) {
-  std::vector<tg_acl_key> keys;
-  tg_acl_key key{}, next{};
-  bool first = true;
-  while (keys.size() < 2 * TG_ACL_MAX_ENTRIES && bpf_map_get_next_key(map.fd(), first ? nullptr : &key, &next) == 0) {
-    first = false;
-    key = next;
-    keys.push_back(key);
-  }
-  return keys;
 }
 
 }  // namespace
@@ -82,7 +69,9 @@ Status add_acl_entries(const DataPathMaps& maps, uint32_t scope, const AccessLis
 Status remove_stale_acl_entries(const DataPathMaps& maps, uint32_t scope, const AccessLists& lists) {
   for (const auto& [trie, list] : {std::pair{&maps.acl_allow, &lists.allow}, std::pair{&maps.acl_deny, &lists.deny}}) {
     const std::set<Cidr> wanted(list->begin(), list->end());
-    for (const auto& key : all_acl_keys(*trie)) {
+    auto keys = all_keys<tg_acl_key>(*trie);
+    if (!keys) return keys.error();
+    for (const auto& key : *keys) {
       if (key.scope != scope) continue;
       auto cidr = cidr_of(key);
       if (cidr && wanted.contains(*cidr)) continue;
@@ -92,10 +81,12 @@ Status remove_stale_acl_entries(const DataPathMaps& maps, uint32_t scope, const 
   return {};
 }
 
-AccessLists read_acl_entries(const DataPathMaps& maps, uint32_t scope) {
+Result<AccessLists> read_acl_entries(const DataPathMaps& maps, uint32_t scope) {
   AccessLists lists;
   for (const auto& [trie, list] : {std::pair{&maps.acl_allow, &lists.allow}, std::pair{&maps.acl_deny, &lists.deny}}) {
-    for (const auto& key : all_acl_keys(*trie))
+    auto keys = all_keys<tg_acl_key>(*trie);
+    if (!keys) return keys.error();
+    for (const auto& key : *keys)
       if (key.scope == scope)
         if (auto cidr = cidr_of(key)) list->push_back(*cidr);
     std::sort(list->begin(), list->end());
@@ -117,17 +108,10 @@ Status write_service_policy(const DataPathMaps& maps, uint32_t service_id, const
 Status clear_service_policy(const DataPathMaps& maps, uint32_t service_id) {
   if (auto status = write_service_policy(maps, service_id, {}, true); !status) return status;
   // Its sources' buckets: a later service with this id starts afresh.
-  std::vector<tg_bucket_key> keys;
-  tg_bucket_key key{}, next{};
-  bool first = true;
-  while (keys.size() < (size_t{1} << 26) &&
-         bpf_map_get_next_key(maps.source_buckets.fd(), first ? nullptr : &key, &next) == 0) {
-    first = false;
-    key = next;
-    if (key.service_id == service_id) keys.push_back(key);
-  }
-  for (const auto& stale : keys)
-    if (auto removed = maps.source_buckets.remove(stale); !removed) return removed.error();
+  auto keys = all_keys<tg_bucket_key>(maps.source_buckets);
+  if (!keys) return keys.error();
+  std::erase_if(*keys, [service_id](const tg_bucket_key& key) { return key.service_id != service_id; });
+  if (auto deleted = delete_keys(maps.source_buckets, *keys); !deleted) return deleted.error();
   return {};
 }
 
@@ -137,7 +121,9 @@ Result<ServicePolicy> read_service_policy(const DataPathMaps& maps, uint32_t ser
   auto found = maps.service_policy.lookup(service_id, value);
   if (!found) return found.error();
   if (!*found) return maps.service_policy.error("lookup", ENOENT, fmt::format("index = {}", service_id));
-  policy.access = read_acl_entries(maps, service_id);
+  auto access = read_acl_entries(maps, service_id);
+  if (!access) return access.error();
+  policy.access = std::move(*access);
   if (value.flags & TG_POLICY_RATE_LIMIT)
     policy.rate_limit = RateLimitSpec{value.packet_rate, value.packet_burst, value.byte_rate,
                                       value.byte_burst,  value.ipv4_prefix,  value.ipv6_prefix};

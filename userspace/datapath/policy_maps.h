@@ -17,7 +17,7 @@ tg_service_policy to_kernel(const ServicePolicy& policy);
 Status add_acl_entries(const DataPathMaps& maps, uint32_t scope, const AccessLists& lists);
 Status remove_stale_acl_entries(const DataPathMaps& maps, uint32_t scope, const AccessLists& lists);
 // What the kernel holds for `scope`, sorted.
-AccessLists read_acl_entries(const DataPathMaps& maps, uint32_t scope);
+Result<AccessLists> read_acl_entries(const DataPathMaps& maps, uint32_t scope);
 
 // A service's whole policy: its lists, its value, and with `fresh` (a new
 // service) its connection bucket starts full.
