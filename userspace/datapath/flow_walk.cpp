@@ -38,8 +38,9 @@ Result<size_t> walk_batched(const MapHandle& map, const MapLayout& layout, const
   size_t visited = 0;
   bool first = true;
   // Each call returns at least one entry, or ends the walk, or doubles
-  // the chunk: the visit bound ends the loop.
-  for (;;) {
+  // the chunk; the bounds hold even if the kernel did otherwise.
+  for (size_t calls = 0;; ++calls) {
+    if (calls > bound) return map.error("batch lookup", EOVERFLOW, fmt::format("no end after {} calls", calls));
     uint32_t count = chunk;
     const int result = bpf_map_lookup_batch(map.fd(), first ? nullptr : position.data(), position.data(), keys.data(),
                                             values.data(), &count, nullptr);
