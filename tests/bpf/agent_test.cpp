@@ -173,19 +173,19 @@ TEST_F(AgentTest, MutationsReachTheKernelAndTheAuditLog) {
   auto index = dataplane_->backend_index(web_, *Endpoint::parse(b4_));
   ASSERT_TRUE(index);
   tg_backend value{};
-  ASSERT_EQ(bpf_map_lookup_elem(datapath_->maps().backends, &*index, &value), 0);
+  ASSERT_EQ(bpf_map_lookup_elem(datapath_->maps().backends.fd(), &*index, &value), 0);
   EXPECT_EQ(value.weight, 4u);
   EXPECT_EQ(value.state, TG_BACKEND_UP);
 
   HttpResponse drained = call("PATCH", b4, R"({"state": "draining"})");
   ASSERT_EQ(drained.status, 200) << drained.body;
-  ASSERT_EQ(bpf_map_lookup_elem(datapath_->maps().backends, &*index, &value), 0);
+  ASSERT_EQ(bpf_map_lookup_elem(datapath_->maps().backends.fd(), &*index, &value), 0);
   EXPECT_EQ(value.state, TG_BACKEND_DRAINING);
   EXPECT_EQ(value.weight, 4u);
 
   ASSERT_EQ(call("DELETE", b4).status, 200);
   EXPECT_FALSE(dataplane_->backend_index(web_, *Endpoint::parse(b4_)));
-  ASSERT_EQ(bpf_map_lookup_elem(datapath_->maps().backends, &*index, &value), 0);
+  ASSERT_EQ(bpf_map_lookup_elem(datapath_->maps().backends.fd(), &*index, &value), 0);
   EXPECT_EQ(value.state, TG_BACKEND_UNUSED);
 
   // The state file follows.
@@ -317,7 +317,7 @@ TEST_F(AdoptionTest, AnAbiMismatchIsAClearErrorOrARecreate) {
     tg_config config{};
     config.abi_version = 99;
     uint32_t zero = 0;
-    ASSERT_EQ(bpf_map_update_elem((*datapath)->maps().config, &zero, &config, BPF_ANY), 0);
+    ASSERT_EQ(bpf_map_update_elem((*datapath)->maps().config.fd(), &zero, &config, BPF_ANY), 0);
   }
   auto refused = load();
   ASSERT_FALSE(refused);

@@ -197,7 +197,7 @@ class DataPathTest : public ::testing::Test {
   int flow_table_of(const Addresses& family, const PacketSpec& packet) {
     tg_flow_key key = flow_key(family, packet);
     tg_flow flow{};
-    for (int fd : {datapath_->maps().flows, datapath_->maps().new_flows})
+    for (int fd : {datapath_->maps().flows.fd(), datapath_->maps().new_flows.fd()})
       if (bpf_map_lookup_elem(fd, &key, &flow) == 0) return fd;
     return -1;
   }

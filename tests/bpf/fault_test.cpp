@@ -45,8 +45,8 @@ class FaultTest : public DataPathTest, public ::testing::WithParamInterface<Faul
   bool has_reverse_entry(const PacketSpec& request, int backend) {
     tg_flow_key key = flow_key(family(), reply_to(request, backend, 0));
     tg_reverse_nat nat{};
-    return bpf_map_lookup_elem(datapath_->maps().reverse_flows, &key, &nat) == 0 ||
-           bpf_map_lookup_elem(datapath_->maps().new_reverse, &key, &nat) == 0;
+    return bpf_map_lookup_elem(datapath_->maps().reverse_flows.fd(), &key, &nat) == 0 ||
+           bpf_map_lookup_elem(datapath_->maps().new_reverse.fd(), &key, &nat) == 0;
   }
 
   Bytes answer(const PacketSpec& request, int backend, uint8_t flags) {

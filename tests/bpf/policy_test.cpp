@@ -85,7 +85,7 @@ class PolicyTest : public DataPathTest, public ::testing::WithParamInterface<Pol
 
   // Moves every source bucket `by` ns into the past: as if that time went by.
   void age_buckets(uint64_t by) {
-    const int fd = datapath_->maps().source_buckets;
+    const int fd = datapath_->maps().source_buckets.fd();
     tg_bucket_key key{}, next{};
     const void* previous = nullptr;
     while (bpf_map_get_next_key(fd, previous, &next) == 0) {
@@ -102,7 +102,7 @@ class PolicyTest : public DataPathTest, public ::testing::WithParamInterface<Pol
   std::vector<tg_event> take_events() {
     if (!ring_) {
       ring_ = ring_buffer__new(
-          datapath_->maps().events,
+          datapath_->maps().events.fd(),
           [](void* context, void* data, size_t size) {
             tg_event event{};
             std::memcpy(&event, data, std::min(size, sizeof(event)));
@@ -256,7 +256,9 @@ TEST_P(PolicyTest, AccessListsDenyWinsAndAnAllowListAdmitsOnlyWhatItLists) {
   // A policy cleared lets everyone in again, and leaves no entry behind.
   set_policy({});
   EXPECT_EQ(send(family().client), XDP_REDIRECT);
-  EXPECT_TRUE(read_acl_entries(datapath_->maps(), *dataplane_->service_id(spec_.address)).empty());
+  auto entries = read_acl_entries(datapath_->maps(), *dataplane_->service_id(spec_.address));
+  ASSERT_TRUE(entries) << entries.error().message;
+  EXPECT_TRUE(entries->empty());
 }
 
 TEST_P(PolicyTest, AServiceListAppliesToThatServiceOnly) {
@@ -289,9 +291,9 @@ TEST_P(PolicyTest, ConnectionCapStopsNewFlowsButNotEstablishedOnes) {
   // A second later, one more.
   const uint32_t id = *dataplane_->service_id(spec_.address);
   tg_conn_bucket bucket{};
-  ASSERT_EQ(bpf_map_lookup_elem(datapath_->maps().conn_buckets, &id, &bucket), 0);
+  ASSERT_EQ(bpf_map_lookup_elem(datapath_->maps().conn_buckets.fd(), &id, &bucket), 0);
   bucket.tat_ns -= kSecond;
-  ASSERT_EQ(bpf_map_update_elem(datapath_->maps().conn_buckets, &id, &bucket, BPF_EXIST), 0);
+  ASSERT_EQ(bpf_map_update_elem(datapath_->maps().conn_buckets.fd(), &id, &bucket, BPF_EXIST), 0);
   EXPECT_EQ(send(family().client, 40003), XDP_REDIRECT);
   EXPECT_EQ(send(family().client, 40004), XDP_DROP);
 }
@@ -300,11 +302,11 @@ TEST_P(PolicyTest, OnePacketFlowsLiveApartUntilTheirSecondPacket) {
   apply(spec_);
   PacketSpec syn = client_packet(family(), 6, 40000);
   ASSERT_EQ(run(build_packet(syn)).verdict, XDP_REDIRECT);
-  EXPECT_EQ(flow_table_of(family(), syn), datapath_->maps().new_flows);
+  EXPECT_EQ(flow_table_of(family(), syn), datapath_->maps().new_flows.fd());
   PacketSpec ack = syn;
   ack.tcp_flags = kTcpAck;
   ASSERT_EQ(run(build_packet(ack)).verdict, XDP_REDIRECT);
-  EXPECT_EQ(flow_table_of(family(), syn), datapath_->maps().flows);
+  EXPECT_EQ(flow_table_of(family(), syn), datapath_->maps().flows.fd());
   EXPECT_EQ(map_entries(datapath_->maps().new_flows), 0u);
   EXPECT_EQ(map_entries(datapath_->maps().reverse_flows), 1u) << "the reverse entry moves along";
   EXPECT_EQ(map_entries(datapath_->maps().new_reverse), 0u);
@@ -319,7 +321,7 @@ TEST_P(PolicyTest, OnePacketFlowsLiveApartUntilTheirSecondPacket) {
     spoofed.src_port = static_cast<uint16_t>(1024 + (i >> 16));
     ASSERT_EQ(run(build_packet(spoofed)).verdict, XDP_REDIRECT);
   }
-  EXPECT_EQ(flow_table_of(family(), syn), datapath_->maps().flows);
+  EXPECT_EQ(flow_table_of(family(), syn), datapath_->maps().flows.fd());
   EXPECT_EQ(map_entries(datapath_->maps().flows), 1u);
   EXPECT_LE(map_entries(datapath_->maps().new_flows), static_cast<size_t>(TG_NEW_FLOWS_DEFAULT));
   EXPECT_GT(map_entries(datapath_->maps().new_flows), static_cast<size_t>(TG_NEW_FLOWS_DEFAULT) / 2);
@@ -347,7 +349,7 @@ TEST_P(PolicyTest, EventsAreAggregatedPerSourceAndCounted) {
   EXPECT_EQ(event_stats()[TG_EVENT_DENIED].reported, 1u);
 
   // Once the interval has passed, one event carries everything since.
-  const int fd = datapath_->maps().event_aggregates;
+  const int fd = datapath_->maps().event_aggregates.fd();
   tg_event_key key{}, next{};
   ASSERT_EQ(bpf_map_get_next_key(fd, nullptr, &next), 0);
   key = next;

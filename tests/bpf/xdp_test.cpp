@@ -627,14 +627,14 @@ TEST_F(XdpTest, TableUpdateWritesOnlyChangedEntries) {
   EXPECT_EQ(dataplane_->last_write().backend_entries, 1u);
   tg_backend value{};
   const uint32_t index = *dataplane_->backend_index(spec.address, spec.backends[3].endpoint);
-  ASSERT_EQ(bpf_map_lookup_elem(datapath_->maps().backends, &index, &value), 0);
+  ASSERT_EQ(bpf_map_lookup_elem(datapath_->maps().backends.fd(), &index, &value), 0);
   EXPECT_EQ(value.weight, 5u);
 
   // What the kernel holds is what the agent built.
   auto id = dataplane_->service_id(spec.address);
   ASSERT_TRUE(id);
   uint32_t inner_id = 0;
-  ASSERT_EQ(bpf_map_lookup_elem(datapath_->maps().maglev, &*id, &inner_id), 0);
+  ASSERT_EQ(bpf_map_lookup_elem(datapath_->maps().maglev.fd(), &*id, &inner_id), 0);
   int inner_fd = bpf_map_get_fd_by_id(inner_id);
   ASSERT_GE(inner_fd, 0);
   const auto* table = dataplane_->active_table(spec.address);
@@ -714,7 +714,7 @@ TEST_F(XdpTest, FibAnswerIsCachedPerBackendUntilItExpires) {
       << "within its lifetime the cached answer is used";
 
   // Expire every CPU's entry: the next packet looks the FIB up again.
-  const int fd = datapath_->maps().fib_cache;
+  const int fd = datapath_->maps().fib_cache.fd();
   const uint32_t index = *dataplane_->backend_index(service_address(kIpv4, 6), backend_endpoint(kIpv4, 0));
   std::vector<tg_fib_entry> entries(static_cast<size_t>(libbpf_num_possible_cpus()));
   ASSERT_EQ(bpf_map_lookup_elem(fd, &index, entries.data()), 0);

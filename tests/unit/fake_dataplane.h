@@ -125,7 +125,7 @@ class ControllerTest : public ::testing::Test {
     auto audit = AuditLog::open(dir_ + "/audit.log");
     ASSERT_TRUE(audit) << audit.error().message;
     audit_ = std::move(*audit);
-    controller_ = std::make_unique<Controller>(fake_, MapFds{}, *audit_, dir_ + "/state", AgentState{});
+    controller_ = std::make_unique<Controller>(fake_, DataPathMaps{}, *audit_, dir_ + "/state", AgentState{});
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 

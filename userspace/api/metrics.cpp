@@ -129,13 +129,14 @@ Result<std::string> prometheus_metrics(const Controller& controller, const Healt
       "# HELP tollgate_events_total Events the agent read from the ring buffer.\n"
       "# TYPE tollgate_events_total counter\n" +
       received;
-  const FlowOccupancy occupancy = flow_occupancy(controller.maps());
+  auto occupancy = flow_occupancy(controller.maps());
+  if (!occupancy) return occupancy.error();
   out += fmt::format(
       "# HELP tollgate_flow_table_entries Entries in the connection tables (new: flows seen once).\n"
       "# TYPE tollgate_flow_table_entries gauge\n"
       "tollgate_flow_table_entries{{table=\"flows\"}} {}\n"
       "tollgate_flow_table_entries{{table=\"new_flows\"}} {}\n",
-      occupancy.flows, occupancy.new_flows);
+      occupancy->flows, occupancy->new_flows);
   return out;
 }
 

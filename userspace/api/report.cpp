@@ -13,7 +13,7 @@ nlohmann::json counters_json(const Result<tg_counters>& counters) {
 
 }  // namespace
 
-nlohmann::json stats_report(const Snapshot& snapshot, const MapFds& maps) {
+nlohmann::json stats_report(const Snapshot& snapshot, const DataPathMaps& maps) {
   nlohmann::json report;
   report["services"] = nlohmann::json::array();
   for (const auto& entry : snapshot.services.entries()) {

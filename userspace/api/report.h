@@ -11,6 +11,6 @@ namespace tollgate {
 
 // Each backend's "state" is its desired one and "selectable" whether it
 // takes new flows (not when held down), as in /v1/services/.../backends.
-nlohmann::json stats_report(const Snapshot& snapshot, const MapFds& maps);
+nlohmann::json stats_report(const Snapshot& snapshot, const DataPathMaps& maps);
 
 }  // namespace tollgate

@@ -31,7 +31,7 @@ Status check_policy_capacity(const Snapshot& snapshot) {
 
 }  // namespace
 
-Controller::Controller(DataplaneTarget& dataplane, const MapFds& maps, AuditLog& audit, std::string state_dir,
+Controller::Controller(DataplaneTarget& dataplane, const DataPathMaps& maps, AuditLog& audit, std::string state_dir,
                        AgentState state)
     : dataplane_(dataplane),
       maps_(maps),

@@ -33,12 +33,13 @@ class Controller {
  public:
   // `state` is the desired state loaded at start; the data path holds
   // nothing of it until the first apply().
-  Controller(DataplaneTarget& dataplane, const MapFds& maps, AuditLog& audit, std::string state_dir, AgentState state);
+  Controller(DataplaneTarget& dataplane, const DataPathMaps& maps, AuditLog& audit, std::string state_dir,
+             AgentState state);
 
   std::shared_ptr<const Snapshot> snapshot() const;
   // The data path's maps, for readers of counters and flows (their fds
   // never change).
-  const MapFds& maps() const { return maps_; }
+  const DataPathMaps& maps() const { return maps_; }
 
   // Makes `desired` the whole desired state (a config file, PUT /v1/config).
   // `actor` says who asked (audit log); with `config_digest`, records that
@@ -78,7 +79,7 @@ class Controller {
 
   mutable std::mutex mutex_;  // serializes writers; readers take snapshots
   DataplaneTarget& dataplane_;
-  MapFds maps_;
+  DataPathMaps maps_;
   AuditLog& audit_;
   std::string state_dir_;
   std::shared_ptr<const Snapshot> current_;  // what the data path and the file hold

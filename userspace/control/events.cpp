@@ -19,8 +19,8 @@ EventMonitor::~EventMonitor() {
 
 Status EventMonitor::start() {
   if (!ring_) {
-    ring_ = ring_buffer__new(controller_.maps().events, &EventMonitor::on_event, this, nullptr);
-    if (!ring_) return make_error("cannot read the event ring buffer: {} [map = tg_events]", std::strerror(errno));
+    ring_ = ring_buffer__new(controller_.maps().events.fd(), &EventMonitor::on_event, this, nullptr);
+    if (!ring_) return controller_.maps().events.error("ring buffer open", errno);
   }
   if (thread_.joinable()) return {};
   stopping_ = false;

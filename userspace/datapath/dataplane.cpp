@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "flow_walk.h"
 #include "maglev.h"
 #include "stats.h"
 
@@ -28,15 +29,13 @@ uint64_t nanoseconds(std::chrono::seconds value) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(value).count());
 }
 
-Status update(int fd, const void* key, const void* value, const char* map_name) {
-  if (bpf_map_update_elem(fd, key, value, BPF_ANY))
-    return errno_error(ErrorKind::kernel, errno, "map update failed: {} [map = {}]", errno_text(), map_name);
-  return {};
+Status update(const MapHandle& map, const void* key, const void* value) {
+  return map.update_bytes(key, value, BPF_ANY);
 }
 
-Status remove(int fd, const void* key, const char* map_name) {
-  if (bpf_map_delete_elem(fd, key) && errno != ENOENT)
-    return errno_error(ErrorKind::kernel, errno, "map delete failed: {} [map = {}]", errno_text(), map_name);
+// A key already gone is not an error.
+Status remove(const MapHandle& map, const void* key) {
+  if (auto removed = map.remove_bytes(key); !removed) return removed.error();
   return {};
 }
 
@@ -74,7 +73,7 @@ void Dataplane::IndexPool::take(uint32_t index) {
   }
 }
 
-Dataplane::Dataplane(const MapFds& maps) : maps_(maps) {
+Dataplane::Dataplane(const DataPathMaps& maps) : maps_(maps) {
   config_.abi_version = TG_ABI_VERSION;
   set_timeouts_fields(config_, FlowTimeouts{});
   set_event_fields(config_, EventSettings{});
@@ -92,7 +91,7 @@ Result<std::vector<uint32_t>> read_table(int fd, uint32_t size) {
                                    &count, nullptr);
     read += count;
     if (err && errno == ENOENT) break;
-    if (err) return make_error("map batch lookup failed: {} [map = tg_maglev_table]", errno_text());
+    if (err) return map_error("tg_maglev_table", "batch lookup", errno);
   }
   if (read != size) return make_error("map batch lookup read {} of {} entries [map = tg_maglev_table]", read, size);
   return values;
@@ -113,31 +112,27 @@ Status Dataplane::adopt() {
 Result<Dataplane::ServiceIds> Dataplane::adopt_services() {
   ServiceIds by_id;
   std::vector<tg_service_key> stale_keys;
-  tg_service_key key{}, next{};
-  bool first = true;
-  while (bpf_map_get_next_key(maps_.services, first ? nullptr : &key, &next) == 0) {
-    first = false;
-    key = next;
-    tg_service value{};
-    if (bpf_map_lookup_elem(maps_.services, &key, &value)) continue;
-    auto address = ServiceAddress::from_key(key);
-    if (!address || value.service_id >= TG_MAX_SERVICES || by_id.contains(value.service_id) ||
-        !is_prime(value.maglev_size)) {
-      stale_keys.push_back(key);
-      continue;
-    }
-    ServiceState state;
-    state.id = value.service_id;
-    state.spec.address = *address;
-    state.spec.maglev_size = value.maglev_size;
-    state.address_counted = true;
-    state.visible = true;
-    service_ids_.take(state.id);
-    by_id.emplace(state.id, *address);
-    services_.emplace(*address, std::move(state));
-  }
+  auto walked =
+      walk_entries<tg_service_key, tg_service>(maps_.services, [&](const tg_service_key& key, const tg_service& value) {
+        auto address = ServiceAddress::from_key(key);
+        if (!address || value.service_id >= TG_MAX_SERVICES || by_id.contains(value.service_id) ||
+            !is_prime(value.maglev_size)) {
+          stale_keys.push_back(key);
+          return;
+        }
+        ServiceState state;
+        state.id = value.service_id;
+        state.spec.address = *address;
+        state.spec.maglev_size = value.maglev_size;
+        state.address_counted = true;
+        state.visible = true;
+        service_ids_.take(state.id);
+        by_id.emplace(state.id, *address);
+        services_.emplace(*address, std::move(state));
+      });
+  if (!walked) return walked.error();
   for (const auto& stale : stale_keys)
-    if (auto status = remove(maps_.services, &stale, "tg_services"); !status) return status.error();
+    if (auto status = remove(maps_.services, &stale); !status) return status.error();
   return by_id;
 }
 
@@ -145,8 +140,9 @@ Result<Dataplane::ServiceIds> Dataplane::adopt_services() {
 Status Dataplane::adopt_backends(const ServiceIds& by_id) {
   for (uint32_t index = TG_BACKEND_NONE + 1; index < TG_MAX_BACKENDS; ++index) {
     tg_backend value{};
-    if (bpf_map_lookup_elem(maps_.backends, &index, &value))
-      return make_error("map lookup failed: {} [map = tg_backends, index = {}]", errno_text(), index);
+    auto found = maps_.backends.lookup_bytes(&index, &value, fmt::format("index = {}", index));
+    if (!found) return found.error();
+    if (!*found) return maps_.backends.error("lookup", ENOENT, fmt::format("index = {}", index));
     generations_[index] = value.generation;
     if (value.state == TG_BACKEND_UNUSED) continue;
     backend_slots_.take(index);
@@ -174,7 +170,9 @@ Status Dataplane::adopt_backends(const ServiceIds& by_id) {
 Status Dataplane::adopt_tables(const ServiceIds& by_id) {
   for (const auto& [id, address] : by_id) {
     uint32_t table_id = 0;
-    if (bpf_map_lookup_elem(maps_.maglev, &id, &table_id)) continue;  // no table
+    auto found = maps_.maglev.lookup(id, table_id);
+    if (!found) return found.error();
+    if (!*found) continue;  // no table
     ServiceState& service = services_.at(address);
     int fd = bpf_map_get_fd_by_id(table_id);
     if (fd < 0) return make_error("cannot open Maglev table {} of service {}: {}", table_id, id, errno_text());
@@ -205,12 +203,17 @@ Status Dataplane::adopt_policy(const ServiceIds& by_id) {
   }
   for (uint32_t id = 0; id < TG_MAX_SERVICES; ++id) {
     tg_service_policy value{};
-    if (by_id.contains(id) || bpf_map_lookup_elem(maps_.service_policy, &id, &value) || value.flags == 0) continue;
+    if (by_id.contains(id)) continue;
+    auto found = maps_.service_policy.lookup(id, value);
+    if (!found) return found.error();
+    if (!*found || value.flags == 0) continue;
     if (auto status = clear_service_policy(maps_, id); !status) return status;
   }
   uint32_t zero = 0;
   tg_config pinned{};
-  if (bpf_map_lookup_elem(maps_.config, &zero, &pinned) == 0 && pinned.abi_version == TG_ABI_VERSION) config_ = pinned;
+  auto found = maps_.config.lookup(zero, pinned);
+  if (!found) return found.error();
+  if (*found && pinned.abi_version == TG_ABI_VERSION) config_ = pinned;
   return {};
 }
 
@@ -218,24 +221,18 @@ Status Dataplane::adopt_policy(const ServiceIds& by_id) {
 Status Dataplane::adopt_addresses() {
   std::map<IpAddress, uint32_t> references;
   for (const auto& [address, service] : services_) ++references[address.endpoint.address];
-  std::vector<tg_vip_address> vip_keys;
-  tg_vip_address vip{}, vip_next{};
-  bool first = true;
-  while (bpf_map_get_next_key(maps_.vip_addresses, first ? nullptr : &vip, &vip_next) == 0) {
-    first = false;
-    vip = vip_next;
-    vip_keys.push_back(vip);
-  }
-  for (const auto& stale : vip_keys) {
+  auto vip_keys = all_keys<tg_vip_address>(maps_.vip_addresses);
+  if (!vip_keys) return vip_keys.error();
+  for (const auto& stale : *vip_keys) {
     if (stale.family != TG_FAMILY_IPV4 && stale.family != TG_FAMILY_IPV6) continue;
     if (!references.contains(IpAddress::from_words(stale.addr, static_cast<Family>(stale.family))))
-      if (auto status = remove(maps_.vip_addresses, &stale, "tg_vip_addresses"); !status) return status;
+      if (auto status = remove(maps_.vip_addresses, &stale); !status) return status;
   }
   for (const auto& [address, count] : references) {
     tg_vip_address vip_key{};
     address.to_words(vip_key.addr);
     vip_key.family = static_cast<uint8_t>(address.family);
-    if (auto status = update(maps_.vip_addresses, &vip_key, &kVipValue, "tg_vip_addresses"); !status) return status;
+    if (auto status = update(maps_.vip_addresses, &vip_key, &kVipValue); !status) return status;
     vip_references_[address] = count;
   }
   return {};
@@ -256,7 +253,7 @@ Dataplane::~Dataplane() {
 
 Status Dataplane::write_config() {
   uint32_t zero = 0;
-  return update(maps_.config, &zero, &config_, "tg_config");
+  return update(maps_.config, &zero, &config_);
 }
 
 Status Dataplane::set_timeouts(const FlowTimeouts& timeouts) {
@@ -328,7 +325,7 @@ Status Dataplane::write_backend_value(uint32_t index, const tg_backend& value) {
   if (written != written_backends_.end() && std::memcmp(&written->second, &value, sizeof(value)) == 0) return {};
   written_backends_.erase(index);
   ++last_write_.backend_entries;
-  if (auto status = update(maps_.backends, &index, &value, "tg_backends"); !status) return status;
+  if (auto status = update(maps_.backends, &index, &value); !status) return status;
   written_backends_[index] = value;
   return {};
 }
@@ -376,9 +373,7 @@ Status Dataplane::install_table(ServiceState& service, std::vector<uint32_t> ent
     LIBBPF_OPTS(bpf_map_create_opts, options, .map_flags = BPF_F_INNER_MAP);
     standby.fd =
         bpf_map_create(BPF_MAP_TYPE_ARRAY, "tg_maglev_table", sizeof(uint32_t), sizeof(uint32_t), size, &options);
-    if (standby.fd < 0)
-      return errno_error(ErrorKind::kernel, errno, "map create failed: {} [map = tg_maglev_table, size = {}]",
-                         errno_text(), size);
+    if (standby.fd < 0) return map_error("tg_maglev_table", "create", errno, fmt::format("size = {}", size));
     standby.entries.assign(size, TG_BACKEND_NONE);  // a new array map is zeroed
   }
 
@@ -396,9 +391,7 @@ Status Dataplane::install_table(ServiceState& service, std::vector<uint32_t> ent
       // Part of it may be written: make the next diff rewrite every entry.
       const int error_number = errno;
       standby.entries.assign(size, kUnknownEntry);
-      return errno_error(ErrorKind::kernel, error_number,
-                         "map batch update failed: {} [map = tg_maglev_table, entries = {}]",
-                         std::strerror(error_number), keys.size());
+      return map_error("tg_maglev_table", "batch update", error_number, fmt::format("entries = {}", keys.size()));
     }
   }
   last_write_.table_entries += keys.size();
@@ -410,7 +403,7 @@ Status Dataplane::install_table(ServiceState& service, std::vector<uint32_t> ent
   // replaces by the time we next write into it as the standby.
   int table_fd = standby.fd;
   const auto switch_started = std::chrono::steady_clock::now();
-  if (auto status = update(maps_.maglev, &service.id, &table_fd, "tg_maglev"); !status) return status;
+  if (auto status = update(maps_.maglev, &service.id, &table_fd); !status) return status;
   last_write_.table_switch += std::chrono::steady_clock::now() - switch_started;
   service.active_table = standby_index;
   return {};
@@ -423,7 +416,7 @@ Status Dataplane::write_service_value(const ServiceState& service) {
   value.algorithm = TG_ALGORITHM_MAGLEV;
   value.forward_mode = TG_FORWARD_NAT;
   tg_service_key key = service.spec.address.to_key();
-  return update(maps_.services, &key, &value, "tg_services");
+  return update(maps_.services, &key, &value);
 }
 
 Status Dataplane::add_vip_reference(const IpAddress& address) {
@@ -432,7 +425,7 @@ Status Dataplane::add_vip_reference(const IpAddress& address) {
     tg_vip_address key{};
     address.to_words(key.addr);
     key.family = static_cast<uint8_t>(address.family);
-    if (auto status = update(maps_.vip_addresses, &key, &kVipValue, "tg_vip_addresses"); !status) {
+    if (auto status = update(maps_.vip_addresses, &key, &kVipValue); !status) {
       vip_references_.erase(address);
       return status;
     }
@@ -452,7 +445,7 @@ Status Dataplane::drop_vip_reference(const IpAddress& address) {
   address.to_words(key.addr);
   key.family = static_cast<uint8_t>(address.family);
   // The count changes only once the kernel has the change.
-  if (auto status = remove(maps_.vip_addresses, &key, "tg_vip_addresses"); !status) return status;
+  if (auto status = remove(maps_.vip_addresses, &key); !status) return status;
   vip_references_.erase(it);
   return {};
 }
@@ -534,13 +527,13 @@ Status Dataplane::finish_pending() {
   }
   uint32_t count = static_cast<uint32_t>(ids.size());
   // Batches of a map of maps may be refused: one by one then.
-  const bool batched = bpf_map_update_batch(maps_.maglev, ids.data(), fds.data(), &count, nullptr) == 0;
+  const bool batched = bpf_map_update_batch(maps_.maglev.fd(), ids.data(), fds.data(), &count, nullptr) == 0;
   std::vector<ServiceAddress> pending = std::move(pending_);
   pending_.clear();
   for (size_t i = 0; i < pending.size(); ++i) {
     // A failure leaves the rest unconverged: applying them again finishes them.
     if (!batched)
-      if (auto status = update(maps_.maglev, &ids[i], &fds[i], "tg_maglev"); !status) return status;
+      if (auto status = update(maps_.maglev, &ids[i], &fds[i]); !status) return status;
     ServiceState& service = services_.at(pending[i]);
     service.active_table = service.active_table == 0 ? 1 : 0;
     if (auto status = make_visible(service); !status) return status;
@@ -660,12 +653,12 @@ Status Dataplane::remove_service(const ServiceAddress& address) {
   last_write_ = {};
 
   tg_service_key key = address.to_key();
-  if (auto status = remove(maps_.services, &key, "tg_services"); !status) return status;
+  if (auto status = remove(maps_.services, &key); !status) return status;
   if (service.address_counted) {
     if (auto status = drop_vip_reference(address.endpoint.address); !status) return status;
     service.address_counted = false;
   }
-  if (auto status = remove(maps_.maglev, &service.id, "tg_maglev"); !status) return status;
+  if (auto status = remove(maps_.maglev, &service.id); !status) return status;
   for (auto& table : service.tables)
     if (table.fd >= 0) close(table.fd);
   service.tables = {};

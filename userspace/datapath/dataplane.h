@@ -33,7 +33,7 @@ struct WriteCounts {
 
 class Dataplane final : public DataplaneTarget {
  public:
-  explicit Dataplane(const MapFds& maps);
+  explicit Dataplane(const DataPathMaps& maps);
   ~Dataplane();
   Dataplane(const Dataplane&) = delete;
   Dataplane& operator=(const Dataplane&) = delete;
@@ -131,7 +131,7 @@ class Dataplane final : public DataplaneTarget {
 
   Status write_config();
 
-  MapFds maps_;
+  DataPathMaps maps_;
   tg_config config_{};
   std::map<ServiceAddress, ServiceState> services_;
   std::map<IpAddress, uint32_t> vip_references_;

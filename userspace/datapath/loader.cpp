@@ -109,8 +109,7 @@ Status share_maps(bpf_object* from, bpf_object* to) {
     if (bpf_map__is_internal(map)) continue;  // .rodata/.bss are per object
     bpf_map* twin = bpf_object__find_map_by_name(from, bpf_map__name(map));
     if (!twin) continue;
-    if (int err = bpf_map__reuse_fd(map, bpf_map__fd(twin)); err)
-      return make_error("map reuse failed: {} [map = {}]", std::strerror(-err), bpf_map__name(map));
+    if (int err = bpf_map__reuse_fd(map, bpf_map__fd(twin)); err) return map_error(bpf_map__name(map), "reuse", -err);
   }
   return {};
 }
@@ -119,30 +118,18 @@ Status share_maps(bpf_object* from, bpf_object* to) {
 
 std::string_view xdp_mode_name(XdpMode mode) { return mode == XdpMode::native ? "native" : "generic"; }
 
+std::vector<MapHandle> DataPathMaps::all() const {
+#define TG_MAP_HANDLE(field, map_name) field,
+  return {TG_DATAPATH_MAPS(TG_MAP_HANDLE)};
+#undef TG_MAP_HANDLE
+}
+
+// The TC object uses the XDP object's maps (share_maps()): their fds are
+// the XDP skeleton's.
 DataPath::DataPath(tollgate_xdp* xdp, tollgate_tc* tc) : xdp_(xdp), tc_(tc) {
-  maps_.config = bpf_map__fd(xdp->maps.tg_config);
-  maps_.services = bpf_map__fd(xdp->maps.tg_services);
-  maps_.vip_addresses = bpf_map__fd(xdp->maps.tg_vip_addresses);
-  maps_.backends = bpf_map__fd(xdp->maps.tg_backends);
-  maps_.maglev = bpf_map__fd(xdp->maps.tg_maglev);
-  maps_.flows = bpf_map__fd(xdp->maps.tg_flows);
-  maps_.reverse_flows = bpf_map__fd(xdp->maps.tg_reverse_flows);
-  maps_.service_stats = bpf_map__fd(xdp->maps.tg_service_stats);
-  maps_.backend_stats = bpf_map__fd(xdp->maps.tg_backend_stats);
-  maps_.backend_health = bpf_map__fd(xdp->maps.tg_backend_health);
-  maps_.backend_last_handshake = bpf_map__fd(xdp->maps.tg_backend_last_handshake);
-  maps_.fib_cache = bpf_map__fd(xdp->maps.tg_fib_cache);
-  maps_.drops = bpf_map__fd(xdp->maps.tg_drops);
-  maps_.new_flows = bpf_map__fd(xdp->maps.tg_new_flows);
-  maps_.new_reverse = bpf_map__fd(xdp->maps.tg_new_reverse);
-  maps_.service_policy = bpf_map__fd(xdp->maps.tg_service_policy);
-  maps_.acl_allow = bpf_map__fd(xdp->maps.tg_acl_allow);
-  maps_.acl_deny = bpf_map__fd(xdp->maps.tg_acl_deny);
-  maps_.source_buckets = bpf_map__fd(xdp->maps.tg_source_buckets);
-  maps_.conn_buckets = bpf_map__fd(xdp->maps.tg_conn_buckets);
-  maps_.events = bpf_map__fd(xdp->maps.tg_events);
-  maps_.event_aggregates = bpf_map__fd(xdp->maps.tg_event_aggregates);
-  maps_.event_stats = bpf_map__fd(xdp->maps.tg_event_stats);
+#define TG_MAP_FILL(field, map_name) maps_.field = MapHandle(bpf_map__fd(xdp->maps.map_name), #map_name);
+  TG_DATAPATH_MAPS(TG_MAP_FILL)
+#undef TG_MAP_FILL
 }
 
 DataPath::~DataPath() {
@@ -203,7 +190,7 @@ Result<std::unique_ptr<DataPath>> DataPath::load(const LoadOptions& options) {
   for (const auto& [map, entries] : sizes) {
     if (int err = bpf_map__set_max_entries(map, entries); err) {
       tollgate_xdp__destroy(xdp);
-      return make_error("map resize failed: {} [map = {}]", std::strerror(-err), bpf_map__name(map));
+      return map_error(bpf_map__name(map), "resize", -err);
     }
   }
   if (!options.pin_dir.empty()) {
@@ -214,7 +201,7 @@ Result<std::unique_ptr<DataPath>> DataPath::load(const LoadOptions& options) {
       std::string path = options.pin_dir + "/" + bpf_map__name(map);
       if (int err = bpf_map__set_pin_path(map, path.c_str()); err) {
         tollgate_xdp__destroy(xdp);
-        return make_error("map pin path failed: {} [map = {}]", std::strerror(-err), bpf_map__name(map));
+        return map_error(bpf_map__name(map), "pin path", -err);
       }
     }
   }

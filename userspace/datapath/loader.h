@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "abi.h"
+#include "map_handle.h"
 #include "result.h"
 
 struct tollgate_xdp;
@@ -14,31 +15,53 @@ struct tollgate_tc;
 
 namespace tollgate {
 
-// File descriptors of the data path's maps, owned by the DataPath.
-struct MapFds {
-  int config = -1;
-  int services = -1;
-  int vip_addresses = -1;
-  int backends = -1;
-  int maglev = -1;
-  int flows = -1;
-  int reverse_flows = -1;
-  int service_stats = -1;
-  int backend_stats = -1;
-  int backend_health = -1;
-  int backend_last_handshake = -1;
-  int fib_cache = -1;
-  int drops = -1;
-  int new_flows = -1;
-  int new_reverse = -1;
-  int service_policy = -1;
-  int acl_allow = -1;
-  int acl_deny = -1;
-  int source_buckets = -1;
-  int conn_buckets = -1;
-  int events = -1;
-  int event_aggregates = -1;
-  int event_stats = -1;
+// Every map of the data path (bpf/lib/maps.h): X(field, BPF map name). The
+// one list the DataPathMaps fields, the loader's fill-in from the skeleton
+// and the walks over every map come from; a unit test holds it to the BPF
+// objects.
+#define TG_DATAPATH_MAPS(X)                            \
+  X(config, tg_config)                                 \
+  X(services, tg_services)                             \
+  X(vip_addresses, tg_vip_addresses)                   \
+  X(backends, tg_backends)                             \
+  X(maglev, tg_maglev)                                 \
+  X(flows, tg_flows)                                   \
+  X(reverse_flows, tg_reverse_flows)                   \
+  X(new_flows, tg_new_flows)                           \
+  X(new_reverse, tg_new_reverse)                       \
+  X(service_stats, tg_service_stats)                   \
+  X(backend_stats, tg_backend_stats)                   \
+  X(backend_health, tg_backend_health)                 \
+  X(backend_last_handshake, tg_backend_last_handshake) \
+  X(fib_cache, tg_fib_cache)                           \
+  X(verified_sources, tg_verified_sources)             \
+  X(drops, tg_drops)                                   \
+  X(service_policy, tg_service_policy)                 \
+  X(acl_allow, tg_acl_allow)                           \
+  X(acl_deny, tg_acl_deny)                             \
+  X(source_buckets, tg_source_buckets)                 \
+  X(conn_buckets, tg_conn_buckets)                     \
+  X(events, tg_events)                                 \
+  X(event_aggregates, tg_event_aggregates)             \
+  X(event_stats, tg_event_stats)                       \
+  X(event_budget, tg_event_budget)
+
+// The data path's maps, owned by the DataPath. A default-made one has the
+// names and no fds (-1): a test without a kernel.
+struct DataPathMaps {
+#define TG_MAP_FIELD(field, map_name) MapHandle field{-1, #map_name};
+  TG_DATAPATH_MAPS(TG_MAP_FIELD)
+#undef TG_MAP_FIELD
+
+  // Every map, in the list's order.
+  std::vector<MapHandle> all() const;
+};
+
+// The BPF names of the maps in TG_DATAPATH_MAPS, in its order.
+inline constexpr const char* kDataPathMapNames[] = {
+#define TG_MAP_NAME(field, map_name) #map_name,
+    TG_DATAPATH_MAPS(TG_MAP_NAME)
+#undef TG_MAP_NAME
 };
 
 struct LoadOptions {
@@ -84,7 +107,7 @@ class DataPath {
   uint32_t xdp_program_id() const;
   int tc_program_fd() const;
   uint32_t tc_program_id() const;
-  const MapFds& maps() const { return maps_; }
+  const DataPathMaps& maps() const { return maps_; }
   // True when the maps were pinned by an earlier agent and adopted: they
   // hold its services, backends, tables, flows and counters.
   bool adopted() const { return adopted_; }
@@ -109,7 +132,7 @@ class DataPath {
 
   tollgate_xdp* xdp_;
   tollgate_tc* tc_;
-  MapFds maps_;
+  DataPathMaps maps_;
   bool adopted_ = false;
 };
 

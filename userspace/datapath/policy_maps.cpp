@@ -1,16 +1,13 @@
 #include "policy_maps.h"
 
-#include <bpf/bpf.h>
-
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <set>
+
+#include "flow_walk.h"
 
 namespace tollgate {
 namespace {
-
-std::string errno_text() { return std::strerror(errno); }
 
 uint8_t max_prefix(Family family) { return family == Family::ipv4 ? 32 : 128; }
 
@@ -29,20 +26,6 @@ std::optional<Cidr> cidr_of(const tg_acl_key& key) {
   if (key.prefixlen < 64 || key.prefixlen - 64 > max_prefix(family)) return std::nullopt;
   return Cidr{IpAddress::from_words(key.addr, family), static_cast<uint8_t>(key.prefixlen - 64)};
 }
-
-std::vector<tg_acl_key> all_acl_keys(int fd) {
-  std::vector<tg_acl_key> keys;
-  tg_acl_key key{}, next{};
-  bool first = true;
-  while (keys.size() < 2 * TG_ACL_MAX_ENTRIES && bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0) {
-    first = false;
-    key = next;
-    keys.push_back(key);
-  }
-  return keys;
-}
-
-const char* trie_name(const MapFds& maps, int fd) { return fd == maps.acl_allow ? "tg_acl_allow" : "tg_acl_deny"; }
 
 }  // namespace
 
@@ -71,37 +54,39 @@ tg_service_policy to_kernel(const ServicePolicy& policy) {
   return value;
 }
 
-Status add_acl_entries(const MapFds& maps, uint32_t scope, const AccessLists& lists) {
+Status add_acl_entries(const DataPathMaps& maps, uint32_t scope, const AccessLists& lists) {
   const uint32_t present = 0;
-  for (const auto& [fd, list] : {std::pair{maps.acl_allow, &lists.allow}, std::pair{maps.acl_deny, &lists.deny}}) {
+  for (const auto& [trie, list] : {std::pair{&maps.acl_allow, &lists.allow}, std::pair{&maps.acl_deny, &lists.deny}}) {
     for (const auto& cidr : *list) {
       tg_acl_key key = acl_key(scope, cidr);
-      if (bpf_map_update_elem(fd, &key, &present, BPF_ANY))
-        return make_error("map update failed: {} [map = {}, entry = {}]", errno_text(), trie_name(maps, fd),
-                          cidr.to_string());
+      if (auto status = trie->update_bytes(&key, &present, BPF_ANY, "entry = " + cidr.to_string()); !status)
+        return status;
     }
   }
   return {};
 }
 
-Status remove_stale_acl_entries(const MapFds& maps, uint32_t scope, const AccessLists& lists) {
-  for (const auto& [fd, list] : {std::pair{maps.acl_allow, &lists.allow}, std::pair{maps.acl_deny, &lists.deny}}) {
+Status remove_stale_acl_entries(const DataPathMaps& maps, uint32_t scope, const AccessLists& lists) {
+  for (const auto& [trie, list] : {std::pair{&maps.acl_allow, &lists.allow}, std::pair{&maps.acl_deny, &lists.deny}}) {
     const std::set<Cidr> wanted(list->begin(), list->end());
-    for (const auto& key : all_acl_keys(fd)) {
+    auto keys = all_keys<tg_acl_key>(*trie);
+    if (!keys) return keys.error();
+    for (const auto& key : *keys) {
       if (key.scope != scope) continue;
       auto cidr = cidr_of(key);
       if (cidr && wanted.contains(*cidr)) continue;
-      if (bpf_map_delete_elem(fd, &key) && errno != ENOENT)
-        return make_error("map delete failed: {} [map = {}]", errno_text(), trie_name(maps, fd));
+      if (auto removed = trie->remove(key); !removed) return removed.error();
     }
   }
   return {};
 }
 
-AccessLists read_acl_entries(const MapFds& maps, uint32_t scope) {
+Result<AccessLists> read_acl_entries(const DataPathMaps& maps, uint32_t scope) {
   AccessLists lists;
-  for (const auto& [fd, list] : {std::pair{maps.acl_allow, &lists.allow}, std::pair{maps.acl_deny, &lists.deny}}) {
-    for (const auto& key : all_acl_keys(fd))
+  for (const auto& [trie, list] : {std::pair{&maps.acl_allow, &lists.allow}, std::pair{&maps.acl_deny, &lists.deny}}) {
+    auto keys = all_keys<tg_acl_key>(*trie);
+    if (!keys) return keys.error();
+    for (const auto& key : *keys)
       if (key.scope == scope)
         if (auto cidr = cidr_of(key)) list->push_back(*cidr);
     std::sort(list->begin(), list->end());
@@ -109,43 +94,36 @@ AccessLists read_acl_entries(const MapFds& maps, uint32_t scope) {
   return lists;
 }
 
-Status write_service_policy(const MapFds& maps, uint32_t service_id, const ServicePolicy& policy, bool fresh) {
+Status write_service_policy(const DataPathMaps& maps, uint32_t service_id, const ServicePolicy& policy, bool fresh) {
   if (auto status = add_acl_entries(maps, service_id, policy.access); !status) return status;
   if (fresh) {
     tg_conn_bucket full{};
-    if (bpf_map_update_elem(maps.conn_buckets, &service_id, &full, BPF_ANY))
-      return make_error("map update failed: {} [map = tg_conn_buckets]", errno_text());
+    if (auto status = maps.conn_buckets.update(service_id, full); !status) return status;
   }
   tg_service_policy value = to_kernel(policy);
-  if (bpf_map_update_elem(maps.service_policy, &service_id, &value, BPF_ANY))
-    return make_error("map update failed: {} [map = tg_service_policy]", errno_text());
+  if (auto status = maps.service_policy.update(service_id, value); !status) return status;
   return remove_stale_acl_entries(maps, service_id, policy.access);
 }
 
-Status clear_service_policy(const MapFds& maps, uint32_t service_id) {
+Status clear_service_policy(const DataPathMaps& maps, uint32_t service_id) {
   if (auto status = write_service_policy(maps, service_id, {}, true); !status) return status;
   // Its sources' buckets: a later service with this id starts afresh.
-  std::vector<tg_bucket_key> keys;
-  tg_bucket_key key{}, next{};
-  bool first = true;
-  while (keys.size() < (size_t{1} << 26) &&
-         bpf_map_get_next_key(maps.source_buckets, first ? nullptr : &key, &next) == 0) {
-    first = false;
-    key = next;
-    if (key.service_id == service_id) keys.push_back(key);
-  }
-  for (const auto& stale : keys)
-    if (bpf_map_delete_elem(maps.source_buckets, &stale) && errno != ENOENT)
-      return make_error("map delete failed: {} [map = tg_source_buckets]", errno_text());
+  auto keys = all_keys<tg_bucket_key>(maps.source_buckets);
+  if (!keys) return keys.error();
+  std::erase_if(*keys, [service_id](const tg_bucket_key& key) { return key.service_id != service_id; });
+  if (auto deleted = delete_keys(maps.source_buckets, *keys); !deleted) return deleted.error();
   return {};
 }
 
-Result<ServicePolicy> read_service_policy(const MapFds& maps, uint32_t service_id) {
+Result<ServicePolicy> read_service_policy(const DataPathMaps& maps, uint32_t service_id) {
   ServicePolicy policy;
   tg_service_policy value{};
-  if (bpf_map_lookup_elem(maps.service_policy, &service_id, &value))
-    return make_error("map lookup failed: {} [map = tg_service_policy]", errno_text());
-  policy.access = read_acl_entries(maps, service_id);
+  auto found = maps.service_policy.lookup(service_id, value);
+  if (!found) return found.error();
+  if (!*found) return maps.service_policy.error("lookup", ENOENT, fmt::format("index = {}", service_id));
+  auto access = read_acl_entries(maps, service_id);
+  if (!access) return access.error();
+  policy.access = std::move(*access);
   if (value.flags & TG_POLICY_RATE_LIMIT)
     policy.rate_limit = RateLimitSpec{value.packet_rate, value.packet_burst, value.byte_rate,
                                       value.byte_burst,  value.ipv4_prefix,  value.ipv6_prefix};

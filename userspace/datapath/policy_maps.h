@@ -14,16 +14,16 @@ tg_service_policy to_kernel(const ServicePolicy& policy);
 // Brings the lists of `scope` (TG_SCOPE_GLOBAL or a service id) to
 // `lists` in two steps, around the write of the flags that turn them on:
 // add what is missing first, then remove what is stale.
-Status add_acl_entries(const MapFds& maps, uint32_t scope, const AccessLists& lists);
-Status remove_stale_acl_entries(const MapFds& maps, uint32_t scope, const AccessLists& lists);
+Status add_acl_entries(const DataPathMaps& maps, uint32_t scope, const AccessLists& lists);
+Status remove_stale_acl_entries(const DataPathMaps& maps, uint32_t scope, const AccessLists& lists);
 // What the kernel holds for `scope`, sorted.
-AccessLists read_acl_entries(const MapFds& maps, uint32_t scope);
+Result<AccessLists> read_acl_entries(const DataPathMaps& maps, uint32_t scope);
 
 // A service's whole policy: its lists, its value, and with `fresh` (a new
 // service) its connection bucket starts full.
-Status write_service_policy(const MapFds& maps, uint32_t service_id, const ServicePolicy& policy, bool fresh);
+Status write_service_policy(const DataPathMaps& maps, uint32_t service_id, const ServicePolicy& policy, bool fresh);
 // A removed service leaves nothing behind for the next user of its id.
-Status clear_service_policy(const MapFds& maps, uint32_t service_id);
-Result<ServicePolicy> read_service_policy(const MapFds& maps, uint32_t service_id);
+Status clear_service_policy(const DataPathMaps& maps, uint32_t service_id);
+Result<ServicePolicy> read_service_policy(const DataPathMaps& maps, uint32_t service_id);
 
 }  // namespace tollgate

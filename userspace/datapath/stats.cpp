@@ -1,10 +1,8 @@
 #include "stats.h"
 
-#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include <cerrno>
-#include <cstring>
 #include <vector>
 
 namespace tollgate {
@@ -18,23 +16,32 @@ size_t possible_cpus() {
   return count;
 }
 
+// Entry `index` of a per-CPU array of `Value`s, one per CPU. An index past
+// the array's end is an error too (the kernel answers ENOENT).
+template <class Value>
+Result<std::vector<Value>> read_per_cpu(const MapHandle& map, uint32_t index) {
+  std::vector<Value> per_cpu(possible_cpus());
+  const std::string detail = fmt::format("index = {}", index);
+  auto found = map.lookup_bytes(&index, per_cpu.data(), detail);
+  if (!found) return found.error();
+  if (!*found) return map.error("lookup", ENOENT, detail);
+  return per_cpu;
+}
+
 // Zeroes `index` on every CPU of a per-CPU map of `Value`s.
 template <class Value>
-Status zero_per_cpu(int map_fd, uint32_t index, const char* map_name) {
+Status zero_per_cpu(const MapHandle& map, uint32_t index) {
   std::vector<Value> zeros(possible_cpus());
-  if (bpf_map_update_elem(map_fd, &index, zeros.data(), BPF_ANY))
-    return make_error("map update failed: {} [map = {}, index = {}]", std::strerror(errno), map_name, index);
-  return {};
+  return map.update_bytes(&index, zeros.data(), BPF_ANY, fmt::format("index = {}", index));
 }
 
 }  // namespace
 
-Result<tg_counters> read_counters(int stats_map_fd, uint32_t index) {
-  std::vector<tg_counters> per_cpu(possible_cpus());
-  if (bpf_map_lookup_elem(stats_map_fd, &index, per_cpu.data()))
-    return make_error("map lookup failed: {} [map = stats, index = {}]", std::strerror(errno), index);
+Result<tg_counters> read_counters(const MapHandle& stats_map, uint32_t index) {
+  auto per_cpu = read_per_cpu<tg_counters>(stats_map, index);
+  if (!per_cpu) return per_cpu.error();
   tg_counters total{};
-  for (const auto& counters : per_cpu) {
+  for (const auto& counters : *per_cpu) {
     total.packets += counters.packets;
     total.bytes += counters.bytes;
     total.new_flows += counters.new_flows;
@@ -42,23 +49,21 @@ Result<tg_counters> read_counters(int stats_map_fd, uint32_t index) {
   return total;
 }
 
-Result<DropCounts> read_drops(int drops_map_fd) {
+Result<DropCounts> read_drops(const MapHandle& drops_map) {
   DropCounts totals{};
-  std::vector<uint64_t> per_cpu(possible_cpus());
   for (uint32_t reason = 0; reason < TG_DROP_REASON_COUNT; ++reason) {
-    if (bpf_map_lookup_elem(drops_map_fd, &reason, per_cpu.data()))
-      return make_error("map lookup failed: {} [map = tg_drops, index = {}]", std::strerror(errno), reason);
-    for (uint64_t count : per_cpu) totals[reason] += count;
+    auto per_cpu = read_per_cpu<uint64_t>(drops_map, reason);
+    if (!per_cpu) return per_cpu.error();
+    for (uint64_t count : *per_cpu) totals[reason] += count;
   }
   return totals;
 }
 
-Result<tg_backend_health> read_health(int health_map_fd, uint32_t index) {
-  std::vector<tg_backend_health> per_cpu(possible_cpus());
-  if (bpf_map_lookup_elem(health_map_fd, &index, per_cpu.data()))
-    return make_error("map lookup failed: {} [map = tg_backend_health, index = {}]", std::strerror(errno), index);
+Result<tg_backend_health> read_health(const MapHandle& health_map, uint32_t index) {
+  auto per_cpu = read_per_cpu<tg_backend_health>(health_map, index);
+  if (!per_cpu) return per_cpu.error();
   tg_backend_health total{};
-  for (const auto& health : per_cpu) {
+  for (const auto& health : *per_cpu) {
     total.handshakes += health.handshakes;
     total.syn_retransmits += health.syn_retransmits;
     total.syn_resets += health.syn_resets;
@@ -67,13 +72,12 @@ Result<tg_backend_health> read_health(int health_map_fd, uint32_t index) {
   return total;
 }
 
-Result<EventStats> read_event_stats(int event_stats_map_fd) {
+Result<EventStats> read_event_stats(const MapHandle& event_stats_map) {
   EventStats totals{};
-  std::vector<tg_event_stats> per_cpu(possible_cpus());
   for (uint32_t kind = 0; kind < TG_EVENT_KIND_COUNT; ++kind) {
-    if (bpf_map_lookup_elem(event_stats_map_fd, &kind, per_cpu.data()))
-      return make_error("map lookup failed: {} [map = tg_event_stats, index = {}]", std::strerror(errno), kind);
-    for (const auto& stats : per_cpu) {
+    auto per_cpu = read_per_cpu<tg_event_stats>(event_stats_map, kind);
+    if (!per_cpu) return per_cpu.error();
+    for (const auto& stats : *per_cpu) {
       totals[kind].occurrences += stats.occurrences;
       totals[kind].reported += stats.reported;
     }
@@ -81,12 +85,12 @@ Result<EventStats> read_event_stats(int event_stats_map_fd) {
   return totals;
 }
 
-Status reset_counters(int stats_map_fd, uint32_t index) {
-  return zero_per_cpu<tg_counters>(stats_map_fd, index, "stats");
+Status reset_counters(const MapHandle& stats_map, uint32_t index) {
+  return zero_per_cpu<tg_counters>(stats_map, index);
 }
 
-Status reset_health(int health_map_fd, uint32_t index) {
-  return zero_per_cpu<tg_backend_health>(health_map_fd, index, "tg_backend_health");
+Status reset_health(const MapHandle& health_map, uint32_t index) {
+  return zero_per_cpu<tg_backend_health>(health_map, index);
 }
 
 }  // namespace tollgate

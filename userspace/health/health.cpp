@@ -83,7 +83,7 @@ void HealthMonitor::tick(Clock::time_point now, const std::vector<ProbeOutcome>&
   // The state as of now; the health loop is the only one that holds
   // backends down, so what it finds held stays so until it says otherwise.
   const auto state = controller_.snapshot();
-  const MapFds& maps = controller_.maps();
+  const DataPathMaps& maps = controller_.maps();
   std::map<BackendKey, BackendHealth> snapshot;
   std::map<BackendKey, bool> present;
   for (const auto& entry : state->services.entries()) {
