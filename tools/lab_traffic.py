@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Traffic generator for the tollgate namespace lab (tools/lab).
 
-    lab_traffic.py http URL --count N [--timeout 2] [--keep-alive] [--rate R] [--stop-file PATH]
+    lab_traffic.py http URL --count N [--timeout 2] [--keep-alive] [--rate R] [--source-ports A-B]
+                   [--stop-file PATH]
     lab_traffic.py udp HOST PORT --count N [--timeout 1]
     lab_traffic.py stream URL --duration S [--interval 0.05] [--stop-file PATH]
 
@@ -10,7 +11,10 @@ Prints ONE JSON object on stdout; exits 0 if nothing failed, 1 otherwise
 
 http:   N GETs, each on a new TCP connection unless --keep-alive; with
         --stop-file, fewer once that file exists (it is load to run across
-        an event, stopped by the caller; the count still bounds it).
+        an event, stopped by the caller; the count still bounds it). With
+        --source-ports, connection i binds source port A + i mod (B-A+1) and
+        ends by RST (no TIME_WAIT keeps the port), so each port is reused
+        while the gateway still keeps its earlier connection's entry.
         {"ok", "failed", "backends": {"b1": n, ...}, "errors", "seconds"}
 udp:    N datagrams "ping-<i>", each from a new socket (a new source port,
         so a new flow); expects "NAME ping-<i>" back from HOST:PORT (the
@@ -39,6 +43,7 @@ import os
 import select
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -132,11 +137,29 @@ def get(conn, path):
     return backend_of(body)
 
 
+def source_address(args, i):
+    """The address connection i binds (None: the kernel's choice)."""
+    if not args.source_ports:
+        return None
+    first, last = args.source_ports
+    return ("", first + i % (last - first + 1))
+
+
+def close(conn, abort):
+    """Closes conn; with `abort` by RST (SO_LINGER 0), which leaves no
+    TIME_WAIT behind, so that its source port can be bound again at once."""
+    if abort and conn.sock is not None:
+        with contextlib.suppress(OSError):
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
 def run_http(args):
     host, port, path = parse_url(args.url)
     tally = Tally()
     if args.rate:
         return run_http_at_rate(args, host, port, path)
+    abort = bool(args.source_ports)
     deadline = tally.start + args.count * (2 * args.timeout + 0.5) + 5
     conn = None
     try:
@@ -151,22 +174,23 @@ def run_http(args):
                 def request():
                     nonlocal conn
                     if conn is None:
-                        conn = http.client.HTTPConnection(host, port, timeout=args.timeout)
+                        conn = http.client.HTTPConnection(host, port, timeout=args.timeout,
+                                                          source_address=source_address(args, i))
                     return get(conn, path)
                 timed(tally, request)
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 tally.failure(f"request {i}: {describe(exc)}")
                 if conn is not None:
-                    conn.close()
+                    close(conn, abort)
                 conn = None
             if not args.keep_alive and conn is not None:
-                conn.close()
+                close(conn, abort)
                 conn = None
     except Stop as exc:
         tally.failure(str(exc))
     finally:
         if conn is not None:
-            conn.close()
+            close(conn, abort)
     return http_report(tally)
 
 
@@ -391,6 +415,17 @@ def positive_int(text):
     return value
 
 
+def port_range(text):
+    first, _, last = text.partition("-")
+    try:
+        first, last = int(first), int(last)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be FIRST-LAST") from None
+    if not 1 <= first <= last <= 65535:
+        raise argparse.ArgumentTypeError("must be FIRST-LAST, 1 <= FIRST <= LAST <= 65535")
+    return first, last
+
+
 def positive_float(text):
     value = float(text)
     if value <= 0:
@@ -413,6 +448,8 @@ def main():
     p.add_argument("--rate", type=positive_float,
                    help="open loop: start a new connection this many times per second, "
                         "whatever earlier ones do (default: one after the other)")
+    p.add_argument("--source-ports", type=port_range, metavar="FIRST-LAST",
+                   help="bind connection i to the i-th of these source ports, in turn; close it by RST")
 
     p = sub.add_parser("udp", help="N datagrams, a new socket (source port) each")
     p.add_argument("host")
@@ -438,6 +475,8 @@ def main():
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if args.mode == "http" and args.source_ports and (args.rate or args.keep_alive):
+        parser.error("http: --source-ports goes with neither --rate nor --keep-alive")
     if args.mode == "udp-rate" and args.rate * args.seconds > 1_000_000:
         parser.error("udp-rate: at most 1,000,000 datagrams (rate x seconds)")
     result = {"http": run_http, "udp": run_udp, "udp-rate": run_udp_rate, "stream": run_stream}[args.mode](args)

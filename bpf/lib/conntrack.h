@@ -4,7 +4,9 @@
  * backend while that backend slot still holds the same backend (generation),
  * belongs to the flow's service and is up or draining; otherwise, or after
  * the idle timeout of its state, the flow is selected anew. Those two rules
- * live in maps/tollgate_flow.h, shared with the agent's flow counts.
+ * live in maps/tollgate_flow.h, shared with the agent's flow counts. A SYN
+ * on a tracked flow is a connection of its own unless it retransmits the
+ * flow's SYN to a backend that is up (tg_syn_selects_anew in steer.h).
  */
 #ifndef TG_LIB_CONNTRACK_H
 #define TG_LIB_CONNTRACK_H

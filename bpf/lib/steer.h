@@ -124,6 +124,25 @@ static __always_inline int tg_is_syn_retransmit(const struct tg_flow *flow,
 }
 
 /*
+ * A SYN (without ACK) keeps its tracked flow's backend only as a
+ * retransmission of that flow's own SYN to a backend that is up. On a flow
+ * past its handshake (established, or closing after a FIN or RST) it opens
+ * a new connection on a reused tuple, a client port come round; towards a
+ * draining backend it would open a new connection there. Either way it is
+ * selected afresh, draining and down backends excluded, and the flow's
+ * entry is rewritten for it.
+ */
+static __always_inline int tg_syn_selects_anew(const struct tg_flow *flow,
+					       const struct tg_backend *backend,
+					       __u8 tcp_flags)
+{
+	if ((tcp_flags & (TG_TCP_SYN | TG_TCP_ACK)) != TG_TCP_SYN)
+		return 0;
+	return flow->state != TG_FLOW_TCP_SYN ||
+	       backend->state != TG_BACKEND_UP;
+}
+
+/*
  * L4 retry: the flow's SYN came again and its backend completed no
  * handshake since the previous one, so it is likely gone. Move the flow to
  * another backend; the client's own retransmission then connects. NULL
@@ -215,17 +234,18 @@ tg_steer_tracked(const struct tg_config *config,
 
 /*
  * A backend for a flow that has none that holds. `known` is the flow's
- * record when it has one (its backend went, or it idled out): rewritten in
- * the table it is in. A flow never seen goes to tg_new_flows, and only a
- * new connection (a SYN, a first datagram) counts against the service's
- * cap: a TCP flow whose record was lost mid-stream is not a new one.
+ * record when it has one (its backend went, it idled out, or a SYN reopens
+ * it): rewritten in the table it is in. A flow never seen goes to
+ * tg_new_flows. Only a new connection (a SYN, a first datagram; on a known
+ * flow only a SYN that `reopens` it) counts against the service's cap: a
+ * TCP flow whose record was lost mid-stream is not a new one.
  */
 static __always_inline struct tg_backend *
 tg_steer_new(const struct tg_config *config,
 	     const struct tg_service_policy *policy,
 	     const struct tg_service *service, const struct tg_flow_key *key,
-	     int known, int in_new_table, __u8 tcp_flags, __u64 bytes,
-	     __u64 now, int *drop_reason, __u32 *chosen)
+	     int known, int reopens, int in_new_table, __u8 tcp_flags,
+	     __u64 bytes, __u64 now, int *drop_reason, __u32 *chosen)
 {
 	__u32 service_id = service->service_id;
 	struct tg_backend *backend;
@@ -234,7 +254,7 @@ tg_steer_new(const struct tg_config *config,
 		key->protocol != IPPROTO_TCP ||
 		(tcp_flags & (TG_TCP_SYN | TG_TCP_ACK)) == TG_TCP_SYN;
 
-	if (!known && is_connection &&
+	if ((!known || reopens) && is_connection &&
 	    !tg_new_connection_conforms(policy, service_id)) {
 		tg_event(config, now, TG_EVENT_CONN_LIMITED, service_id, 0,
 			 key->family, key->src_addr);
@@ -283,7 +303,7 @@ tg_steer(const struct tg_service *service, const struct tg_flow_key *key,
 	struct tg_backend *backend;
 	struct tg_config *config;
 	struct tg_flow *flow;
-	int in_new_table = 0, reason;
+	int in_new_table = 0, reopens = 0, reason;
 	__u32 zero = 0;
 	__u64 now;
 
@@ -308,11 +328,13 @@ tg_steer(const struct tg_service *service, const struct tg_flow_key *key,
 	}
 	if (flow) {
 		backend = tg_flow_backend(flow, service_id, config, now);
-		if (backend)
+		reopens = backend &&
+			  tg_syn_selects_anew(flow, backend, tcp_flags);
+		if (backend && !reopens)
 			return tg_steer_tracked(config, service, key, flow,
 						backend, in_new_table,
 						tcp_flags, bytes, now, chosen);
-		if (!tg_flow_expired(flow, config, now) &&
+		if (!reopens && !tg_flow_expired(flow, config, now) &&
 		    flow->service_id == service_id)
 			tg_event(config, now, TG_EVENT_FLOW_MOVED, service_id,
 				 flow->backend_index, key->family,
@@ -329,7 +351,7 @@ tg_steer(const struct tg_service *service, const struct tg_flow_key *key,
 		tg_event(config, now, TG_EVENT_FLOW_UNTRACKED, service_id, 0,
 			 key->family, key->src_addr);
 	}
-	return tg_steer_new(config, policy, service, key, flow != NULL,
+	return tg_steer_new(config, policy, service, key, flow != NULL, reopens,
 			    in_new_table, tcp_flags, bytes, now, drop_reason,
 			    chosen);
 }

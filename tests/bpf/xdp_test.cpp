@@ -182,6 +182,54 @@ TEST_F(XdpTest, DownBackendLosesItsFlowsDrainingBackendKeepsThemButGetsNoNewOnes
   }
 }
 
+// A SYN keeps its tracked flow's backend only as a retransmission of that
+// flow's own SYN to a backend that is up. A client port come round (the flow
+// established, or closing after a FIN) or a SYN towards a draining backend
+// opens a new connection: selected afresh, the draining backend excluded,
+// and the rest of its handshake follows it; the old connection's packets
+// stay with the draining backend.
+TEST_F(XdpTest, ASynOnAReusedTupleIsSelectedAfresh) {
+  auto spec = service_spec(kIpv4, 6, 2);
+  apply(spec);
+  // Flows of backend 0 in each state a SYN can find: SYN sent, established, closing.
+  std::vector<uint16_t> ports;
+  for (uint16_t port = 46000; port < 46400 && ports.size() < 24; ++port)
+    if (backend_of(kIpv4, run(build_packet(client_packet(kIpv4, 6, port))).data) == 0) ports.push_back(port);
+  ASSERT_EQ(ports.size(), 24u) << "backend 0 took fewer than 24 of 400 flows";
+  auto send = [&](uint16_t port, uint8_t flags) {
+    PacketSpec packet = client_packet(kIpv4, 6, port);
+    packet.tcp_flags = flags;
+    return backend_of(kIpv4, run(build_packet(packet)).data);
+  };
+  const std::vector<uint16_t> syn_sent(ports.begin(), ports.begin() + 8);
+  const std::vector<uint16_t> established(ports.begin() + 8, ports.begin() + 16);
+  const std::vector<uint16_t> closing(ports.begin() + 16, ports.end());
+  for (uint16_t port : established) ASSERT_EQ(send(port, kTcpAck), 0);
+  for (uint16_t port : closing) {
+    ASSERT_EQ(send(port, kTcpAck), 0);
+    ASSERT_EQ(send(port, kTcpAck | kTcpFin), 0);
+    ASSERT_EQ(flow_of(kIpv4, client_packet(kIpv4, 6, port))->state, TG_FLOW_TCP_CLOSING);
+  }
+  // While backend 0 is up its own SYN's retransmission stays with it.
+  for (uint16_t port : syn_sent) EXPECT_EQ(send(port, kTcpSyn), 0) << "port " << port;
+
+  spec.backends[0].state = BackendState::draining;
+  apply(spec);
+  const uint64_t new_flows = service_counters(spec.address).new_flows;
+  for (uint16_t port : established) EXPECT_EQ(send(port, kTcpAck), 0) << "established flow left the draining backend";
+  for (uint16_t port : syn_sent) {
+    EXPECT_EQ(send(port, kTcpSyn), 1) << "a SYN of port " << port << " went on to the draining backend";
+    EXPECT_EQ(send(port, kTcpAck), 1) << "port " << port;
+  }
+  for (const auto* reused : {&established, &closing})
+    for (uint16_t port : *reused) {
+      EXPECT_EQ(send(port, kTcpSyn), 1) << "a SYN reusing port " << port << " went to the draining backend";
+      EXPECT_EQ(flow_of(kIpv4, client_packet(kIpv4, 6, port))->state, TG_FLOW_TCP_SYN);
+      EXPECT_EQ(send(port, kTcpAck), 1) << "the handshake of port " << port << " went back to the old flow's backend";
+    }
+  EXPECT_EQ(service_counters(spec.address).new_flows - new_flows, 24u) << "each new connection is a new flow";
+}
+
 // What a drain waits for (active_flow_counts) follows the data path's own
 // rule (maps/tollgate_flow.h): its flows are those a packet would keep.
 class ActiveFlowTest : public XdpTest {

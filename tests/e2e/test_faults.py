@@ -213,6 +213,36 @@ class FaultTest(LabTest):
         self.assertEqual(report["failed"], 0, report)
         self.assertLess(returned - ended, 5.0)
 
+    def test_drain_holds_for_clients_that_reuse_source_ports(self):
+        """Clients that cycle through a few source ports, each connection
+        ended by RST (the port is free at once, while the gateway keeps the
+        connection's entry for the closing timeout): once `drain --wait`
+        returns, none of their new connections reaches the drained backend,
+        though the entries of their earlier ones still name it."""
+        self.start_agent(lab_services())
+        reused = "42000-42047"
+        # Each of these ports' entries names the backend its last connection had, b2 among them.
+        first = self.lab.traffic("c1", ["http", V4_HTTP, "--count", 48, "--source-ports", reused, "--timeout", 3])
+        self.assertEqual(first["failed"], 0, first)
+        self.assertGreater(first["backends"].get("b2", 0), 0, first)
+        # Load meanwhile, from ports of its own, through the drain.
+        stop = self.stop_file("reuse-load")
+        load = self.lab.start_traffic("c1", ["http", V4_HTTP, "--count", 3000, "--source-ports", "42100-42147",
+                                             "--timeout", 3, "--stop-file", stop])
+        self.addCleanup(lambda: load.poll() is None and load.kill())
+        mark = self.new_flows()
+        wait_until(lambda: self.new_flows() >= mark + 20, 30, "load through the service")
+        drained = self.agent.cli("backend", "drain", V4_WEB, endpoint("b2"), "--wait", "--timeout", "60").stdout
+        again = self.lab.traffic("c1", ["http", V4_HTTP, "--count", 96, "--source-ports", reused, "--timeout", 3])
+        report = self.finish(load, stop)
+        print(f"drained b2 with clients reusing source ports: {drained.strip()}; the 48 reused ports before "
+              f"{first['backends']}, after {again['backends']}; load meanwhile {report['ok']} ok, "
+              f"{report['failed']} failed {report['backends']}")
+        self.assertIn("no active flows", drained)
+        self.assertEqual(again["failed"], 0, again)
+        self.assertNotIn("b2", again["backends"], "new connections on reused ports reached the drained backend")
+        self.assertEqual(report["failed"], 0, report)
+
 
 if __name__ == "__main__":
     if os.geteuid() != 0:

@@ -128,3 +128,23 @@ TEST(ContentDigest, DependsOnEveryByte) {
   EXPECT_NE(content_digest("abc"), content_digest("abd"));
   EXPECT_EQ(content_digest("").size(), 16u);
 }
+
+// Backends are paired by address whatever their order: kept in place,
+// moved, added and removed.
+TEST(MatchBackends, PairsByAddress) {
+  auto spec_of = [](std::initializer_list<const char*> endpoints) {
+    ServiceSpec spec;
+    for (const char* endpoint : endpoints) spec.backends.push_back({*Endpoint::parse(endpoint), 1, BackendState::up});
+    return spec;
+  };
+  const ServiceSpec before = spec_of({"198.18.1.1:80", "198.18.1.2:80", "198.18.1.3:80", "198.18.1.4:80"});
+  EXPECT_EQ(match_backends(before, nullptr), (std::vector<const BackendSpec*>(4, nullptr)));
+  const ServiceSpec same = before;
+  EXPECT_EQ(match_backends(same, &before), (std::vector<const BackendSpec*>{&before.backends[0], &before.backends[1],
+                                                                            &before.backends[2], &before.backends[3]}));
+  // The second removed, the fourth moved first, a fifth added.
+  const ServiceSpec after = spec_of({"198.18.1.4:80", "198.18.1.1:80", "198.18.1.5:80", "198.18.1.3:80"});
+  EXPECT_EQ(match_backends(after, &before),
+            (std::vector<const BackendSpec*>{&before.backends[3], &before.backends[0], nullptr, &before.backends[2]}));
+  EXPECT_EQ(match_backends(spec_of({}), &before), std::vector<const BackendSpec*>{});
+}

@@ -227,6 +227,48 @@ TEST_F(ControllerTest, EditErrorsKeepTheirKindAndChangeNothing) {
   EXPECT_EQ(controller_->snapshot()->version, version);
 }
 
+// The access lists of all services together fit the data path's maps: a
+// change of one service is checked against the others' entries as they
+// are now (counted as services come, change and go).
+TEST_F(ControllerTest, PolicyCapacityCountsEveryServicesEntries) {
+  auto deny_list = [](uint32_t first, size_t count) {
+    std::vector<Cidr> list;
+    for (uint32_t i = 0; i < count; ++i)
+      list.push_back({*IpAddress::parse(fmt::format("198.18.{}.{}", (first + i) / 256 % 256, (first + i) % 256)), 32});
+    return list;
+  };
+  Config config = config_of(17, 1);
+  for (uint32_t i = 0; i < 16; ++i) config.services[i].policy.access.deny = deny_list(i * 4000, 4000);
+  ASSERT_TRUE(controller_->apply(config, actor_));  // 64,000 of 65,536
+  auto set_deny = [&](uint32_t service_number, std::vector<Cidr> list) {
+    return controller_->edit_service(
+        service(service_number, 1).address,
+        [&list](std::optional<ServiceSpec>& spec) {
+          spec->policy.access.deny = std::move(list);
+          return Status{};
+        },
+        actor_);
+  };
+  Status status = set_deny(17, deny_list(0, 4000));  // 68,000
+  ASSERT_FALSE(status);
+  EXPECT_EQ(status.error().kind, ErrorKind::capacity) << status.error().message;
+  ASSERT_TRUE(set_deny(1, {}));                    // 60,000
+  ASSERT_TRUE(set_deny(17, deny_list(0, 4000)));   // 64,000
+  ASSERT_TRUE(set_deny(2, deny_list(100, 4000)));  // replaced: still 64,000
+  status = set_deny(1, deny_list(0, 1600));        // 65,600
+  ASSERT_FALSE(status);
+  EXPECT_EQ(status.error().kind, ErrorKind::capacity) << status.error().message;
+  // A removed service's entries are no longer counted.
+  ASSERT_TRUE(controller_->edit_service(
+      service(3, 1).address,
+      [](std::optional<ServiceSpec>& spec) {
+        spec.reset();
+        return Status{};
+      },
+      actor_));
+  EXPECT_TRUE(set_deny(1, deny_list(0, 1600)));  // 61,600
+}
+
 // The API on the fake: the error kinds come back as their statuses.
 TEST_F(ApiOnFakeTest, ErrorKindsAreStatuses) {
   const std::string backends = "/v1/services/198.18.100.1%3A80%2Ftcp/backends";

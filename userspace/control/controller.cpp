@@ -19,14 +19,12 @@ Settings settings_of(const Config& config, const Settings& rest) {
   return settings;
 }
 
-// check_policy_capacity() of the snapshot's desired state, without copying it.
+// check_policy_capacity() of the snapshot's desired state, without copying
+// it or walking its services.
 Status check_policy_capacity(const Snapshot& snapshot) {
-  size_t allow = snapshot.settings.access.allow.size(), deny = snapshot.settings.access.deny.size();
-  for (const auto& entry : snapshot.services.entries()) {
-    allow += entry->desired.policy.access.allow.size();
-    deny += entry->desired.policy.access.deny.size();
-  }
-  return check_acl_capacity(allow, deny);
+  const ServiceTable::AclEntries services = snapshot.services.acl_entries();
+  return check_acl_capacity(snapshot.settings.access.allow.size() + services.allow,
+                            snapshot.settings.access.deny.size() + services.deny);
 }
 
 }  // namespace
@@ -221,25 +219,32 @@ Status Controller::set_interfaces(std::vector<std::string> xdp, std::vector<std:
 
 void Controller::audit_backend_changes(const Snapshot& before, const Snapshot& after,
                                        const std::set<ServiceAddress>& touched, const nlohmann::json& actor) {
+  auto record = [&](const ServiceAddress& address, const Endpoint& endpoint, std::string_view from,
+                    std::string_view to) {
+    if (from == to) return;
+    audit_.record({{"event", "backend_state"},
+                   {"service", address.to_string()},
+                   {"backend", endpoint.to_string()},
+                   {"before", from},
+                   {"after", to},
+                   {"actor", actor}});
+  };
   for (const auto& address : touched) {
-    std::map<Endpoint, std::pair<std::string_view, std::string_view>> changes;
-    if (const ServiceSpec* service = before.service(address))
-      for (const auto& backend : service->backends)
-        changes[backend.endpoint] = {backend_state_name(backend.state), "absent"};
-    if (const ServiceSpec* service = after.service(address))
-      for (const auto& backend : service->backends) {
-        auto [it, added] = changes.try_emplace(backend.endpoint, "absent", backend_state_name(backend.state));
-        if (!added) it->second.second = backend_state_name(backend.state);
+    const ServiceSpec* was = before.service(address);
+    const ServiceSpec* is = after.service(address);
+    // In the service's order: those there now, then those gone.
+    std::vector<bool> kept(was ? was->backends.size() : 0, false);
+    if (is) {
+      const std::vector<const BackendSpec*> matched = match_backends(*is, was);
+      for (size_t i = 0; i < matched.size(); ++i) {
+        const BackendSpec& backend = is->backends[i];
+        if (matched[i]) kept[static_cast<size_t>(matched[i] - was->backends.data())] = true;
+        record(address, backend.endpoint, matched[i] ? backend_state_name(matched[i]->state) : "absent",
+               backend_state_name(backend.state));
       }
-    for (const auto& [endpoint, change] : changes) {
-      if (change.first == change.second) continue;
-      audit_.record({{"event", "backend_state"},
-                     {"service", address.to_string()},
-                     {"backend", endpoint.to_string()},
-                     {"before", change.first},
-                     {"after", change.second},
-                     {"actor", actor}});
     }
+    for (size_t i = 0; i < kept.size(); ++i)
+      if (!kept[i]) record(address, was->backends[i].endpoint, backend_state_name(was->backends[i].state), "absent");
   }
 }
 

@@ -15,7 +15,20 @@ std::shared_ptr<const Index> index_of(const ServiceTable::Entries& entries) {
 
 ServiceTable::ServiceTable() : index_(std::make_shared<const Index>()) {}
 
-ServiceTable::ServiceTable(Entries entries) : entries_(std::move(entries)), index_(index_of(entries_)) {}
+ServiceTable::ServiceTable(Entries entries) : entries_(std::move(entries)), index_(index_of(entries_)) {
+  for (const auto& entry : entries_) count(*entry, true);
+}
+
+void ServiceTable::count(const ServiceEntry& entry, bool added) {
+  const AccessLists& access = entry.desired.policy.access;
+  if (added) {
+    acl_entries_.allow += access.allow.size();
+    acl_entries_.deny += access.deny.size();
+  } else {
+    acl_entries_.allow -= access.allow.size();
+    acl_entries_.deny -= access.deny.size();
+  }
+}
 
 const ServiceEntry* ServiceTable::find(const ServiceAddress& address) const {
   auto found = index_->find(address);
@@ -28,7 +41,9 @@ std::shared_ptr<const ServiceEntry> ServiceTable::shared(const ServiceAddress& a
 }
 
 void ServiceTable::put(std::shared_ptr<const ServiceEntry> entry) {
+  count(*entry, true);
   if (auto found = index_->find(entry->desired.address); found != index_->end()) {
+    count(*entries_[found->second], false);
     entries_[found->second] = std::move(entry);  // the index stays shared
     return;
   }
@@ -41,6 +56,7 @@ void ServiceTable::put(std::shared_ptr<const ServiceEntry> entry) {
 void ServiceTable::erase(const ServiceAddress& address) {
   auto found = index_->find(address);
   if (found == index_->end()) return;
+  count(*entries_[found->second], false);
   entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(found->second));
   index_ = index_of(entries_);
 }

@@ -34,6 +34,13 @@ class ServiceTable {
 
   const Entries& entries() const { return entries_; }
   size_t size() const { return entries_.size(); }
+  // The services' own access-list entries, summed (kept as services come,
+  // change and go: a change of one service does not walk the others).
+  struct AclEntries {
+    size_t allow = 0;
+    size_t deny = 0;
+  };
+  AclEntries acl_entries() const { return acl_entries_; }
   const ServiceEntry* find(const ServiceAddress& address) const;
   std::shared_ptr<const ServiceEntry> shared(const ServiceAddress& address) const;
   // Replaces the service at the entry's address, or appends it.
@@ -41,8 +48,11 @@ class ServiceTable {
   void erase(const ServiceAddress& address);
 
  private:
+  void count(const ServiceEntry& entry, bool added);
+
   Entries entries_;
   std::shared_ptr<const std::map<ServiceAddress, size_t>> index_;  // address -> position
+  AclEntries acl_entries_;
 };
 
 // The desired state but for its services: global settings, where the

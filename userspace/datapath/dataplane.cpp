@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "flow_walk.h"
 #include "maglev.h"
@@ -340,16 +341,16 @@ Status Dataplane::release_backend(uint32_t index) {
   return {};
 }
 
-std::vector<uint32_t> Dataplane::build_table(const ServiceState& service,
-                                             const std::map<Endpoint, uint32_t>& indexes) const {
+std::vector<uint32_t> Dataplane::build_table(const ServiceState& service, const std::vector<uint32_t>& indexes) const {
   std::vector<MaglevBackend> candidates;
   std::vector<uint32_t> table_indexes;
-  for (const auto& backend : service.spec.backends) {
+  for (size_t i = 0; i < service.spec.backends.size(); ++i) {
+    const BackendSpec& backend = service.spec.backends[i];
     if (backend.state != BackendState::up) continue;
     const auto& bytes = backend.endpoint.address.bytes;
     size_t length = backend.endpoint.address.family == Family::ipv4 ? 4 : 16;
     candidates.push_back({maglev_key(bytes.data(), length, backend.endpoint.port), backend.weight});
-    table_indexes.push_back(indexes.at(backend.endpoint));
+    table_indexes.push_back(indexes[i]);
   }
   std::vector<uint32_t> table = build_maglev_table(candidates, service.spec.maglev_size);
   for (auto& entry : table) entry = entry == kMaglevEmpty ? TG_BACKEND_NONE : table_indexes[entry];
@@ -461,25 +462,30 @@ Status Dataplane::apply_service(const ServiceSpec& spec) {
 
   if (auto status = check_service_capacity(spec); !status) return status;
 
-  ServiceState next = is_new ? ServiceState{} : existing->second;
-  std::optional<ServiceSpec> previous;
-  if (!is_new) previous = existing->second.spec;
   if (is_new) {
-    next.id = service_ids_.allocate();
-    if (auto status = reset_counters(maps_.service_stats, next.id); !status) {
-      service_ids_.release(next.id);
+    ServiceState fresh;
+    fresh.id = service_ids_.allocate();
+    if (auto status = reset_counters(maps_.service_stats, fresh.id); !status) {
+      service_ids_.release(fresh.id);
       return status;
     }
+    existing = services_.emplace(spec.address, std::move(fresh)).first;
   }
-  // From here on the kernel changes: whatever happens, keep what we know of
-  // it (ids, slots, table fds and contents), so that a retry converges and
-  // nothing is leaked or closed twice.
+  // From here on the kernel changes: the state is edited in place (its
+  // tables are not copied), and whatever happens it keeps what we know of
+  // the kernel (ids, slots, table fds and contents), so that a retry
+  // converges and nothing is leaked or closed twice.
+  ServiceState& service = existing->second;
+  std::optional<ServiceSpec> previous;
+  if (is_new)
+    service.spec = spec;
+  else
+    previous = std::exchange(service.spec, spec);
   // A new service applied among others (apply_services) stops before its
   // table is switched in; the switches happen together.
   const bool defer = is_new && deferring_;
-  Status status = apply_steps(next, spec, previous ? &*previous : nullptr, defer);
-  next.converged = status.ok() && !defer;
-  services_[spec.address] = std::move(next);
+  Status status = apply_steps(service, previous ? &*previous : nullptr, defer);
+  service.converged = status.ok() && !defer;
   if (status && defer) pending_.push_back(spec.address);
   return status;
 }
@@ -542,13 +548,9 @@ Status Dataplane::finish_pending() {
   return {};
 }
 
-Status Dataplane::apply_steps(ServiceState& next, const ServiceSpec& spec, const ServiceSpec* previous,
-                              bool defer_switch) {
-  std::map<Endpoint, BackendState> previous_states;
-  if (previous)
-    for (const auto& backend : previous->backends) previous_states[backend.endpoint] = backend.state;
+Status Dataplane::apply_steps(ServiceState& next, const ServiceSpec* previous, bool defer_switch) {
+  const ServiceSpec& spec = next.spec;
   const uint32_t old_size = previous ? previous->maglev_size : 0;
-  next.spec = spec;
 
   // 0. Policy, in force before the service is visible to packets.
   if (!previous || previous->policy != spec.policy) {
@@ -558,27 +560,25 @@ Status Dataplane::apply_steps(ServiceState& next, const ServiceSpec& spec, const
   // 1. Backend slots before any table names them. A backend leaving UP is
   // written after the switch: until then the old table still sends new
   // flows to it, and it must accept them.
-  std::vector<const BackendSpec*> leaving_up;
-  std::map<Endpoint, uint32_t> indexes;
-  for (const auto& backend : spec.backends) {
-    auto known = next.backend_indexes.find(backend.endpoint);
-    uint32_t index;
-    if (known != next.backend_indexes.end()) {
-      index = known->second;
-    } else {
-      index = backend_slots_.allocate();
-      ++generations_[index];
-      next.backend_indexes[backend.endpoint] = index;
-      if (auto status = reset_counters(maps_.backend_stats, index); !status) return status;
-      if (auto status = reset_health(maps_.backend_health, index); !status) return status;
+  const std::vector<const BackendSpec*> was = match_backends(spec, previous);
+  std::vector<size_t> leaving_up;  // positions in spec.backends
+  std::vector<uint32_t> indexes;   // slot of each backend of spec, in its order
+  indexes.reserve(spec.backends.size());
+  for (size_t i = 0; i < spec.backends.size(); ++i) {
+    const BackendSpec& backend = spec.backends[i];
+    auto [known, added] = next.backend_indexes.try_emplace(backend.endpoint, 0);
+    if (added) {
+      known->second = backend_slots_.allocate();
+      ++generations_[known->second];
+      if (auto status = reset_counters(maps_.backend_stats, known->second); !status) return status;
+      if (auto status = reset_health(maps_.backend_health, known->second); !status) return status;
     }
-    indexes[backend.endpoint] = index;
-    auto before = previous_states.find(backend.endpoint);
-    if (before != previous_states.end() && before->second == BackendState::up && backend.state != BackendState::up) {
-      leaving_up.push_back(&backend);
+    indexes.push_back(known->second);
+    if (was[i] && was[i]->state == BackendState::up && backend.state != BackendState::up) {
+      leaving_up.push_back(i);
       continue;
     }
-    if (auto status = write_backend(next, index, backend); !status) return status;
+    if (auto status = write_backend(next, known->second, backend); !status) return status;
   }
 
   // 2. The table, switched in whole. When the size changes, the service
@@ -589,8 +589,8 @@ Status Dataplane::apply_steps(ServiceState& next, const ServiceSpec& spec, const
   }
   if (auto status = install_table(next, build_table(next, indexes), defer_switch); !status) return status;
   if (defer_switch) return {};  // a new service: finish_pending() does the rest
-  for (const BackendSpec* backend : leaving_up)
-    if (auto status = write_backend(next, indexes.at(backend->endpoint), *backend); !status) return status;
+  for (size_t i : leaving_up)
+    if (auto status = write_backend(next, indexes[i], spec.backends[i]); !status) return status;
 
   // 3. The service itself, visible to packets last.
   if (!next.visible) {
@@ -599,9 +599,16 @@ Status Dataplane::apply_steps(ServiceState& next, const ServiceSpec& spec, const
     if (auto status = write_service_value(next); !status) return status;
   }
 
-  // 4. Slots of removed backends: no table names them any more.
+  // 4. Slots of removed backends: no table names them any more. Every
+  // backend of spec has a slot, so there are some only if slots outnumber
+  // the backends.
+  if (next.backend_indexes.size() == spec.backends.size()) return {};
+  std::vector<Endpoint> wanted;
+  wanted.reserve(spec.backends.size());
+  for (const auto& backend : spec.backends) wanted.push_back(backend.endpoint);
+  std::sort(wanted.begin(), wanted.end());
   for (auto it = next.backend_indexes.begin(); it != next.backend_indexes.end();) {
-    if (indexes.contains(it->first)) {
+    if (std::binary_search(wanted.begin(), wanted.end(), it->first)) {
       ++it;
       continue;
     }

@@ -116,7 +116,8 @@ class Dataplane final : public DataplaneTarget {
   Status adopt_policy(const ServiceIds& by_id);
   Status adopt_addresses();
 
-  Status apply_steps(ServiceState& next, const ServiceSpec& spec, const ServiceSpec* previous, bool defer_switch);
+  // Brings the kernel to next.spec from `previous` (none: a new service).
+  Status apply_steps(ServiceState& next, const ServiceSpec* previous, bool defer_switch);
   Status finish_pending();
   Status make_visible(ServiceState& service);
   Status write_backend_value(uint32_t index, const tg_backend& value);
@@ -127,7 +128,8 @@ class Dataplane final : public DataplaneTarget {
   Status write_service_value(const ServiceState& service);
   Status add_vip_reference(const IpAddress& address);
   Status drop_vip_reference(const IpAddress& address);
-  std::vector<uint32_t> build_table(const ServiceState& service, const std::map<Endpoint, uint32_t>& indexes) const;
+  // `indexes`: the slot of each backend of service.spec, in its order.
+  std::vector<uint32_t> build_table(const ServiceState& service, const std::vector<uint32_t>& indexes) const;
 
   Status write_config();
 

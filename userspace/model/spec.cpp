@@ -1,5 +1,6 @@
 #include "spec.h"
 
+#include <algorithm>
 #include <set>
 
 #include "maglev.h"
@@ -29,6 +30,27 @@ Status validate_service(const ServiceSpec& spec) {
       return make_error(ErrorKind::invalid, "backends[{}]: {} is listed twice", i, backend.endpoint.to_string());
   }
   return {};
+}
+
+std::vector<const BackendSpec*> match_backends(const ServiceSpec& after, const ServiceSpec* before) {
+  std::vector<const BackendSpec*> matched(after.backends.size(), nullptr);
+  if (!before) return matched;
+  const auto by_endpoint = [](const BackendSpec* a, const BackendSpec* b) { return a->endpoint < b->endpoint; };
+  std::vector<const BackendSpec*> sorted;  // `before` by address, made at the first miss
+  for (size_t i = 0; i < after.backends.size(); ++i) {
+    const BackendSpec& backend = after.backends[i];
+    if (i < before->backends.size() && before->backends[i].endpoint == backend.endpoint) {
+      matched[i] = &before->backends[i];
+      continue;
+    }
+    if (sorted.empty()) {
+      for (const auto& old : before->backends) sorted.push_back(&old);
+      std::sort(sorted.begin(), sorted.end(), by_endpoint);
+    }
+    auto found = std::lower_bound(sorted.begin(), sorted.end(), &backend, by_endpoint);
+    if (found != sorted.end() && (*found)->endpoint == backend.endpoint) matched[i] = *found;
+  }
+  return matched;
 }
 
 }  // namespace tollgate

@@ -58,4 +58,10 @@ struct FlowTimeouts {
 // Checks a spec whole; the error names the offending field.
 Status validate_service(const ServiceSpec& spec);
 
+// For each backend of `after`, the backend of `before` at the same address
+// (nullptr: none, or no `before`). A change mostly keeps the backends'
+// order, so they are matched by position first and by a sorted index only
+// past the first that moved: O(n) for a drain of one of 1,000.
+std::vector<const BackendSpec*> match_backends(const ServiceSpec& after, const ServiceSpec* before);
+
 }  // namespace tollgate
