@@ -9,6 +9,7 @@
 // file changes nothing, nor does one without services while some exist). SIGINT/SIGTERM stop the agent and leave the
 // data path forwarding; `tollgated --detach` removes programs and pins.
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -81,6 +82,22 @@ int check_kernel() {
   std::printf("every feature tollgate needs is there (tested on Linux %.*s and later)\n",
               static_cast<int>(kOldestTestedKernel.size()), kOldestTestedKernel.data());
   return 0;
+}
+
+// Memory a burst of large API requests used goes back to the system once
+// freed. Left to itself glibc keeps it: it raises its mmap and trim
+// thresholds to the largest block freed so far (up to 32 and 64 MiB), and
+// each connection's thread frees into an arena of its own, whose free top
+// malloc_trim does not give back. Measured in the lab, 36 bodies of 880
+// KiB took the agent's RSS from 8 to 32 MiB (numbers) or 227 MiB (small
+// objects), for good. So: blocks of 128 KiB and more are mapped apart
+// (unmapped when freed), a heap's free top is trimmed past 256 KiB, and
+// one arena serves every thread (the agent's threads allocate little and
+// seldom; the data path allocates nothing here). Before any thread starts.
+void give_memory_back_when_freed() {
+  mallopt(M_ARENA_MAX, 1);
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 256 * 1024);
 }
 
 nlohmann::json self_actor(std::string_view source) {
@@ -427,6 +444,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   log::set_level(level);
+  give_memory_back_when_freed();
   if (auto wrong = check_quota_limits(options.api_limits.connections)) {
     std::fprintf(stderr, "--api-connections-for-root: %s\n", wrong->c_str());
     return 2;

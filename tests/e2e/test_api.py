@@ -153,19 +153,22 @@ class ApiTest(LabTest):
         idle = vm_kilobytes(pid, "VmRSS")
 
         # Root's bodies (parsed; a non-root caller's are refused before it),
-        # each near the 1 MiB limit: 450,000 numbers in an unknown field.
-        body = json.dumps({"junk": [0] * 450_000}, separators=(",", ":")).encode()
-        request = (b"POST /v1/services HTTP/1.1\r\nHost: tollgate\r\nContent-Type: application/json\r\n"
-                   b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        # each near the 1 MiB limit, in an unknown field: one large array of
+        # numbers (one large block), and many small objects (many small ones).
+        bodies = [json.dumps({"junk": junk}, separators=(",", ":")).encode()
+                  for junk in ([0] * 450_000, [{}] * 290_000)]
         statuses = []
-        for _ in range(3):
-            threads = [threading.Thread(target=lambda: statuses.append(api_request(socket_path, request)))
-                       for _ in range(12)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(60)
-        self.assertEqual(statuses, [400] * 36, statuses)
+        for body in bodies:
+            request = (b"POST /v1/services HTTP/1.1\r\nHost: tollgate\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            for _ in range(3):
+                threads = [threading.Thread(target=lambda: statuses.append(api_request(socket_path, request)))
+                           for _ in range(12)]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join(60)
+        self.assertEqual(statuses, [400] * 72, statuses)
         peak = vm_kilobytes(pid, "VmHWM")
         # Else the burst proved nothing.
         self.assertGreater(peak, 3 * idle, f"the burst raised the peak only to {peak} kB from {idle} kB")
@@ -179,9 +182,9 @@ class ApiTest(LabTest):
         try:
             wait_until(settled, 10, "the agent's memory to return")
         finally:
-            print(f"tollgated RSS: idle {idle / 1024:.1f} MiB, peak {peak / 1024:.1f} MiB during 36 bodies of "
-                  f"{len(body) / 1024:.0f} KiB (12 at once), after {after[0] / 1024:.1f} MiB, "
-                  f"settled at {after[-1] / 1024:.1f} MiB")
+            print(f"tollgated RSS: idle {idle / 1024:.1f} MiB, peak {peak / 1024:.1f} MiB during 72 bodies of "
+                  f"{len(bodies[0]) // 1024} and {len(bodies[1]) // 1024} KiB (12 at once), "
+                  f"after {after[0] / 1024:.1f} MiB, settled at {after[-1] / 1024:.1f} MiB")
         self.assertGreaterEqual(self.agent.metrics()["tollgate_api_memory_trims_total"], 1)
 
 
