@@ -36,18 +36,21 @@ TOTAL = 256  # and --api-connections
 # holds them until its stdin closes; then prints, as JSON, how many silent
 # ones the agent refused at once (a 503 waiting) and how many it kept open.
 HOSTILE_CLIENT = r"""
-import json, select, socket, sys
+import json, select, socket, struct, sys
 path, silent_count, unread_count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-silent, unread = [], []
-for _ in range(silent_count):
+
+def connect():
+    # Blocking, so that a full backlog is waited on (10 s at most: the send
+    # timeout bounds a Unix socket's connect) rather than failed.
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    connection.settimeout(10)
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 10, 0))
     connection.connect(path)
-    silent.append(connection)
+    return connection
+
+silent = [connect() for _ in range(silent_count)]
+unread = []
 for _ in range(unread_count):
-    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    connection.settimeout(10)
-    connection.connect(path)
+    connection = connect()
     try:
         connection.sendall(b"GET /v1/conntrack?limit=100000 HTTP/1.1\r\nHost: tollgate\r\n\r\n")
     except OSError:
