@@ -25,7 +25,8 @@
 // After a large request or answer, the memory the connections freed is
 // given back to the system (malloc_trim) once the last connection ended or
 // a few seconds later: a burst of large bodies does not leave the agent
-// holding what it parsed.
+// holding what it parsed. (That takes the allocator settings tollgated
+// makes at its start, too: see give_memory_back_when_freed.)
 #pragma once
 
 #include <atomic>
