@@ -110,6 +110,7 @@ class ApiTest(LabTest):
         info = os.stat(socket_path)
         self.assertEqual((oct(info.st_mode & 0o7777), info.st_uid, info.st_gid), (oct(0o660), 0, NOBODY))
 
+        hostile_started = time.monotonic()
         hostile = subprocess.Popen(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
                                     sys.executable, "-c", HOSTILE_CLIENT, str(socket_path), str(silent_count),
                                     str(unread_count)],
@@ -131,6 +132,7 @@ class ApiTest(LabTest):
         self.assertLess(max(times), 1000.0, times)  # far below the 60 s the held ones could cost
 
         out, err = hostile.communicate("", timeout=60)
+        hostile_seconds = time.monotonic() - hostile_started
         self.assertEqual(hostile.returncode, 0, err)
         counts = json.loads(out)
         metrics = self.agent.metrics()
@@ -140,9 +142,11 @@ class ApiTest(LabTest):
         self.assertEqual(counts["held"], PER_UID, counts)
         self.assertEqual(counts["held"] + counts["refused"], silent_count, counts)
         self.assertGreaterEqual(refused, counts["refused"] + unread_count, metrics)
-        # Refusals are audited like any refused request.
+        # Refusals are audited, once a second at most: not a line each.
         audited = [e for e in self.agent.audit() if e.get("status") == 503]
-        self.assertGreaterEqual(len(audited), counts["refused"])
+        print(f"{len(audited)} of them audited in {hostile_seconds:.1f} s")
+        self.assertGreaterEqual(len(audited), 1)
+        self.assertLessEqual(len(audited), 1 + hostile_seconds)
         self.assertEqual({e["actor"]["caller"]["uid"] for e in audited}, {NOBODY})
 
     def test_memory_returns_after_a_burst_of_large_bodies(self):

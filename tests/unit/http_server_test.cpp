@@ -68,6 +68,7 @@ class HttpServerTest : public ::testing::Test {
         [this](const Caller&, const HttpResponse& response) {
           std::lock_guard lock(rejected_mutex_);
           rejected_.push_back(response.status);
+          rejected_bodies_.push_back(response.body);
         },
         limits);
     ASSERT_TRUE(server) << server.error().message;
@@ -164,6 +165,10 @@ class HttpServerTest : public ::testing::Test {
     std::lock_guard lock(rejected_mutex_);
     return rejected_;
   }
+  std::vector<std::string> rejected_bodies() {
+    std::lock_guard lock(rejected_mutex_);
+    return rejected_bodies_;
+  }
 
   std::string dir_, path_;
   SocketAccess access_{0600};
@@ -172,6 +177,7 @@ class HttpServerTest : public ::testing::Test {
   std::atomic<int> handled_{0};
   std::mutex rejected_mutex_;  // the server reports from its connections' threads
   std::vector<int> rejected_;
+  std::vector<std::string> rejected_bodies_;
 };
 
 TEST_F(HttpServerTest, ARequestReachesTheHandlerWithTheCaller) {
@@ -457,6 +463,38 @@ TEST_F(HttpServerTest, AUidBeyondItsLimitIsRefusedAtOnceAndRootKeepsItsShare) {
   latency = milliseconds_since(asked);
   std::printf("root with 6 connections of two other uids and 1 of its own open: answered in %.2f ms\n", latency);
   EXPECT_EQ(status_of(answer), 200) << answer;
+}
+
+// A caller that reconnects in a loop is refused each time, counted each
+// time, and reported (audited) once a second.
+TEST_F(HttpServerTest, RefusalsAtAcceptAreReportedOnceASecondPerUid) {
+  HttpLimits limits;
+  limits.connections = {.total = 1, .reserved_for_root = 0, .per_uid = 1};
+  limits.read_deadline = milliseconds(10000);
+  restart(limits, empty_ok);
+  OpenConnections silent;
+  int fd = connect_client();
+  ASSERT_GE(fd, 0);
+  silent.fds.push_back(fd);
+
+  constexpr int kAttempts = 50;
+  const auto started = Clock::now();
+  for (int i = 0; i < kAttempts; ++i)
+    ASSERT_EQ(status_of(exchange("GET /v1/status HTTP/1.1\r\n\r\n")), 503) << "attempt " << i;
+  const double seconds = milliseconds_since(started) / 1000.0;
+  const auto& counters = server_->counters();
+  EXPECT_EQ(counters.refused_uid_limit + counters.refused_capacity, uint64_t{kAttempts});
+  const size_t reported = rejected().size();
+  std::printf("%d refused connections in %.3f s: %zu reported\n", kAttempts, seconds, reported);
+  EXPECT_GE(reported, 1u);
+  EXPECT_LE(reported, 1 + static_cast<size_t>(seconds));  // one a second, whatever the machine's speed
+
+  // The next report, a second on, says how many were not.
+  ASSERT_TRUE(eventually(
+      [&] { return status_of(exchange("GET /v1/status HTTP/1.1\r\n\r\n")) == 503 && rejected().size() > reported; },
+      milliseconds(3000)));
+  const std::string last = rejected_bodies().back();
+  EXPECT_NE(last.find("more connections of uid"), std::string::npos) << last;
 }
 
 TEST_F(HttpServerTest, ACallerThatDoesNotReadItsAnswerIsCutAtTheWriteDeadline) {

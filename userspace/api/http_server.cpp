@@ -28,6 +28,10 @@ constexpr size_t kLargeBytes = 64 * 1024;
 // How long after a large request its memory is given back while other
 // connections are open (at once when the last one ends).
 constexpr auto kTrimInterval = std::chrono::seconds(5);
+// Refusals at accept reported per uid: at most one in this while.
+constexpr auto kRefusalReportInterval = std::chrono::seconds(1);
+// Uids whose refusals are remembered; beyond, the memory starts afresh.
+constexpr size_t kMaxRefusalReports = 4096;
 
 std::string_view reason_phrase(int status) {
   switch (status) {
@@ -324,7 +328,7 @@ void HttpServer::start_connection(int fd) {
     auto& refused =
         verdict == ConnectionQuota::Verdict::over_uid_limit ? counters_.refused_uid_limit : counters_.refused_capacity;
     refused.fetch_add(1, std::memory_order_relaxed);
-    return refuse_connection(fd, quota_.refusal(verdict, uid));
+    return refuse_connection(fd, uid, quota_.refusal(verdict, uid));
   }
   Connection& connection = connections_.emplace_back();
   connection.uid = uid;
@@ -343,16 +347,29 @@ void HttpServer::start_connection(int fd) {
     quota_.release(uid);
     counters_.refused_capacity.fetch_add(1, std::memory_order_relaxed);
     log::warn("API: cannot start a thread for a connection: {}", error.what());
-    return refuse_connection(fd, "the API cannot take another connection now; try again");
+    return refuse_connection(fd, uid, "the API cannot take another connection now; try again");
   }
   counters_.accepted.fetch_add(1, std::memory_order_relaxed);
   counters_.open.store(connections_.size(), std::memory_order_relaxed);
 }
 
-void HttpServer::refuse_connection(int fd, std::string message) {
-  HttpResponse response = error_response(503, std::move(message));
-  send_response(fd, response, Clock::now());  // no waiting: a new socket's buffer takes it whole
-  if (rejected_) rejected_(Caller::of_socket(fd), response);
+void HttpServer::refuse_connection(int fd, uid_t uid, const std::string& message) {
+  send_response(fd, error_response(503, message), Clock::now());  // no waiting: a new socket's buffer takes it whole
+  if (rejected_) {
+    if (refusal_reports_.size() >= kMaxRefusalReports && !refusal_reports_.contains(uid)) refusal_reports_.clear();
+    RefusalReports& reports = refusal_reports_[uid];
+    const auto now = Clock::now();
+    if (now - reports.last < kRefusalReportInterval) {
+      ++reports.unreported;
+    } else {
+      std::string reported = message;
+      if (reports.unreported > 0)
+        reported += fmt::format(" ({} more connections of uid {} refused since the last report, not reported each)",
+                                reports.unreported, uid);
+      reports = {now, 0};
+      rejected_(Caller::of_socket(fd), error_response(503, std::move(reported)));
+    }
+  }
   discard_pending(fd);
   close(fd);
 }

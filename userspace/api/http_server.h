@@ -100,7 +100,10 @@ class HttpServer {
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
   // Called for a request refused before the handler (malformed, too large,
   // too slow, over the connection cap, cut by stop()), with the caller and
-  // the response sent; from several threads at once too.
+  // the response sent; from several threads at once too. Refusals at
+  // accept are reported once a second per uid at most, the next report
+  // saying how many were not: a caller reconnecting in a loop costs a
+  // counter, not an audit line each.
   using Rejected = std::function<void(const Caller&, const HttpResponse&)>;
 
   // Binds `socket_path` (its mode and group as `access` says, set before
@@ -137,7 +140,7 @@ class HttpServer {
              Rejected rejected, HttpLimits limits);
   void start_connection(int fd);
   // Answers 503 from the accepting thread, without waiting on the caller.
-  void refuse_connection(int fd, std::string message);
+  void refuse_connection(int fd, uid_t uid, const std::string& message);
   void join_ended_connections();
   // Gives freed memory back after large requests (see above).
   void trim_memory();
@@ -154,6 +157,11 @@ class HttpServer {
   HttpLimits limits_;
   std::list<Connection> connections_;  // a list: their threads hold references
   ConnectionQuota quota_;              // serve()'s alone
+  struct RefusalReports {
+    std::chrono::steady_clock::time_point last{};  // the last reported
+    uint64_t unreported = 0;                       // refused since
+  };
+  std::map<uid_t, RefusalReports> refusal_reports_;  // serve()'s alone
   HttpServerCounters counters_;
   std::atomic<bool> large_since_trim_{false};  // a connection held a large request or answer
   std::chrono::steady_clock::time_point last_trim_{};
