@@ -298,7 +298,11 @@ void HttpServer::stop() {
 void HttpServer::serve() {
   for (;;) {
     pollfd descriptors[3] = {{listen_fd_, POLLIN, 0}, {stop_read_, POLLIN, 0}, {ended_, POLLIN, 0}};
-    if (poll(descriptors, 3, -1) < 0) {
+    // Woken for a trim that waits on its interval, too, when nothing else happens.
+    const int timeout = large_since_trim_.load(std::memory_order_relaxed)
+                            ? std::max(milliseconds_until(last_trim_ + kTrimInterval), 1)
+                            : -1;
+    if (poll(descriptors, 3, timeout) < 0) {
       if (errno == EINTR) continue;
       log::error("API: poll failed: {}", std::strerror(errno));
       stop();  // the connections end too
