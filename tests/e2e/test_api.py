@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""End-to-end: no local user can silence the control API, and a burst of
-large bodies does not leave the agent holding their memory. The real
+"""End-to-end: no local user can silence the control API (silent
+connections, answers never read), and a burst of large bodies does not
+leave the agent holding their memory. The real
 tollgated in the namespace lab, an unprivileged user's connections, root's
 CLI; the figures printed.
 
@@ -22,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 from test_lab import NOBODY, SKIP, LabTest  # noqa: E402
-from tollgate_lab import lab_services, wait_until  # noqa: E402
+from tollgate_lab import SERVICE_V4, lab_services, wait_until  # noqa: E402
 
 try:
     NOGROUP = grp.getgrgid(NOBODY).gr_name  # "nogroup" on Debian: tollgated resolves the name
@@ -81,16 +82,24 @@ def vm_kilobytes(pid, field):
     raise KeyError(f"{field} not in /proc/{pid}/status")
 
 
-def api_request(socket_path, request, timeout=30):
-    """One raw HTTP exchange on the API socket; the status code."""
+def api_exchange(socket_path, request, timeout=30):
+    """One raw HTTP exchange on the API socket: (status, body)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
         connection.settimeout(timeout)
         connection.connect(str(socket_path))
         connection.sendall(request)
-        answer = b""
+        chunks = []
         while chunk := connection.recv(65536):
-            answer += chunk
-    return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else -1
+            chunks.append(chunk)
+    answer = b"".join(chunks)
+    if not answer.startswith(b"HTTP/1.1 "):
+        return -1, answer
+    return int(answer.split(b" ", 2)[1]), answer.partition(b"\r\n\r\n")[2]
+
+
+def api_request(socket_path, request, timeout=30):
+    """One raw HTTP exchange on the API socket; the status code."""
+    return api_exchange(socket_path, request, timeout)[0]
 
 
 class ApiTest(LabTest):
@@ -148,6 +157,47 @@ class ApiTest(LabTest):
         self.assertGreaterEqual(len(audited), 1)
         self.assertLessEqual(len(audited), 1 + hostile_seconds)
         self.assertEqual({e["actor"]["caller"]["uid"] for e in audited}, {NOBODY})
+
+    def test_callers_that_do_not_read_their_answer_hold_only_their_connections(self):
+        # An allowed user (here nobody, --allow-uid) asks for every flow ten
+        # times and never reads: each answer is cut at the write deadline,
+        # and root is answered all the while.
+        write_timeout_ms = 2000
+        self.start_agent(lab_services(), extra=("--api-group", NOGROUP, "--allow-uid", NOBODY,
+                                                "--api-write-timeout-ms", write_timeout_ms))
+        flows = self.lab.traffic("c1", ["udp", SERVICE_V4, 53, "--count", 6000])  # a new source port each
+        self.assertEqual(flows["failed"], 0, flows)
+        status, answer = api_exchange(self.agent.socket_path, b"GET /v1/conntrack?limit=100000 HTTP/1.1\r\n\r\n")
+        self.assertEqual(status, 200)
+        # Far more than a Unix socket holds unread: the agent's send waits on the caller.
+        buffered = int(Path("/proc/sys/net/core/wmem_default").read_text())
+        self.assertGreater(len(answer), 4 * buffered, f"the flow list is only {len(answer)} bytes")
+
+        hostile_started = time.monotonic()
+        hostile = subprocess.Popen(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                                    sys.executable, "-c", HOSTILE_CLIENT, str(self.agent.socket_path), "0", "10"],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   cwd="/")
+        self.addCleanup(lambda: hostile.poll() is None and (hostile.kill(), hostile.wait()))
+        ready = []
+        reader = threading.Thread(target=lambda: ready.append(hostile.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(60)
+        self.assertEqual(ready, ["ready\n"], f"the unprivileged client did not get ready: {hostile.poll()}")
+
+        cut = "tollgate_api_deadlines_total{phase=\"write\"}"
+        times = []
+        while self.agent.metrics()[cut] < 10 and time.monotonic() - hostile_started < 30:
+            times.append(self.timed_cli("service", "list"))
+        held = time.monotonic() - hostile_started
+        print(f"10 unread answers of {len(answer) / 1024:.0f} KiB (write deadline {write_timeout_ms} ms): all cut "
+              f"within {held:.2f} s; root's CLI meanwhile: {len(times)} calls, median "
+              f"{statistics.median(times):.1f} ms, max {max(times):.1f} ms")
+        self.assertEqual(self.agent.metrics()[cut], 10)
+        self.assertGreaterEqual(held, write_timeout_ms / 1000 - 0.1)
+        self.assertTrue(times)
+        self.assertLess(statistics.median(times), 100.0, times)
+        hostile.communicate("", timeout=60)
 
     def test_memory_returns_after_a_burst_of_large_bodies(self):
         self.start_agent(lab_services())
