@@ -83,7 +83,7 @@ json api_to_datapath(const TestNetwork& network, int rounds) {
   Api api(controller, *audit, AccessPolicy{}, AgentInfo{});
   auto server =
       must(HttpServer::listen(
-               dir + "/tollgate.sock", 0600, [&api](const HttpRequest& request) { return api.handle(request); },
+               dir + "/tollgate.sock", {0600}, [&api](const HttpRequest& request) { return api.handle(request); },
                [](const Caller&, const HttpResponse&) {}),
            "API socket");
   std::thread serving([&server] { server->serve(); });

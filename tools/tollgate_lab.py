@@ -220,11 +220,13 @@ class Agent:
         self.process.kill()
         self.process.wait()
 
-    def cli(self, *args, uid=None, check=True, timeout=30):
-        """Runs the tollgate CLI against this agent (as `uid` if given)."""
+    def cli(self, *args, uid=None, gid=None, check=True, timeout=30):
+        """Runs the tollgate CLI against this agent (as `uid` if given, with
+        `gid` or the group of the same number and no others)."""
         command = [str(BUILD / "tollgate"), "--socket", str(self.socket_path), *map(str, args)]
         if uid is not None:
-            command = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *command]
+            command = ["setpriv", f"--reuid={uid}", f"--regid={uid if gid is None else gid}", "--clear-groups",
+                       *command]
         completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
         if check and completed.returncode != 0:
             raise RuntimeError(f"tollgate {' '.join(map(str, args))} exited {completed.returncode}: "

@@ -56,10 +56,10 @@ class LabTest(unittest.TestCase):
     def check_nothing_left(self):
         self.assertEqual(leftovers(), [], "the test left these behind")
 
-    def start_agent(self, config):
+    def start_agent(self, config, extra=()):
         self.agent = Agent(self.lab, config)
         self.addCleanup(self.agent.stop)
-        self.agent.start()
+        self.agent.start(extra=tuple(map(str, extra)))
 
     def http(self, client, url, count):
         report = self.lab.traffic(client, ["http", url, "--count", count])
@@ -206,7 +206,11 @@ class LabTest(unittest.TestCase):
         self.assertTrue(self.agent.cli_json("status")["adopted"])
 
     def test_non_root_caller_is_refused_and_audited(self):
-        self.start_agent(lab_services())
+        # The socket's group may connect (0660), and is still refused by its
+        # credentials: it is not an --allow-gid. Outside the group, a caller
+        # cannot even connect.
+        self.start_agent(lab_services(), extra=("--api-group", NOBODY))
+        self.assertEqual(oct(os.stat(self.agent.socket_path).st_mode & 0o7777), oct(0o660))
         before = self.agent.cli_json("service", "list")
         backend = f"{BACKENDS_V4['b1']}:8080"
         for args in (("backend", "rm", V4_WEB, backend), ("service", "list")):
@@ -214,6 +218,9 @@ class LabTest(unittest.TestCase):
             self.assertEqual(refused.returncode, 1, refused)
             self.assertIn("HTTP 403", refused.stderr)
             self.assertIn(f"uid {NOBODY}", refused.stderr)
+        outside = self.agent.cli("service", "list", uid=NOBODY, gid=NOBODY - 1, check=False)
+        self.assertEqual(outside.returncode, 1, outside)
+        self.assertIn("permission denied", outside.stderr)
         self.assertEqual(self.agent.cli_json("service", "list"), before)
         denied = [e for e in self.agent.audit() if e.get("result") == "denied"]
         self.assertEqual(len(denied), 2, self.agent.audit())

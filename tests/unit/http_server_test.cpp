@@ -1,11 +1,15 @@
 // The API's HTTP layer on a real Unix socket: requests reach the handler
 // with the caller's credentials; malformed, oversized and slow ones are
 // refused with the right status before it, and reported. Connections are
-// served at once: silent ones and slow handlers hold up only themselves.
+// served at once: silent ones and slow handlers hold up only themselves; a
+// uid beyond its share is refused at once, and root keeps its own; a caller
+// that does not read its answer is cut at the write deadline.
 #include "http_server.h"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -60,10 +64,11 @@ class HttpServerTest : public ::testing::Test {
 
   void start(HttpLimits limits, HttpServer::Handler handler) {
     auto server = HttpServer::listen(
-        path_, 0600, std::move(handler),
+        path_, access_, std::move(handler),
         [this](const Caller&, const HttpResponse& response) {
           std::lock_guard lock(rejected_mutex_);
           rejected_.push_back(response.status);
+          rejected_bodies_.push_back(response.body);
         },
         limits);
     ASSERT_TRUE(server) << server.error().message;
@@ -116,9 +121,32 @@ class HttpServerTest : public ::testing::Test {
     return answer;
   }
 
+  // A client connection from `uid`. When the test runs as root, this
+  // thread takes that effective uid for the connect alone: the raw syscall
+  // changes the calling thread only, where setresuid(3) changes them all.
+  // The socket's peer credentials are the connecting thread's.
+  int connect_as(uid_t uid) {
+    if (geteuid() != 0 || uid == 0) return connect_client();
+    if (syscall(SYS_setresuid, -1, uid, -1) != 0) {
+      ADD_FAILURE() << "setresuid: " << std::strerror(errno);
+      return -1;
+    }
+    int fd = connect_client();
+    if (syscall(SYS_setresuid, -1, 0, -1) != 0) std::abort();  // the rest of the tests must not run as `uid`
+    return fd;
+  }
+  // The socket and its directory open to every uid, for connect_as.
+  void open_to_everyone() {
+    access_ = {0666};
+    ASSERT_EQ(chmod(dir_.c_str(), 0755), 0);
+  }
+
   // Sends `request` (then half-closes unless `keep_open`); returns the whole answer.
   std::string exchange(const std::string& request, bool keep_open = false) {
-    int fd = connect_client();
+    return exchange_as(getuid(), request, keep_open);
+  }
+  std::string exchange_as(uid_t uid, const std::string& request, bool keep_open = false) {
+    int fd = connect_as(uid);
     if (fd < 0) return "";
     send_text(fd, request);
     if (!keep_open) shutdown(fd, SHUT_WR);
@@ -137,13 +165,19 @@ class HttpServerTest : public ::testing::Test {
     std::lock_guard lock(rejected_mutex_);
     return rejected_;
   }
+  std::vector<std::string> rejected_bodies() {
+    std::lock_guard lock(rejected_mutex_);
+    return rejected_bodies_;
+  }
 
   std::string dir_, path_;
+  SocketAccess access_{0600};
   std::unique_ptr<HttpServer> server_;
   std::future<void> served_;  // ready when serve() returned
   std::atomic<int> handled_{0};
   std::mutex rejected_mutex_;  // the server reports from its connections' threads
   std::vector<int> rejected_;
+  std::vector<std::string> rejected_bodies_;
 };
 
 TEST_F(HttpServerTest, ARequestReachesTheHandlerWithTheCaller) {
@@ -219,7 +253,7 @@ TEST_F(HttpServerTest, ASlowRequestIsCutOffAndTheNextIsServed) {
 }
 
 TEST_F(HttpServerTest, ASecondServerOnALiveSocketIsRefused) {
-  auto second = HttpServer::listen(path_, 0600, nullptr, nullptr);
+  auto second = HttpServer::listen(path_, {0600}, nullptr, nullptr);
   ASSERT_FALSE(second);
   EXPECT_NE(second.error().message.find("another process serves"), std::string::npos) << second.error().message;
 }
@@ -237,10 +271,11 @@ struct Gate {
 HttpResponse empty_ok(const HttpRequest&) { return {200, "{}"}; }
 
 TEST_F(HttpServerTest, SilentConnectionsCostThemselvesNotTheApi) {
+  constexpr int kSilent = 100;
   HttpLimits limits;
   limits.read_deadline = milliseconds(2000);
+  limits.connections.per_uid = kSilent + 1;  // all from the test's uid, which need not be root
   restart(limits, empty_ok);
-  constexpr int kSilent = 100;
   OpenConnections silent;
   const auto opened = Clock::now();
   for (int i = 0; i < kSilent; ++i) {
@@ -296,11 +331,11 @@ TEST_F(HttpServerTest, SlowHandlersRunAtOnce) {
 
 TEST_F(HttpServerTest, BeyondTheCapAConnectionIsRefusedAtOnce) {
   HttpLimits limits;
-  limits.max_connections = 4;
+  limits.connections = {.total = 4, .reserved_for_root = 0, .per_uid = 5};  // the total binds, whoever runs it
   limits.read_deadline = milliseconds(5000);
   restart(limits, empty_ok);
   OpenConnections silent;
-  for (size_t i = 0; i < limits.max_connections; ++i) {
+  for (size_t i = 0; i < limits.connections.total; ++i) {
     int fd = connect_client();
     ASSERT_GE(fd, 0);
     silent.fds.push_back(fd);
@@ -310,7 +345,7 @@ TEST_F(HttpServerTest, BeyondTheCapAConnectionIsRefusedAtOnce) {
   const auto asked = Clock::now();
   std::string answer = exchange("GET /v1/status HTTP/1.1\r\n\r\n");
   const double latency = milliseconds_since(asked);
-  std::printf("over the cap of %zu connections: refused in %.2f ms\n", limits.max_connections, latency);
+  std::printf("over the cap of %zu connections: refused in %.2f ms\n", limits.connections.total, latency);
   ASSERT_EQ(status_of(answer), 503) << answer;
   EXPECT_NE(body_of(answer).value("error", "").find("4 connections"), std::string::npos) << answer;
   EXPECT_LT(latency, 1000.0);  // far below the read deadline that would free a slot
@@ -370,6 +405,168 @@ TEST_F(HttpServerTest, StopAnswersWhatIsReadingAndWaitsForWhatIsHandled) {
   server_.reset();
   EXPECT_FALSE(std::filesystem::exists(path_));
   EXPECT_EQ(rejected(), std::vector<int>(10, 503));
+}
+
+// Waits (a bounded while) until `done` holds; whether it did.
+template <typename Condition>
+bool eventually(Condition done, milliseconds within = milliseconds(5000)) {
+  for (auto until = Clock::now() + within; Clock::now() < until;) {
+    if (done()) return true;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  return done();
+}
+
+TEST_F(HttpServerTest, AUidBeyondItsLimitIsRefusedAtOnceAndRootKeepsItsShare) {
+  const bool root = geteuid() == 0;
+  const uid_t first = root ? 65534 : geteuid();
+  HttpLimits limits;
+  limits.connections = {.total = 8, .reserved_for_root = 2, .per_uid = 3};
+  limits.read_deadline = milliseconds(5000);
+  open_to_everyone();
+  restart(limits, empty_ok);
+  OpenConnections silent;
+  for (int i = 0; i < 3; ++i) {
+    int fd = connect_as(first);
+    ASSERT_GE(fd, 0) << "connection " << i;
+    silent.fds.push_back(fd);
+  }
+
+  // Accepted after the silent ones (the backlog is in order): one too many for its uid.
+  auto asked = Clock::now();
+  std::string answer = exchange_as(first, "GET /v1/status HTTP/1.1\r\n\r\n");
+  double latency = milliseconds_since(asked);
+  std::printf("uid %u's 4th connection (limit 3): refused in %.2f ms\n", first, latency);
+  ASSERT_EQ(status_of(answer), 503) << answer;
+  EXPECT_NE(answer.find(fmt::format("uid {} has 3 API connections open", first)), std::string::npos) << answer;
+  EXPECT_LT(latency, 1000.0);  // far below the read deadline that would free one
+  EXPECT_EQ(server_->counters().refused_uid_limit, 1u);
+  if (!root) GTEST_SKIP() << "the rest needs root: connections from two more uids, and root's own";
+
+  // A second uid takes the 3 left of the 6 not kept for root; a third finds none.
+  for (int i = 0; i < 3; ++i) {
+    int fd = connect_as(65533);
+    ASSERT_GE(fd, 0) << "connection " << i;
+    silent.fds.push_back(fd);
+  }
+  answer = exchange_as(65532, "GET /v1/status HTTP/1.1\r\n\r\n");
+  ASSERT_EQ(status_of(answer), 503) << answer;
+  EXPECT_NE(answer.find("2 of them kept for root"), std::string::npos) << answer;
+  EXPECT_EQ(server_->counters().refused_capacity, 1u);
+
+  // Root gets its 2, the second while the first stays open.
+  int root_silent = connect_as(0);
+  ASSERT_GE(root_silent, 0);
+  silent.fds.push_back(root_silent);
+  asked = Clock::now();
+  answer = exchange_as(0, "GET /v1/status HTTP/1.1\r\n\r\n");
+  latency = milliseconds_since(asked);
+  std::printf("root with 6 connections of two other uids and 1 of its own open: answered in %.2f ms\n", latency);
+  EXPECT_EQ(status_of(answer), 200) << answer;
+}
+
+// A caller that reconnects in a loop is refused each time, counted each
+// time, and reported (audited) once a second.
+TEST_F(HttpServerTest, RefusalsAtAcceptAreReportedOnceASecondPerUid) {
+  HttpLimits limits;
+  limits.connections = {.total = 1, .reserved_for_root = 0, .per_uid = 1};
+  limits.read_deadline = milliseconds(10000);
+  restart(limits, empty_ok);
+  OpenConnections silent;
+  int fd = connect_client();
+  ASSERT_GE(fd, 0);
+  silent.fds.push_back(fd);
+
+  constexpr int kAttempts = 50;
+  const auto started = Clock::now();
+  for (int i = 0; i < kAttempts; ++i)
+    ASSERT_EQ(status_of(exchange("GET /v1/status HTTP/1.1\r\n\r\n")), 503) << "attempt " << i;
+  const double seconds = milliseconds_since(started) / 1000.0;
+  const auto& counters = server_->counters();
+  EXPECT_EQ(counters.refused_uid_limit + counters.refused_capacity, uint64_t{kAttempts});
+  const size_t reported = rejected().size();
+  std::printf("%d refused connections in %.3f s: %zu reported\n", kAttempts, seconds, reported);
+  EXPECT_GE(reported, 1u);
+  EXPECT_LE(reported, 1 + static_cast<size_t>(seconds));  // one a second, whatever the machine's speed
+
+  // The next report, a second on, says how many were not.
+  ASSERT_TRUE(eventually(
+      [&] { return status_of(exchange("GET /v1/status HTTP/1.1\r\n\r\n")) == 503 && rejected().size() > reported; },
+      milliseconds(3000)));
+  const std::string last = rejected_bodies().back();
+  EXPECT_NE(last.find("more connections of uid"), std::string::npos) << last;
+}
+
+TEST_F(HttpServerTest, ACallerThatDoesNotReadItsAnswerIsCutAtTheWriteDeadline) {
+  HttpLimits limits;
+  limits.write_deadline = milliseconds(300);
+  limits.connections = {.total = 1, .reserved_for_root = 0, .per_uid = 1};
+  // Far more than a Unix socket buffers: the send blocks until the caller reads.
+  restart(limits, [](const HttpRequest&) { return HttpResponse{200, std::string(8 << 20, 'x')}; });
+  OpenConnections reader;
+  int fd = connect_client();
+  ASSERT_GE(fd, 0);
+  reader.fds.push_back(fd);
+  const auto asked = Clock::now();
+  send_text(fd, "GET /v1/conntrack?limit=100000 HTTP/1.1\r\n\r\n");  // and never read
+  ASSERT_TRUE(eventually([this] { return server_->counters().write_deadlines == 1; }));
+  const double cut = milliseconds_since(asked);
+  std::printf("an answer not read: connection cut after %.0f ms (write deadline 300 ms)\n", cut);
+  EXPECT_GE(cut, 300.0 - 50.0);
+
+  // Its one slot is free again (once its thread has been joined).
+  int status = 0;
+  for (auto until = Clock::now() + std::chrono::seconds(2); status != 200 && Clock::now() < until;)
+    status = status_of(exchange("GET /v1/status HTTP/1.1\r\n\r\n"));
+  EXPECT_EQ(status, 200);
+}
+
+TEST_F(HttpServerTest, MemoryIsGivenBackAfterALargeRequest) {
+  HttpLimits limits;
+  limits.max_body_bytes = 1 << 20;
+  restart(limits, empty_ok);
+  EXPECT_EQ(status_of(exchange("GET /v1/status HTTP/1.1\r\n\r\n")), 200);
+  ASSERT_TRUE(eventually([this] { return server_->counters().open == 0; }));
+  EXPECT_EQ(server_->counters().memory_trims, 0u);  // a small request leaves nothing worth it
+
+  const std::string body(512 * 1024, 'x');
+  EXPECT_EQ(status_of(exchange(fmt::format("POST /v1/x HTTP/1.1\r\nContent-Length: {}\r\n\r\n{}", body.size(), body))),
+            200);
+  EXPECT_TRUE(eventually([this] { return server_->counters().memory_trims == 1; }));
+}
+
+TEST_F(HttpServerTest, TheSocketHasTheModeAndGroupAsked) {
+  const gid_t group = geteuid() == 0 ? 65534 : getegid();
+  access_ = {0660, group};
+  restart(HttpLimits{}, empty_ok);
+  struct stat info {};
+  ASSERT_EQ(stat(path_.c_str(), &info), 0);
+  EXPECT_TRUE(S_ISSOCK(info.st_mode));
+  EXPECT_EQ(info.st_mode & 07777, 0660u);
+  EXPECT_EQ(info.st_gid, group);
+  EXPECT_EQ(status_of(exchange("GET /v1/status HTTP/1.1\r\n\r\n")), 200);
+}
+
+TEST_F(HttpServerTest, LimitsThatMakeNoSenseAreRefused) {
+  HttpLimits limits;
+  limits.connections = {.total = 4, .reserved_for_root = 5, .per_uid = 1};
+  auto server = HttpServer::listen(dir_ + "/other.sock", {0600}, empty_ok, nullptr, limits);
+  ASSERT_FALSE(server);
+  EXPECT_NE(server.error().message.find("5 connections reserved for root"), std::string::npos)
+      << server.error().message;
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/other.sock"));
+}
+
+TEST(GroupByName, NamesAndNumbersResolveAndUnknownNamesAreErrors) {
+  EXPECT_EQ(*group_by_name("root"), 0u);
+  EXPECT_EQ(*group_by_name("0"), 0u);
+  EXPECT_EQ(*group_by_name("4242"), 4242u);  // a number need not be in the database
+  auto unknown = group_by_name("no-such-group-for-tollgate");
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().message.find("unknown group 'no-such-group-for-tollgate'"), std::string::npos)
+      << unknown.error().message;
+  EXPECT_FALSE(group_by_name(""));
+  EXPECT_FALSE(group_by_name("99999999999"));
 }
 
 TEST(PercentDecode, DecodesAndRefusesBadEscapes) {

@@ -4,8 +4,10 @@
 
 #include <httplib.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <vector>
@@ -123,7 +125,13 @@ Transport unix_socket_transport(const std::string& socket_path) {
       return client.Get(path.c_str());
     };
     httplib::Result result = send();
-    if (!result) return make_error("{}", httplib::to_string(result.error()));
+    if (!result) {
+      // connect(2) refused for the file's mode (0660): say so, where
+      // httplib says only "Connection".
+      if (result.error() == httplib::Error::Connection && access(socket_path.c_str(), W_OK) != 0 && errno == EACCES)
+        return make_error("permission denied: the socket is root's and its group's only (tollgated --api-group)");
+      return make_error("{}", httplib::to_string(result.error()));
+    }
     return Reply{result->status, result->body};
   };
 }

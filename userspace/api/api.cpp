@@ -160,13 +160,14 @@ std::optional<std::string> AccessPolicy::refuse(const Caller& caller) const {
 }
 
 Api::Api(Controller& controller, AuditLog& audit, AccessPolicy access, AgentInfo info, const HealthMonitor* health,
-         const EventMonitor* events)
+         const EventMonitor* events, const HttpServerCounters* connections)
     : controller_(controller),
       audit_(audit),
       access_(std::move(access)),
       info_(std::move(info)),
       health_(health),
-      events_(events) {}
+      events_(events),
+      connections_(connections) {}
 
 Result<json> Api::backends_status(const Snapshot& snapshot, const ServiceSpec& service) const {
   auto active = active_flow_counts(controller_.maps());
@@ -390,6 +391,7 @@ Api::Outcome Api::put_config(const Call& call) {
 Api::Outcome Api::get_metrics(const Call&) {
   auto text = prometheus_metrics(controller_, health_, events_);
   if (!text) return {failure(text.error())};
+  if (connections_) *text += api_connection_metrics(*connections_);
   return {HttpResponse{200, *text, "text/plain; version=0.0.4"}};
 }
 

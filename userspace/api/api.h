@@ -60,9 +60,11 @@ struct AgentInfo {
 class Api {
  public:
   // `health` (may be null) adds the backends' health to what they show;
-  // `events` (may be null) serves /v1/events.
+  // `events` (may be null) serves /v1/events; `connections` (may be null),
+  // the server's counters, adds them to /v1/metrics.
   Api(Controller& controller, AuditLog& audit, AccessPolicy access, AgentInfo info,
-      const HealthMonitor* health = nullptr, const EventMonitor* events = nullptr);
+      const HealthMonitor* health = nullptr, const EventMonitor* events = nullptr,
+      const HttpServerCounters* connections = nullptr);
 
   // Safe to call from several threads at once: reads take the controller's
   // snapshot, mutations go through its lock.
@@ -111,6 +113,7 @@ class Api {
   AgentInfo info_;
   const HealthMonitor* health_;
   const EventMonitor* events_;
+  const HttpServerCounters* connections_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

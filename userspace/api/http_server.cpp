@@ -1,6 +1,8 @@
 #include "http_server.h"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <malloc.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -20,6 +22,16 @@ namespace tollgate {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// A request and answer of this many bytes or more leave memory worth giving back.
+constexpr size_t kLargeBytes = 64 * 1024;
+// How long after a large request its memory is given back while other
+// connections are open (at once when the last one ends).
+constexpr auto kTrimInterval = std::chrono::seconds(5);
+// Refusals at accept reported per uid: at most one in this while.
+constexpr auto kRefusalReportInterval = std::chrono::seconds(1);
+// Uids whose refusals are remembered; beyond, the memory starts afresh.
+constexpr size_t kMaxRefusalReports = 4096;
 
 std::string_view reason_phrase(int status) {
   switch (status) {
@@ -68,7 +80,8 @@ int milliseconds_until(Clock::time_point deadline) {
 
 // Sends before `deadline`: a caller that does not read its answer holds its
 // connection (and stop()) only until then.
-void send_all(int fd, const std::string& data, Clock::time_point deadline) {
+enum class SendResult { sent, closed, late };
+SendResult send_all(int fd, std::string_view data, Clock::time_point deadline) {
   size_t sent = 0;
   while (sent < data.size()) {
     ssize_t n = send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -77,21 +90,30 @@ void send_all(int fd, const std::string& data, Clock::time_point deadline) {
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return;  // the caller went away; nothing to tell
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return SendResult::closed;  // nothing to tell
     int left = milliseconds_until(deadline);
-    if (left == 0) return;
+    if (left == 0) return SendResult::late;
     pollfd descriptor{fd, POLLOUT, 0};
-    if (poll(&descriptor, 1, left) < 0 && errno != EINTR) return;
+    if (poll(&descriptor, 1, left) < 0 && errno != EINTR) return SendResult::closed;
   }
+  return SendResult::sent;
 }
 
-void send_response(int fd, const HttpResponse& response, Clock::time_point deadline) {
-  send_all(fd,
-           fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n"
-                       "Connection: close\r\n\r\n{}",
-                       response.status, reason_phrase(response.status), response.content_type, response.body.size(),
-                       response.body),
-           deadline);
+SendResult send_response(int fd, const HttpResponse& response, Clock::time_point deadline) {
+  const std::string head =
+      fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                  response.status, reason_phrase(response.status), response.content_type, response.body.size());
+  // Apart: a large body is not copied once more.
+  SendResult result = send_all(fd, head, deadline);
+  return result == SendResult::sent ? send_all(fd, response.body, deadline) : result;
+}
+
+// The peer's uid, or -1 (nobody's, never root's) when the kernel does not say.
+uid_t peer_uid(int fd) {
+  struct ucred credentials {};
+  socklen_t length = sizeof(credentials);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return static_cast<uid_t>(-1);
+  return credentials.uid;
 }
 
 std::string lower(std::string_view text) {
@@ -139,6 +161,24 @@ void discard_pending(int fd) {
 
 }  // namespace
 
+Result<gid_t> group_by_name(const std::string& name) {
+  if (name.empty()) return make_error(ErrorKind::invalid, "empty group name");
+  group entry{};
+  group* found = nullptr;
+  std::vector<char> buffer(16 * 1024);
+  int error;
+  // ERANGE: a group with many members; the buffer grows, within reason.
+  while ((error = getgrnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found)) == ERANGE &&
+         buffer.size() < (1u << 24))
+    buffer.resize(buffer.size() * 2);
+  if (error != 0) return errno_error(ErrorKind::io, error, "cannot look up group '{}': {}", name, std::strerror(error));
+  if (found) return found->gr_gid;
+  if (name.find_first_not_of("0123456789") == std::string::npos && name.size() <= 9)
+    return static_cast<gid_t>(std::stoul(name));
+  return make_error(ErrorKind::invalid, "unknown group '{}' (not in the group database; a number is taken as a gid)",
+                    name);
+}
+
 Result<std::string> percent_decode(std::string_view text) {
   std::string out;
   for (size_t i = 0; i < text.size(); ++i) {
@@ -161,8 +201,9 @@ Result<std::string> percent_decode(std::string_view text) {
   return out;
 }
 
-Result<std::unique_ptr<HttpServer>> HttpServer::listen(const std::string& socket_path, unsigned mode, Handler handler,
-                                                       Rejected rejected, HttpLimits limits) {
+Result<std::unique_ptr<HttpServer>> HttpServer::listen(const std::string& socket_path, SocketAccess access,
+                                                       Handler handler, Rejected rejected, HttpLimits limits) {
+  if (auto wrong = check_quota_limits(limits.connections)) return make_error(ErrorKind::invalid, "{}", *wrong);
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   if (socket_path.empty() || socket_path.size() >= sizeof(address.sun_path))
@@ -194,12 +235,21 @@ Result<std::unique_ptr<HttpServer>> HttpServer::listen(const std::string& socket
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return make_error("socket: {}", std::strerror(errno));
   }
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 || chmod(socket_path.c_str(), mode) != 0 ||
-      ::listen(fd, 64) != 0) {
+  // Mode and group before listen(): until then no one can connect, so no
+  // one connects through a mode the umask made.
+  const char* step = "bind";
+  bool ready = bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+  if (ready) ready = (step = "chmod", chmod(socket_path.c_str(), access.mode) == 0);
+  if (ready && access.group)
+    ready = (step = "chown", chown(socket_path.c_str(), static_cast<uid_t>(-1), *access.group) == 0);
+  // A deep backlog: a burst of connections waits its turn (each is admitted
+  // or refused at once) instead of failing the callers behind it.
+  if (ready) ready = (step = "listen", ::listen(fd, SOMAXCONN) == 0);
+  if (!ready) {
     int saved = errno;
     close(fd);
     unlink(socket_path.c_str());
-    return make_error("cannot listen on {}: {}", socket_path, std::strerror(saved));
+    return errno_error(ErrorKind::io, saved, "cannot listen on {}: {}: {}", socket_path, step, std::strerror(saved));
   }
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) != 0) {
@@ -229,7 +279,8 @@ HttpServer::HttpServer(int listen_fd, int stop_read, int stop_write, int ended, 
       path_(std::move(path)),
       handler_(std::move(handler)),
       rejected_(std::move(rejected)),
-      limits_(limits) {}
+      limits_(limits),
+      quota_(limits.connections) {}
 
 HttpServer::~HttpServer() {
   close(listen_fd_);
@@ -247,7 +298,11 @@ void HttpServer::stop() {
 void HttpServer::serve() {
   for (;;) {
     pollfd descriptors[3] = {{listen_fd_, POLLIN, 0}, {stop_read_, POLLIN, 0}, {ended_, POLLIN, 0}};
-    if (poll(descriptors, 3, -1) < 0) {
+    // Woken for a trim that waits on its interval, too, when nothing else happens.
+    const int timeout = large_since_trim_.load(std::memory_order_relaxed)
+                            ? std::max(milliseconds_until(last_trim_ + kTrimInterval), 1)
+                            : -1;
+    if (poll(descriptors, 3, timeout) < 0) {
       if (errno == EINTR) continue;
       log::error("API: poll failed: {}", std::strerror(errno));
       stop();  // the connections end too
@@ -255,6 +310,7 @@ void HttpServer::serve() {
     }
     if (descriptors[1].revents) break;
     join_ended_connections();
+    trim_memory();
     if (!(descriptors[0].revents & POLLIN)) continue;
     int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
@@ -262,18 +318,27 @@ void HttpServer::serve() {
   }
   // Their threads see the stop pipe as well: those reading answer and end,
   // those in the handler finish first.
-  for (auto& connection : connections_) connection.thread.join();
+  for (auto& connection : connections_) {
+    connection.thread.join();
+    quota_.release(connection.uid);
+  }
   connections_.clear();
+  counters_.open.store(0, std::memory_order_relaxed);
 }
 
 void HttpServer::start_connection(int fd) {
-  if (connections_.size() >= limits_.max_connections)
-    return refuse_connection(
-        fd, fmt::format("the API serves at most {} connections at once; try again", limits_.max_connections));
+  const uid_t uid = peer_uid(fd);
+  if (auto verdict = quota_.admit(uid); verdict != ConnectionQuota::Verdict::admitted) {
+    auto& refused =
+        verdict == ConnectionQuota::Verdict::over_uid_limit ? counters_.refused_uid_limit : counters_.refused_capacity;
+    refused.fetch_add(1, std::memory_order_relaxed);
+    return refuse_connection(fd, uid, quota_.refusal(verdict, uid));
+  }
   Connection& connection = connections_.emplace_back();
+  connection.uid = uid;
   try {
     connection.thread = std::thread([this, fd, &connection] {
-      handle_connection(fd);
+      if (handle_connection(fd) >= kLargeBytes) large_since_trim_.store(true, std::memory_order_relaxed);
       close(fd);
       // Then tell serve(), which joins this thread: nothing of the server
       // is touched after the write.
@@ -283,15 +348,32 @@ void HttpServer::start_connection(int fd) {
     });
   } catch (const std::system_error& error) {
     connections_.pop_back();
+    quota_.release(uid);
+    counters_.refused_capacity.fetch_add(1, std::memory_order_relaxed);
     log::warn("API: cannot start a thread for a connection: {}", error.what());
-    refuse_connection(fd, "the API cannot take another connection now; try again");
+    return refuse_connection(fd, uid, "the API cannot take another connection now; try again");
   }
+  counters_.accepted.fetch_add(1, std::memory_order_relaxed);
+  counters_.open.store(connections_.size(), std::memory_order_relaxed);
 }
 
-void HttpServer::refuse_connection(int fd, std::string message) {
-  HttpResponse response = error_response(503, std::move(message));
-  send_response(fd, response, Clock::now());  // no waiting: a new socket's buffer takes it whole
-  if (rejected_) rejected_(Caller::of_socket(fd), response);
+void HttpServer::refuse_connection(int fd, uid_t uid, const std::string& message) {
+  send_response(fd, error_response(503, message), Clock::now());  // no waiting: a new socket's buffer takes it whole
+  if (rejected_) {
+    if (refusal_reports_.size() >= kMaxRefusalReports && !refusal_reports_.contains(uid)) refusal_reports_.clear();
+    RefusalReports& reports = refusal_reports_[uid];
+    const auto now = Clock::now();
+    if (now - reports.last < kRefusalReportInterval) {
+      ++reports.unreported;
+    } else {
+      std::string reported = message;
+      if (reports.unreported > 0)
+        reported += fmt::format(" ({} more connections of uid {} refused since the last report, not reported each)",
+                                reports.unreported, uid);
+      reports = {now, 0};
+      rejected_(Caller::of_socket(fd), error_response(503, std::move(reported)));
+    }
+  }
   discard_pending(fd);
   close(fd);
 }
@@ -306,25 +388,44 @@ void HttpServer::join_ended_connections() {
       continue;
     }
     it->thread.join();
+    quota_.release(it->uid);
     it = connections_.erase(it);
   }
+  counters_.open.store(connections_.size(), std::memory_order_relaxed);
 }
 
-void HttpServer::handle_connection(int fd) {
+void HttpServer::trim_memory() {
+  if (!large_since_trim_.load(std::memory_order_relaxed)) return;
+  const auto now = Clock::now();
+  if (!connections_.empty() && now - last_trim_ < kTrimInterval) return;
+  large_since_trim_.store(false, std::memory_order_relaxed);
+  last_trim_ = now;
+  // Every arena's free pages, the connections' threads' included.
+  malloc_trim(0);
+  counters_.memory_trims.fetch_add(1, std::memory_order_relaxed);
+}
+
+size_t HttpServer::handle_connection(int fd) {
   HttpRequest request;
   request.caller = Caller::of_socket(fd);
+  std::string buffer;
+  size_t held = 0;  // the most this connection held at once, about
   auto answer = [&](const HttpResponse& response) {
-    send_response(fd, response, Clock::now() + limits_.write_deadline);
+    held = std::max(held, buffer.capacity() + request.body.capacity() + response.body.size());
+    if (send_response(fd, response, Clock::now() + limits_.write_deadline) == SendResult::late)
+      counters_.write_deadlines.fetch_add(1, std::memory_order_relaxed);
+    return held;
   };
   auto reject = [&](int status, std::string message) {
     HttpResponse response = error_response(status, std::move(message));
+    if (status == 408) counters_.read_deadlines.fetch_add(1, std::memory_order_relaxed);
     answer(response);
     if (rejected_) rejected_(request.caller, response);
+    return held;
   };
   const auto deadline = Clock::now() + limits_.read_deadline;
 
   // The request line and headers.
-  std::string buffer;
   size_t header_end;
   for (;;) {
     header_end = buffer.find("\r\n\r\n");
@@ -334,7 +435,7 @@ void HttpServer::handle_connection(int fd) {
     auto result = read_more(fd, stop_read_, buffer, deadline);
     if (result == ReadResult::late) return reject(408, "request not complete within the read deadline");
     if (result == ReadResult::stopping) return reject(503, "the API is shutting down");
-    if (result == ReadResult::closed) return;  // nobody to answer
+    if (result == ReadResult::closed) return buffer.capacity();  // nobody to answer
   }
   if (header_end > limits_.max_header_bytes)
     return reject(431, fmt::format("request headers exceed {} bytes", limits_.max_header_bytes));
@@ -382,11 +483,11 @@ void HttpServer::handle_connection(int fd) {
     auto result = read_more(fd, stop_read_, request.body, deadline);
     if (result == ReadResult::late) return reject(408, "request body not complete within the read deadline");
     if (result == ReadResult::stopping) return reject(503, "the API is shutting down");
-    if (result == ReadResult::closed) return;
+    if (result == ReadResult::closed) return buffer.capacity() + request.body.capacity();
   }
   if (request.body.size() > length) request.body.resize(length);  // one request per connection
 
-  answer(handle_guarded(handler_, request));
+  return answer(handle_guarded(handler_, request));
 }
 
 }  // namespace tollgate

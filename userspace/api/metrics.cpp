@@ -140,4 +140,28 @@ Result<std::string> prometheus_metrics(const Controller& controller, const Healt
   return out;
 }
 
+std::string api_connection_metrics(const HttpServerCounters& counters) {
+  auto read = [](const std::atomic<uint64_t>& counter) { return counter.load(std::memory_order_relaxed); };
+  return fmt::format(
+      "# HELP tollgate_api_connections_open API connections being served.\n"
+      "# TYPE tollgate_api_connections_open gauge\n"
+      "tollgate_api_connections_open {}\n"
+      "# HELP tollgate_api_connections_total API connections admitted.\n"
+      "# TYPE tollgate_api_connections_total counter\n"
+      "tollgate_api_connections_total {}\n"
+      "# HELP tollgate_api_connections_refused_total API connections refused at once (503), by reason.\n"
+      "# TYPE tollgate_api_connections_refused_total counter\n"
+      "tollgate_api_connections_refused_total{{reason=\"uid_limit\"}} {}\n"
+      "tollgate_api_connections_refused_total{{reason=\"capacity\"}} {}\n"
+      "# HELP tollgate_api_deadlines_total API connections closed at a deadline: request not whole, answer not taken.\n"
+      "# TYPE tollgate_api_deadlines_total counter\n"
+      "tollgate_api_deadlines_total{{phase=\"read\"}} {}\n"
+      "tollgate_api_deadlines_total{{phase=\"write\"}} {}\n"
+      "# HELP tollgate_api_memory_trims_total Times the API gave freed memory back after large requests.\n"
+      "# TYPE tollgate_api_memory_trims_total counter\n"
+      "tollgate_api_memory_trims_total {}\n",
+      read(counters.open), read(counters.accepted), read(counters.refused_uid_limit), read(counters.refused_capacity),
+      read(counters.read_deadlines), read(counters.write_deadlines), read(counters.memory_trims));
+}
+
 }  // namespace tollgate

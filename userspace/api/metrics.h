@@ -1,8 +1,8 @@
 // The agent's metrics in the Prometheus text format (version 0.0.4):
 // per backend its traffic, active flows, selectability, health check
 // results, circuit state and the data path's connection-attempt counters;
-// drops by reason; events by kind; connection table occupancy. Served at
-// GET /v1/metrics.
+// drops by reason; events by kind; connection table occupancy; the API's
+// own connections. Served at GET /v1/metrics.
 #pragma once
 
 #include <string>
@@ -10,6 +10,7 @@
 #include "controller.h"
 #include "events.h"
 #include "health.h"
+#include "http_server.h"
 
 namespace tollgate {
 
@@ -17,5 +18,9 @@ namespace tollgate {
 // `events` may be null.
 Result<std::string> prometheus_metrics(const Controller& controller, const HealthMonitor* health,
                                        const EventMonitor* events);
+
+// The API server's connections: open, admitted, refused by reason, cut by
+// a deadline, memory given back.
+std::string api_connection_metrics(const HttpServerCounters& counters);
 
 }  // namespace tollgate
