@@ -7,10 +7,12 @@ Run one: tests/e2e/test_faults.py FaultTest.test_killed_server_is_ejected_before
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 import unittest
+from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -22,6 +24,12 @@ from tollgate_lab import BACKENDS_V4, LAB, backend_counters, lab_services, wait_
 CHECK = {"type": "http", "path": "/", "interval_ms": 1000, "timeout_ms": 500, "rise": 2, "fall": 3}
 ACTIVE_DETECTION = CHECK["fall"] * CHECK["interval_ms"] / 1000
 LOAD_RATE = 50  # new connections per second, open loop
+OUTAGE = 40  # s: how long a killed server stays dead in the long-outage test
+
+
+def audit_time(event):
+    """The wall time (time.time()) of an audit line."""
+    return datetime.strptime(event["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
 
 
 def endpoint(name):
@@ -116,6 +124,63 @@ class FaultTest(LabTest):
         taken_out = [e for e in self.audit_events("backend_health", "b2") if e["after"] == "held_down"]
         self.assertEqual(taken_out[0]["reason"], "passive ejection: circuit open", taken_out)
         self.assertTrue(all(t <= ejected + 0.5 for t in failures), f"failures after the ejection: {failures}")
+        self.assertGreater(report["backends"].get("b2", 0), 0)
+
+    def test_killed_server_that_stays_dead_gets_no_client_connection_after_its_ejection(self):
+        """Passive ejection alone (no active check): while b2's server stays
+        dead for OUTAGE s under load, each half-open period is a probe from
+        the agent, never client connections; after the first ejection no
+        connection fails. Restarted, b2 is let back in by its probes."""
+        self.start_agent(checked_services(check=None))
+        load, stop = self.start_load("dead", count=LOAD_RATE * 150)
+        killed = time.time()
+        self.lab_command("server", "stop", "b2")
+        self.wait_selectable("b2", False, 15)
+        taken_out = wait_until(lambda: [e for e in self.audit_events("backend_health", "b2")
+                                        if e["after"] == "held_down"], 10, "the ejection's audit line")[0]
+        self.assertEqual(taken_out["reason"], "passive ejection: circuit open", taken_out)
+        ejected = audit_time(taken_out)
+        # Held down from the audit line on: the maps no longer send it anything.
+        b2_flows = backend_counters(self.agent.stats(), V4_WEB)["b2"]["new_flows"]
+
+        # The outage: the load runs on (open loop) until OUTAGE s after the kill.
+        wait_until(lambda: load.poll() is not None or time.time() >= killed + OUTAGE, OUTAGE + 30,
+                   f"{OUTAGE} s of outage")
+        self.assertIsNone(load.poll(), "the load ended during the outage; it proves nothing")
+        b2_flows_after = backend_counters(self.agent.stats(), V4_WEB)["b2"]["new_flows"]
+        circuit = self.audit_events("backend_circuit", "b2")
+        trials = [e for e in circuit if e["after"] == "half_open"]
+        refused = [e for e in circuit if e["before"] == "half_open" and e["after"] == "open"]
+
+        self.lab_command("server", "start", "b2")
+        restarted = time.time()
+        # Back at the end of the ejection in force, once its probes pass.
+        last_open = ([taken_out] + refused)[-1]
+        ejected_for = re.search(r"ejected for (\d+) ms", last_open.get("reason", ""))
+        open_until = audit_time(last_open) + (int(ejected_for[1]) / 1000 if ejected_for else 3)
+        back = self.wait_selectable("b2", True, max(open_until - restarted, 0) + 20)
+        closed = [e for e in self.audit_events("backend_circuit", "b2") if e["after"] == "closed"]
+        back_flows = self.wait_new_flows_to("b2", 20)
+        report = self.finish(load, stop)
+
+        failures = report["failures_at"]
+        late = [round(t - ejected, 2) for t in failures if t > ejected + 0.5]
+        print(f"server of b2 dead for {restarted - killed:.1f} s under {LOAD_RATE} new connections/s, passive "
+              f"ejection only: {len(failures)} failed connections, the last "
+              f"{(max(failures) - killed) if failures else 0:.2f} s after the kill; ejected "
+              f"{ejected - killed:.2f} s after the kill; half-open trials at "
+              f"{[round(audit_time(e) - killed, 1) for e in trials]} s, refused by a probe at "
+              f"{[round(audit_time(e) - killed, 1) for e in refused]} s; b2 new flows during the outage "
+              f"{b2_flows_after - b2_flows}; back in selection {back - restarted:.2f} s after the restart "
+              f"(ejection in force until {open_until - restarted:+.2f} s), new flows again after "
+              f"{back_flows - restarted:.2f} s; {report['ok']} ok {report['backends']}")
+        self.assertTrue(failures, "no connection failed at the kill; the test proves nothing")
+        self.assertEqual(late, [], f"connections failed after the ejection (s after it): {late}")
+        self.assertEqual(b2_flows_after, b2_flows, "b2 got client flows while its server was dead")
+        self.assertTrue(trials, "the circuit never went half-open: no trial happened")
+        self.assertTrue(refused, "no half-open trial was refused")
+        self.assertTrue(all("probe failed" in e["reason"] for e in refused), refused)
+        self.assertTrue(closed and "probe" in closed[-1]["reason"], closed)
         self.assertGreater(report["backends"].get("b2", 0), 0)
 
     def test_silent_backend_is_ejected_and_its_syns_retried(self):

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include "config.h"
@@ -108,6 +109,10 @@ class Breaker : public ::testing::Test {
     return detector_.update(service_, spec_, samples, now_);
   }
   Circuit circuit(int i) { return detector_.status({service_, backends_[i]})->circuit; }
+  // A probe of backend `i` finishes now.
+  std::optional<OutlierChange> probe(int i, bool ok) {
+    return detector_.note_probe({service_, backends_[i]}, spec_, ok, ok ? "ok" : "connect: Connection refused", now_);
+  }
 
   ServiceAddress service_;
   std::vector<Endpoint> backends_;
@@ -134,31 +139,102 @@ TEST_F(Breaker, OpensOnFailuresInARowHalfOpensAfterTheEjectionAndClosesOnSuccess
   ASSERT_EQ(changes.size(), 1u);
   EXPECT_EQ(changes[0].after, Circuit::half_open);
 
-  totals_[0].handshakes += spec_.half_open_successes - 1;
+  EXPECT_FALSE(circuit_selectable(Circuit::half_open)) << "half-open takes no client flows";
+  EXPECT_FALSE(circuit_selectable(Circuit::open));
+  EXPECT_TRUE(circuit_selectable(Circuit::closed));
+
+  // Handshakes do not close it (a client flow there is not the proof asked for): probes do.
+  totals_[0].handshakes += 10 * spec_.half_open_successes;
   EXPECT_TRUE(tick().empty());
-  totals_[0].handshakes += 1;
-  changes = tick();
-  ASSERT_EQ(changes.size(), 1u);
-  EXPECT_EQ(changes[0].after, Circuit::closed);
+  EXPECT_EQ(circuit(0), Circuit::half_open);
+  for (uint32_t i = 1; i < spec_.half_open_successes; ++i) EXPECT_FALSE(probe(0, true)) << "closed after " << i;
+  auto closed = probe(0, true);
+  ASSERT_TRUE(closed);
+  EXPECT_EQ(closed->before, Circuit::half_open);
+  EXPECT_EQ(closed->after, Circuit::closed);
+  EXPECT_EQ(circuit(0), Circuit::closed);
+  EXPECT_FALSE(probe(0, false)) << "a closed circuit ignores probes";
+  EXPECT_EQ(circuit(0), Circuit::closed);
 }
 
-TEST_F(Breaker, AFailureWhileHalfOpenOpensForTwiceAsLongUpToTheMax) {
+TEST_F(Breaker, AFailedProbeReopensAtOnceForTwiceAsLongAndSuccessesMustBeInARow) {
   tick();
+  totals_[0].syn_resets = spec_.consecutive_failures;
+  ASSERT_EQ(tick().size(), 1u);
+  EXPECT_FALSE(probe(0, false)) << "an open circuit ignores probes";
+  tick(1000ms);
+  ASSERT_EQ(circuit(0), Circuit::half_open);
+  EXPECT_FALSE(probe(0, true));
+  auto reopened = probe(0, false);
+  ASSERT_TRUE(reopened);
+  EXPECT_EQ(reopened->after, Circuit::open);
+  EXPECT_NE(reopened->reason.find("probe failed while half-open (connect: Connection refused); ejected for 2000 ms"),
+            std::string::npos)
+      << reopened->reason;
+  EXPECT_EQ(circuit(0), Circuit::open) << "open at once, not at the next tick";
+  tick(1900ms);
+  EXPECT_EQ(circuit(0), Circuit::open);
+  tick(100ms);
+  ASSERT_EQ(circuit(0), Circuit::half_open);
+  // The success before the failure does not count: half_open_successes again.
+  for (uint32_t i = 1; i < spec_.half_open_successes; ++i) EXPECT_FALSE(probe(0, true));
+  EXPECT_EQ(circuit(0), Circuit::half_open);
+  ASSERT_TRUE(probe(0, true));
+  EXPECT_EQ(circuit(0), Circuit::closed);
+  EXPECT_EQ(detector_.status({service_, backends_[0]})->ejections, 2u);
+}
+
+TEST_F(Breaker, ADeadServerNeverBecomesSelectableAgain) {
+  // Clients fail on backend 0 whenever it is selectable; while half-open
+  // the agent probes it every 500 ms and the probe fails. Over two minutes
+  // it is never let in again, and its ejection time keeps doubling.
+  spec_.max_ejection = 60000ms;
+  tick();
+  totals_[0].handshakes = 100;
+  bool ejected = false;
+  int selectable_after_ejection = 0, trials = 0;
+  std::chrono::milliseconds longest{0};
+  auto opened = now_;
+  for (int step = 0; step < 1200; ++step) {
+    if (circuit_selectable(circuit(0))) {
+      totals_[0].syn_resets += 5;  // a tick's worth of new clients, all refused
+      if (ejected) ++selectable_after_ejection;
+    }
+    for (const auto& change : tick()) {
+      if (change.after == Circuit::open) {
+        ejected = true;
+        opened = now_;
+      }
+      if (change.after == Circuit::half_open)
+        longest = std::max(longest, std::chrono::duration_cast<std::chrono::milliseconds>(now_ - opened));
+    }
+    if (circuit(0) == Circuit::half_open && step % 5 == 0) {
+      ASSERT_TRUE(probe(0, false)) << "a failed probe must open it again";
+      ++trials;
+      opened = now_;
+    }
+  }
+  EXPECT_TRUE(ejected);
+  EXPECT_EQ(selectable_after_ejection, 0) << "clients were sent to the dead backend again";
+  EXPECT_EQ(circuit(0) == Circuit::closed, false);
+  EXPECT_GE(trials, 5) << "half-open after 1, 2, 4, 8, 16 and 32 s of ejection";
+  EXPECT_GE(longest, 32000ms) << "the ejection time doubles";
+  EXPECT_EQ(circuit(1), Circuit::closed);
+}
+
+TEST_F(Breaker, AHalfOpenBackendCountsAsEjected) {
+  spec_.max_ejected_percent = 100;
+  tick();
+  totals_[0].syn_resets = spec_.consecutive_failures;
+  ASSERT_EQ(tick().size(), 1u);
+  tick(1000ms);
+  ASSERT_EQ(circuit(0), Circuit::half_open);
   totals_[1].syn_resets = spec_.consecutive_failures;
   ASSERT_EQ(tick().size(), 1u);
-  std::chrono::milliseconds expected[] = {2000ms, 3000ms, 3000ms};  // doubling, capped at the max
-  tick(1000ms);
-  ASSERT_EQ(circuit(1), Circuit::half_open);
-  for (auto ejection : expected) {
-    totals_[1].syn_retransmits += 1;
-    auto changes = tick();
-    ASSERT_EQ(changes.size(), 1u);
-    EXPECT_EQ(changes[0].after, Circuit::open);
-    tick(ejection - 100ms);
-    EXPECT_EQ(circuit(1), Circuit::open) << "reopened for less than " << ejection.count() << " ms";
-    tick(100ms);
-    EXPECT_EQ(circuit(1), Circuit::half_open) << "not half-open after " << ejection.count() << " ms";
-  }
+  EXPECT_EQ(circuit(1), Circuit::open);
+  totals_[2].syn_resets = spec_.consecutive_failures;
+  EXPECT_TRUE(tick().empty()) << "backend 2 is the last one in selection: 0 is half-open, 1 open";
+  EXPECT_EQ(circuit(2), Circuit::closed);
 }
 
 TEST_F(Breaker, RatioInTheWindowAndItsMinimum) {

@@ -4,12 +4,20 @@
 // failing is held down through the Controller (out of selection, its flows
 // move); it is released when both agree it is fine. Every change is logged
 // and audited.
+//
+// A half-open circuit stays held down while the agent probes the backend:
+// with the service's active check when it has one (every interval),
+// otherwise with a TCP connect to the backend of its own (trial_probe():
+// every 500 ms, 500 ms to connect), run by the same HealthChecker. Passive
+// ejection is for TCP services only (the data path counts handshakes), so a
+// UDP service has no circuit to probe.
 #pragma once
 
 #include <atomic>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "audit.h"
@@ -36,6 +44,8 @@ struct BackendHealth {
 class HealthMonitor {
  public:
   static constexpr auto kTick = std::chrono::milliseconds(100);
+  // The probe of a half-open backend of a service without an active check.
+  static HealthCheckSpec trial_probe();
 
   HealthMonitor(Controller& controller, AuditLog& audit);
   ~HealthMonitor();
@@ -49,14 +59,20 @@ class HealthMonitor {
 
  private:
   void run();
+  // Makes the checker probe the services' active checks and the trial
+  // probes, when either set changed.
   void sync_targets(Clock::time_point now);
   void tick(Clock::time_point now, const std::vector<ProbeOutcome>& outcomes);
+  void record_circuit_change(const ServiceAddress& service, const OutlierChange& change);
 
   Controller& controller_;
   AuditLog& audit_;
   HealthChecker checker_;
   OutlierDetector outliers_;
   uint64_t seen_version_ = ~uint64_t{0};
+  std::map<BackendKey, CheckTarget> checks_;  // the services' active checks, as of seen_version_
+  std::set<BackendKey> trials_;               // half-open backends probed with trial_probe()
+  bool targets_changed_ = false;
   std::atomic<bool> stopping_{false};
   std::thread thread_;
   mutable std::mutex snapshot_mutex_;

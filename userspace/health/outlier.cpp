@@ -26,9 +26,9 @@ std::vector<OutlierChange> OutlierDetector::update(const ServiceAddress& service
   size_t ejected = 0, selectable = 0;
   for (const auto& sample : samples) {
     auto it = backends_.find({service, sample.backend});
-    const bool open = it != backends_.end() && it->second.status.circuit == Circuit::open;
-    if (open) ++ejected;
-    if (sample.selectable && !open) ++selectable;
+    const bool ejected_now = it != backends_.end() && !circuit_selectable(it->second.status.circuit);
+    if (ejected_now) ++ejected;
+    if (sample.selectable && !ejected_now) ++selectable;
   }
   const size_t max_ejected = std::max<size_t>(1, samples.size() * spec.max_ejected_percent / 100);
 
@@ -91,37 +91,52 @@ std::vector<OutlierChange> OutlierDetector::update(const ServiceAddress& service
       case Circuit::open:
         if (now < status.open_until) break;
         status.half_open_successes = 0;
-        change(Circuit::half_open, "ejection time over: letting flows in again");
+        change(Circuit::half_open, "ejection time over: probing before letting flows in");
         break;
-      case Circuit::half_open: {
+      case Circuit::half_open:
+        // Out of selection: the probes decide (note_probe). A connection
+        // that fails all the same (one that was on its way) opens it again.
         if (failures > 0) {
-          ++status.ejections;
-          ++status.consecutive;
-          auto duration = spec.ejection;
-          for (uint32_t i = 1; i < status.consecutive && duration < spec.max_ejection; ++i) duration *= 2;
-          duration = std::min(duration, spec.max_ejection);
-          status.open_until = now + duration;
+          const auto duration = reopen(status, spec, now);
           change(Circuit::open, fmt::format("{} connection attempt(s) failed while half-open; ejected for {} ms",
                                             failures, duration.count()));
-          break;
-        }
-        status.half_open_successes += static_cast<uint32_t>(std::min<uint64_t>(successes, 1u << 30));
-        if (status.half_open_successes >= spec.half_open_successes) {
-          status.consecutive = 0;
-          backend.window.clear();
-          change(Circuit::closed,
-                 fmt::format("{} successful connection(s) or probe(s) while half-open", status.half_open_successes));
         }
         break;
-      }
     }
   }
   return changes;
 }
 
-void OutlierDetector::note_probe_success(const BackendKey& key) {
+std::optional<OutlierChange> OutlierDetector::note_probe(const BackendKey& key, const OutlierSpec& spec, bool ok,
+                                                         std::string_view detail, Clock::time_point now) {
   auto it = backends_.find(key);
-  if (it != backends_.end() && it->second.status.circuit == Circuit::half_open) ++it->second.status.half_open_successes;
+  if (!spec.enabled || it == backends_.end() || it->second.status.circuit != Circuit::half_open) return std::nullopt;
+  OutlierStatus& status = it->second.status;
+  if (!ok) {
+    const auto duration = reopen(status, spec, now);
+    return OutlierChange{key, Circuit::half_open, Circuit::open,
+                         fmt::format("probe failed while half-open ({}); ejected for {} ms", detail, duration.count())};
+  }
+  if (++status.half_open_successes < spec.half_open_successes) return std::nullopt;
+  status.circuit = Circuit::closed;
+  status.consecutive = 0;
+  status.consecutive_failures = 0;
+  it->second.window.clear();
+  return OutlierChange{key, Circuit::half_open, Circuit::closed,
+                       fmt::format("{} probe(s) in a row succeeded while half-open", status.half_open_successes)};
+}
+
+std::chrono::milliseconds OutlierDetector::reopen(OutlierStatus& status, const OutlierSpec& spec,
+                                                  Clock::time_point now) {
+  ++status.ejections;
+  ++status.consecutive;
+  auto duration = spec.ejection;
+  for (uint32_t i = 1; i < status.consecutive && duration < spec.max_ejection; ++i) duration *= 2;
+  duration = std::min(duration, spec.max_ejection);
+  status.circuit = Circuit::open;
+  status.open_until = now + duration;
+  status.half_open_successes = 0;
+  return duration;
 }
 
 void OutlierDetector::retain(const std::map<BackendKey, bool>& keep) {

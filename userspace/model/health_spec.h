@@ -31,8 +31,9 @@ struct HealthCheckSpec {
 };
 
 // Passive ejection: a backend whose recent connection attempts fail is
-// taken out of selection for a while, then let back in half-open: a few
-// successes close the circuit, one failure opens it again for longer.
+// taken out of selection for a while, then probed half-open (still out of
+// selection): a few successful probes close the circuit and let clients
+// back in, one failed probe opens it again for longer.
 struct OutlierSpec {
   bool enabled = true;
   uint32_t failure_percent = 50;  // of attempts in the window, to eject
@@ -43,7 +44,7 @@ struct OutlierSpec {
   std::chrono::milliseconds window{10000};
   std::chrono::milliseconds ejection{3000};       // first ejection; doubles each time
   std::chrono::milliseconds max_ejection{60000};  // the doubling stops here
-  uint32_t half_open_successes = 3;               // handshakes or probes to close
+  uint32_t half_open_successes = 3;               // probes in a row to close
   uint32_t max_ejected_percent = 50;              // of a service's backends (at least one)
 
   bool operator==(const OutlierSpec&) const = default;
