@@ -109,6 +109,14 @@ class ApiTest(LabTest):
         self.agent.cli(*args)
         return 1000 * (time.monotonic() - started)
 
+    def cli_bound_ms(self):
+        """What root's CLI call may take with hostile callers about: under
+        100 ms, or three times what it takes here with none (the process's
+        own start is most of it, and under emulation more than 100 ms)."""
+        alone = statistics.median(self.timed_cli("service", "list") for _ in range(5))
+        print(f"root's CLI alone: median {alone:.1f} ms")
+        return max(100.0, 3 * alone)
+
     def test_unprivileged_connections_do_not_silence_root(self):
         # More than the API takes at once (TOTAL), from one unprivileged
         # uid: without a limit per uid, root would find none left. A read
@@ -118,6 +126,7 @@ class ApiTest(LabTest):
         socket_path = self.agent.socket_path
         info = os.stat(socket_path)
         self.assertEqual((oct(info.st_mode & 0o7777), info.st_uid, info.st_gid), (oct(0o660), 0, NOBODY))
+        bound = self.cli_bound_ms()
 
         hostile_started = time.monotonic()
         hostile = subprocess.Popen(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
@@ -137,8 +146,8 @@ class ApiTest(LabTest):
         print(f"root's CLI with {silent_count} silent and {unread_count} unread connections of uid {NOBODY} open: "
               f"{', '.join(f'{t:.1f}' for t in times)} ms (median {statistics.median(times):.1f}, "
               f"max {max(times):.1f})")
-        self.assertLess(statistics.median(times), 100.0, times)
-        self.assertLess(max(times), 1000.0, times)  # far below the 60 s the held ones could cost
+        self.assertLess(statistics.median(times), bound, times)
+        self.assertLess(max(times), 10 * bound, times)  # far below the 60 s the held ones could cost
 
         out, err = hostile.communicate("", timeout=60)
         hostile_seconds = time.monotonic() - hostile_started
@@ -172,6 +181,7 @@ class ApiTest(LabTest):
         # Far more than a Unix socket holds unread: the agent's send waits on the caller.
         buffered = int(Path("/proc/sys/net/core/wmem_default").read_text())
         self.assertGreater(len(answer), 4 * buffered, f"the flow list is only {len(answer)} bytes")
+        bound = self.cli_bound_ms()
 
         hostile_started = time.monotonic()
         hostile = subprocess.Popen(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
@@ -196,7 +206,7 @@ class ApiTest(LabTest):
         self.assertEqual(self.agent.metrics()[cut], 10)
         self.assertGreaterEqual(held, write_timeout_ms / 1000 - 0.1)
         self.assertTrue(times)
-        self.assertLess(statistics.median(times), 100.0, times)
+        self.assertLess(statistics.median(times), bound, times)
         hostile.communicate("", timeout=60)
 
     def test_memory_returns_after_a_burst_of_large_bodies(self):
