@@ -141,24 +141,13 @@ Bytes Bench::establish(const PacketSpec& first) {
   if (packet.protocol == 6) packet.tcp_flags = kTcpAck;
   Run next = xdp(build_packet(packet));
   if (next.verdict != XDP_REDIRECT) fail("second packet not forwarded");
-  tg_flow_key key = flow_key(packet);
+  tg_flow_key key = flow_key_of(packet);
   tg_flow flow{};
   if (bpf_map_lookup_elem(maps().flows.fd(), &key, &flow) != 0) fail("established flow is not in tg_flows");
   std::string why;
   if (destination_of(next.out, packet.ipv6).first < 0 || !checksums_valid(next.out, &why))
     fail("established flow: bad output frame " + why);
   return next.out;
-}
-
-tg_flow_key Bench::flow_key(const PacketSpec& packet) {
-  tg_flow_key key{};
-  inet_pton(packet.ipv6 ? AF_INET6 : AF_INET, packet.src.c_str(), key.src_addr);
-  inet_pton(packet.ipv6 ? AF_INET6 : AF_INET, packet.dst.c_str(), key.dst_addr);
-  key.src_port = htons(packet.src_port);
-  key.dst_port = htons(packet.dst_port);
-  key.protocol = packet.protocol;
-  key.family = packet.ipv6 ? TG_FAMILY_IPV6 : TG_FAMILY_IPV4;
-  return key;
 }
 
 uint64_t Bench::drops(int reason) { return must(read_drops(maps().drops), "drop counters")[reason]; }
@@ -170,7 +159,7 @@ void apply(Bench& bench, const ServiceSpec& spec) { must(bench.dataplane().apply
 void fill_flows(Bench& bench, size_t flows) {
   PacketSpec model = client_packet(false, 6, kService, 41001, kTcpSyn);
   bench.establish(model);
-  tg_flow_key key = Bench::flow_key(model);
+  tg_flow_key key = flow_key_of(model);
   tg_flow value{};
   if (bpf_map_lookup_elem(bench.maps().flows.fd(), &key, &value) != 0) fail("model flow");
   bpf_map_delete_elem(bench.maps().flows.fd(), &key);

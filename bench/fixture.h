@@ -90,7 +90,6 @@ class Bench {
   // A flow made established (SYN then ACK, or two datagrams) and now in
   // tg_flows; returns the frame the data path makes of its next packet.
   Bytes establish(const PacketSpec& first);
-  static tg_flow_key flow_key(const PacketSpec& packet);
   uint64_t drops(int reason);
 
  private:

@@ -183,14 +183,9 @@ class DataPathTest : public ::testing::Test {
   }
 
   static tg_flow_key flow_key(const Addresses& family, const PacketSpec& packet) {
-    tg_flow_key key{};
-    inet_pton(family.ipv6 ? AF_INET6 : AF_INET, packet.src.c_str(), key.src_addr);
-    inet_pton(family.ipv6 ? AF_INET6 : AF_INET, packet.dst.c_str(), key.dst_addr);
-    key.src_port = htons(packet.src_port);
-    key.dst_port = htons(packet.dst_port);
-    key.protocol = packet.protocol;
-    key.family = family.ipv6 ? TG_FAMILY_IPV6 : TG_FAMILY_IPV4;
-    return key;
+    PacketSpec in_family = packet;
+    in_family.ipv6 = family.ipv6;
+    return flow_key_of(in_family);
   }
 
   // The table holding the packet's flow: tg_flows, else tg_new_flows; -1: none.

@@ -109,6 +109,22 @@ class ApiTest(LabTest):
         self.agent.cli(*args)
         return 1000 * (time.monotonic() - started)
 
+    def start_hostile(self, silent, unread):
+        """HOSTILE_CLIENT as uid NOBODY against the agent's socket, once it
+        says its connections are open."""
+        hostile = subprocess.Popen(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                                    sys.executable, "-c", HOSTILE_CLIENT, str(self.agent.socket_path), str(silent),
+                                    str(unread)],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   cwd="/")
+        self.addCleanup(lambda: hostile.poll() is None and (hostile.kill(), hostile.wait()))
+        ready = []
+        reader = threading.Thread(target=lambda: ready.append(hostile.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(60)
+        self.assertEqual(ready, ["ready\n"], f"the unprivileged client did not get ready: {hostile.poll()}")
+        return hostile
+
     def cli_bound_ms(self):
         """What root's CLI call may take with hostile callers about: under
         100 ms, or three times what it takes here with none (the process's
@@ -129,17 +145,7 @@ class ApiTest(LabTest):
         bound = self.cli_bound_ms()
 
         hostile_started = time.monotonic()
-        hostile = subprocess.Popen(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                                    sys.executable, "-c", HOSTILE_CLIENT, str(socket_path), str(silent_count),
-                                    str(unread_count)],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                   cwd="/")
-        self.addCleanup(lambda: hostile.poll() is None and (hostile.kill(), hostile.wait()))
-        ready = []
-        reader = threading.Thread(target=lambda: ready.append(hostile.stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(60)
-        self.assertEqual(ready, ["ready\n"], f"the unprivileged client did not get ready: {hostile.poll()}")
+        hostile = self.start_hostile(silent_count, unread_count)
 
         times = [self.timed_cli("service", "list") for _ in range(7)]
         times += [self.timed_cli("stats") for _ in range(3)]
@@ -184,16 +190,7 @@ class ApiTest(LabTest):
         bound = self.cli_bound_ms()
 
         hostile_started = time.monotonic()
-        hostile = subprocess.Popen(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                                    sys.executable, "-c", HOSTILE_CLIENT, str(self.agent.socket_path), "0", "10"],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                   cwd="/")
-        self.addCleanup(lambda: hostile.poll() is None and (hostile.kill(), hostile.wait()))
-        ready = []
-        reader = threading.Thread(target=lambda: ready.append(hostile.stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(60)
-        self.assertEqual(ready, ["ready\n"], f"the unprivileged client did not get ready: {hostile.poll()}")
+        hostile = self.start_hostile(0, 10)
 
         cut = "tollgate_api_deadlines_total{phase=\"write\"}"
         times = []
