@@ -11,6 +11,7 @@
  * update would corrupt it.
  */
 #include <linux/bpf.h>
+#include <linux/icmpv6.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
@@ -23,12 +24,15 @@
 
 #include "lib/conntrack.h"
 #include "lib/counters.h"
+#include "lib/csum.h"
+#include "lib/icmp.h"
 #include "lib/maps.h"
 #include "lib/parse.h"
 
-/* Ethernet + IPv6 + TCP: all a reply needs in the linear area. */
+/* All a reply needs in the linear area: Ethernet, IPv6, and an ICMPv6
+ * error up to its quoted TCP checksum. */
 #define TG_REPLY_HEADERS                                                       \
-	(sizeof(struct ethhdr) + sizeof(struct ipv6hdr) + sizeof(struct tcphdr))
+	(sizeof(struct ethhdr) + 2 * sizeof(struct ipv6hdr) + 8 + 18)
 
 #define TG_ETH_LEN sizeof(struct ethhdr)
 #define TG_IP4_CHECK_OFF (TG_ETH_LEN + offsetof(struct iphdr, check))
@@ -61,12 +65,13 @@ tg_reply_nat(const struct tg_flow_key *reply)
 }
 
 /*
+ * What a reply tells of its backend's health. A UDP datagram is an answer.
  * A backend that answers a flow's SYN with RST refused the connection:
  * counted for passive ejection, once (the flow is closing after it).
  */
-static __always_inline void tg_note_refusal(const struct tg_flow_key *reply,
-					    const struct tg_reverse_nat *nat,
-					    __u8 tcp_flags)
+static __always_inline void tg_note_reply(const struct tg_flow_key *reply,
+					  const struct tg_reverse_nat *nat,
+					  __u8 tcp_flags)
 {
 	struct tg_flow_key forward = {
 		.src_port = reply->dst_port,
@@ -76,7 +81,11 @@ static __always_inline void tg_note_refusal(const struct tg_flow_key *reply,
 	};
 	struct tg_flow *flow;
 
-	if (reply->protocol != IPPROTO_TCP || !(tcp_flags & TG_TCP_RST))
+	if (reply->protocol == IPPROTO_UDP) {
+		tg_count_health(nat->backend_index, TG_HEALTH_UDP_REPLY);
+		return;
+	}
+	if (!(tcp_flags & TG_TCP_RST))
 		return;
 	__builtin_memcpy(forward.src_addr, reply->dst_addr,
 			 sizeof(forward.src_addr));
@@ -91,29 +100,53 @@ static __always_inline void tg_note_refusal(const struct tg_flow_key *reply,
 }
 
 /*
- * Next hop for the translated reply. The TTL is spent here because this is
- * a router hop. Without a neighbour entry, bpf_redirect_neigh() resolves it
- * rather than handing the packet to the stack (and to netfilter).
+ * The route to the client, looked up before anything is translated: a
+ * reply that cannot go on is left as the backend sent it. `df`: the
+ * packet may not be fragmented (IPv4 DF, every IPv6 packet). Returns -1
+ * to go on (translate, then tg_reply_send()), else the verdict. fib->tot_len
+ * stays 0: the helper checks the skb itself against the MTU, which
+ * accepts GSO packets (a backend's TCP sends them).
  */
-static __always_inline int tg_reply_forward(struct __sk_buff *skb,
-					    struct bpf_fib_lookup *fib)
+static __always_inline int tg_reply_route(struct __sk_buff *skb,
+					  struct bpf_fib_lookup *fib, int df,
+					  __u8 ttl, int *rc)
 {
-	int rc = bpf_fib_lookup(skb, fib, sizeof(*fib), 0);
+	*rc = bpf_fib_lookup(skb, fib, sizeof(*fib), 0);
+	if (*rc == BPF_FIB_LKUP_RET_FRAG_NEEDED && df) {
+		/* The kernel's forwarding answers the backend with ICMP too big
+		 * about its own packet, and drops it. */
+		tg_count_drop(TG_DROP_REPLY_TOO_BIG);
+		return TC_ACT_OK;
+	}
+	if (*rc != BPF_FIB_LKUP_RET_SUCCESS &&
+	    *rc != BPF_FIB_LKUP_RET_NO_NEIGH &&
+	    *rc != BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+		tg_count_drop(TG_DROP_REPLY_NO_ROUTE);
+		return TC_ACT_SHOT;
+	}
+	if (ttl <= 1)
+		return TC_ACT_OK; /* the kernel sends the backend time exceeded */
+	return -1;
+}
 
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
-		return TC_ACT_OK; /* let the kernel route (or refuse) it */
-
+/*
+ * Send the translated reply on the route tg_reply_route() found. The TTL
+ * is spent here because this is a router hop. Without a neighbour entry,
+ * bpf_redirect_neigh() resolves it rather than handing the packet to the
+ * stack (and to netfilter); too big without DF, the kernel fragments it.
+ */
+static __always_inline int tg_reply_send(struct __sk_buff *skb,
+					 struct bpf_fib_lookup *fib, int rc)
+{
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return TC_ACT_OK;
 	if (fib->family == TG_AF_INET) {
-		__u8 ttl;
 		__u16 old_word, new_word;
 
 		if (bpf_skb_load_bytes(skb, TG_IP4_TTL_OFF, &old_word, 2))
 			return TC_ACT_OK;
-		ttl = ((__u8 *)&old_word)[0];
-		if (ttl <= 1)
-			return TC_ACT_OK; /* the kernel sends time exceeded */
 		new_word = old_word;
-		((__u8 *)&new_word)[0] = ttl - 1;
+		((__u8 *)&new_word)[0] -= 1;
 		bpf_l3_csum_replace(skb, TG_IP4_CHECK_OFF, old_word, new_word,
 				    2);
 		bpf_skb_store_bytes(skb, TG_IP4_TTL_OFF, &new_word, 2, 0);
@@ -121,8 +154,6 @@ static __always_inline int tg_reply_forward(struct __sk_buff *skb,
 		__u8 hops;
 
 		if (bpf_skb_load_bytes(skb, TG_IP6_HOPS_OFF, &hops, 1))
-			return TC_ACT_OK;
-		if (hops <= 1)
 			return TC_ACT_OK;
 		hops -= 1;
 		bpf_skb_store_bytes(skb, TG_IP6_HOPS_OFF, &hops, 1, 0);
@@ -135,6 +166,201 @@ static __always_inline int tg_reply_forward(struct __sk_buff *skb,
 	return bpf_redirect(fib->ifindex, 0);
 }
 
+/*
+ * An ICMP error from the backend side about a client's packet (the
+ * backend's port is closed, a router there cannot take it): the quoted
+ * packet went client -> backend, translated. The error reaches the client
+ * as if about the packet it sent, to the service; when the backend itself
+ * sent it, from the service address. A UDP port unreachable from the
+ * backend counts for passive ejection.
+ */
+static __always_inline int lb4_reply_icmp(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct iphdr *iph = data + TG_ETH_LEN;
+	struct tg_icmp4_hdr *icmp = (void *)(iph + 1);
+	struct iphdr *inner = (void *)(icmp + 1);
+	__be16 *ports = (void *)(inner + 1);
+	struct tg_flow_key key = { .family = TG_FAMILY_IPV4 };
+	struct bpf_fib_lookup fib = {};
+	struct tg_reverse_nat *found, nat;
+	__u32 addr_delta, icmp_sum, backend_addr, total_length;
+	__u16 old_check;
+	int rc, verdict, from_backend;
+
+	if ((void *)ports + TG_ICMP_QUOTED_L4 > data_end)
+		return TC_ACT_OK;
+	if (icmp->type != TG_ICMP_DEST_UNREACH &&
+	    icmp->type != TG_ICMP_TIME_EXCEEDED)
+		return TC_ACT_OK;
+	if (inner->version != 4 || inner->ihl != 5 ||
+	    inner->saddr != iph->daddr ||
+	    (inner->protocol != IPPROTO_TCP && inner->protocol != IPPROTO_UDP))
+		return TC_ACT_OK;
+	total_length = tg_ntohs_bounded(iph->tot_len);
+	if (total_length <
+	    sizeof(*iph) + sizeof(*icmp) + sizeof(*inner) + TG_ICMP_QUOTED_L4)
+		return TC_ACT_OK;
+
+	/* The reply direction of the quoted packet names the flow. */
+	backend_addr = inner->daddr;
+	key.src_addr[0] = backend_addr;
+	key.dst_addr[0] = inner->saddr;
+	key.src_port = ports[1];
+	key.dst_port = ports[0];
+	key.protocol = inner->protocol;
+	found = tg_reply_nat(&key);
+	if (!found)
+		return TC_ACT_OK;
+	nat = *found;
+	from_backend = iph->saddr == backend_addr;
+	if (from_backend && inner->protocol == IPPROTO_UDP &&
+	    icmp->type == TG_ICMP_DEST_UNREACH &&
+	    icmp->code == TG_ICMP_PORT_UNREACH)
+		tg_count_health(nat.backend_index, TG_HEALTH_UDP_UNREACHABLE);
+
+	fib.family = TG_AF_INET;
+	fib.l4_protocol = IPPROTO_ICMP;
+	fib.ipv4_src = from_backend ? nat.addr[0] : iph->saddr;
+	fib.ipv4_dst = iph->daddr;
+	fib.ifindex = skb->ifindex;
+	verdict = tg_reply_route(skb, &fib, 1, iph->ttl, &rc);
+	if (verdict >= 0)
+		return verdict;
+	/* The route lookup may have moved the data: derive the pointers. */
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	iph = data + TG_ETH_LEN;
+	icmp = (void *)(iph + 1);
+	inner = (void *)(icmp + 1);
+	ports = (void *)(inner + 1);
+	if ((void *)ports + TG_ICMP_QUOTED_L4 > data_end)
+		return TC_ACT_OK;
+
+	/* The quoted packet as the client sent it. */
+	addr_delta = tg_csum_u32(0, backend_addr, nat.addr[0]);
+	icmp_sum = tg_csum_begin(icmp->checksum) + addr_delta;
+	old_check = inner->check;
+	inner->check = tg_csum_end(tg_csum_begin(old_check) + addr_delta);
+	icmp_sum = tg_csum_word(icmp_sum, old_check, inner->check);
+	inner->daddr = nat.addr[0];
+	if (inner->protocol == IPPROTO_UDP) {
+		tg_quoted_l4_csum(&ports[3], addr_delta, ports[1], nat.port, 1,
+				  &icmp_sum);
+	} else {
+		__u16 *check = (void *)ports + 16;
+
+		if ((void *)(check + 1) <= data_end &&
+		    total_length >=
+			    sizeof(*iph) + sizeof(*icmp) + sizeof(*inner) + 18)
+			tg_quoted_l4_csum(check, addr_delta, ports[1], nat.port,
+					  0, &icmp_sum);
+	}
+	icmp_sum = tg_csum_word(icmp_sum, ports[1], nat.port);
+	ports[1] = nat.port;
+	icmp->checksum = tg_csum_end(icmp_sum);
+	if (from_backend) {
+		iph->check =
+			tg_csum_end(tg_csum_begin(iph->check) +
+				    tg_csum_u32(0, iph->saddr, nat.addr[0]));
+		iph->saddr = nat.addr[0];
+	}
+	return tg_reply_send(skb, &fib, rc);
+}
+
+static __always_inline int lb6_reply_icmp(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ipv6hdr *ip6h = data + TG_ETH_LEN;
+	struct icmp6hdr *icmp = (void *)(ip6h + 1);
+	struct ipv6hdr *inner = (void *)(icmp + 1);
+	__be16 *ports = (void *)(inner + 1);
+	struct tg_flow_key key = { .family = TG_FAMILY_IPV6 };
+	struct bpf_fib_lookup fib = {};
+	struct tg_reverse_nat *found, nat;
+	__u32 addr_delta, icmp_sum, payload_length;
+	int rc, verdict, from_backend;
+
+	if ((void *)ports + TG_ICMP_QUOTED_L4 > data_end)
+		return TC_ACT_OK;
+	if (icmp->icmp6_type != ICMPV6_DEST_UNREACH &&
+	    icmp->icmp6_type != ICMPV6_PKT_TOOBIG &&
+	    icmp->icmp6_type != ICMPV6_TIME_EXCEED)
+		return TC_ACT_OK;
+	if (inner->version != 6 ||
+	    (inner->nexthdr != IPPROTO_TCP && inner->nexthdr != IPPROTO_UDP))
+		return TC_ACT_OK;
+	payload_length = tg_ntohs_bounded(ip6h->payload_len);
+	if (payload_length < sizeof(*icmp) + sizeof(*inner) + TG_ICMP_QUOTED_L4)
+		return TC_ACT_OK;
+
+	__builtin_memcpy(key.src_addr, inner->daddr.in6_u.u6_addr32, 16);
+	__builtin_memcpy(key.dst_addr, inner->saddr.in6_u.u6_addr32, 16);
+	if (!tg_addr6_equal(key.dst_addr, ip6h->daddr.in6_u.u6_addr32))
+		return TC_ACT_OK;
+	key.src_port = ports[1];
+	key.dst_port = ports[0];
+	key.protocol = inner->nexthdr;
+	found = tg_reply_nat(&key);
+	if (!found)
+		return TC_ACT_OK;
+	nat = *found;
+	from_backend =
+		tg_addr6_equal(ip6h->saddr.in6_u.u6_addr32, key.src_addr);
+	if (from_backend && inner->nexthdr == IPPROTO_UDP &&
+	    icmp->icmp6_type == ICMPV6_DEST_UNREACH &&
+	    icmp->icmp6_code == ICMPV6_PORT_UNREACH)
+		tg_count_health(nat.backend_index, TG_HEALTH_UDP_UNREACHABLE);
+
+	fib.family = TG_AF_INET6;
+	fib.l4_protocol = IPPROTO_ICMPV6;
+	if (from_backend)
+		__builtin_memcpy(fib.ipv6_src, nat.addr, 16);
+	else
+		__builtin_memcpy(fib.ipv6_src, ip6h->saddr.in6_u.u6_addr32, 16);
+	__builtin_memcpy(fib.ipv6_dst, key.dst_addr, 16);
+	fib.ifindex = skb->ifindex;
+	verdict = tg_reply_route(skb, &fib, 1, ip6h->hop_limit, &rc);
+	if (verdict >= 0)
+		return verdict;
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	ip6h = data + TG_ETH_LEN;
+	icmp = (void *)(ip6h + 1);
+	inner = (void *)(icmp + 1);
+	ports = (void *)(inner + 1);
+	if ((void *)ports + TG_ICMP_QUOTED_L4 > data_end)
+		return TC_ACT_OK;
+
+	/* The backend's address leaves the quoted destination and, when the
+	 * backend sent the error, the outer source (a pseudo-header field of
+	 * the ICMPv6 checksum). */
+	addr_delta = tg_csum_addr6(0, key.src_addr, nat.addr);
+	icmp_sum = tg_csum_begin(icmp->icmp6_cksum) + addr_delta;
+	if (from_backend)
+		icmp_sum += addr_delta;
+	if (inner->nexthdr == IPPROTO_UDP) {
+		tg_quoted_l4_csum(&ports[3], addr_delta, ports[1], nat.port, 1,
+				  &icmp_sum);
+	} else {
+		__u16 *check = (void *)ports + 16;
+
+		if ((void *)(check + 1) <= data_end &&
+		    payload_length >= sizeof(*icmp) + sizeof(*inner) + 18)
+			tg_quoted_l4_csum(check, addr_delta, ports[1], nat.port,
+					  0, &icmp_sum);
+	}
+	icmp_sum = tg_csum_word(icmp_sum, ports[1], nat.port);
+	ports[1] = nat.port;
+	icmp->icmp6_cksum = tg_csum_end(icmp_sum);
+	__builtin_memcpy(inner->daddr.in6_u.u6_addr32, nat.addr, 16);
+	if (from_backend)
+		__builtin_memcpy(ip6h->saddr.in6_u.u6_addr32, nat.addr, 16);
+	return tg_reply_send(skb, &fib, rc);
+}
+
 static __always_inline int lb4_reply(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data;
@@ -142,16 +368,19 @@ static __always_inline int lb4_reply(struct __sk_buff *skb)
 	struct iphdr *iph = data + TG_ETH_LEN;
 	struct tg_flow_key key = { .family = TG_FAMILY_IPV4 };
 	struct bpf_fib_lookup fib = {};
-	struct tg_reverse_nat *nat;
+	struct tg_reverse_nat *found, nat;
 	struct tg_l4 l4 = {};
-	__u32 l4_offset, check_offset, old_addr, new_addr;
+	__u32 l4_offset, check_offset, old_addr;
 	__u64 csum_flags;
 	__u8 protocol;
+	int rc, verdict;
 
 	if ((void *)(iph + 1) > data_end || iph->ihl != 5 ||
 	    tg_ipv4_is_fragment(iph))
 		return TC_ACT_OK;
 	protocol = iph->protocol;
+	if (protocol == IPPROTO_ICMP)
+		return lb4_reply_icmp(skb);
 	if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP)
 		return TC_ACT_OK;
 	if (tg_parse_l4(iph + 1, data_end, protocol,
@@ -164,34 +393,36 @@ static __always_inline int lb4_reply(struct __sk_buff *skb)
 	key.src_port = l4.src_port;
 	key.dst_port = l4.dst_port;
 	key.protocol = protocol;
-	nat = tg_reply_nat(&key);
-	if (!nat)
+	found = tg_reply_nat(&key);
+	if (!found)
 		return TC_ACT_OK;
-	tg_note_refusal(&key, nat, l4.tcp_flags);
-
-	old_addr = iph->saddr;
-	new_addr = nat->addr[0];
-	l4_offset = TG_ETH_LEN + sizeof(*iph);
-	check_offset = tg_l4_check_offset(l4_offset, protocol);
-	csum_flags = tg_l4_csum_flags(protocol);
-	bpf_l4_csum_replace(skb, check_offset, old_addr, new_addr,
-			    BPF_F_PSEUDO_HDR | csum_flags | sizeof(new_addr));
-	bpf_l4_csum_replace(skb, check_offset, l4.src_port, nat->port,
-			    csum_flags | sizeof(nat->port));
-	bpf_l3_csum_replace(skb, TG_IP4_CHECK_OFF, old_addr, new_addr,
-			    sizeof(new_addr));
-	bpf_skb_store_bytes(skb, TG_IP4_SADDR_OFF, &new_addr, sizeof(new_addr),
-			    0);
-	bpf_skb_store_bytes(skb, l4_offset, &nat->port, sizeof(nat->port), 0);
+	nat = *found;
+	tg_note_reply(&key, &nat, l4.tcp_flags);
 
 	fib.family = TG_AF_INET;
 	fib.l4_protocol = protocol;
-	fib.ipv4_src = new_addr;
+	fib.ipv4_src = nat.addr[0];
 	fib.ipv4_dst = key.dst_addr[0];
 	fib.ifindex = skb->ifindex; /* at ingress: the arrival device */
-	/* tot_len 0: the helper checks the skb itself against the MTU, which
-	 * accepts GSO packets (a backend's TCP sends them). */
-	return tg_reply_forward(skb, &fib);
+	verdict = tg_reply_route(skb, &fib, iph->frag_off & bpf_htons(TG_IP_DF),
+				 iph->ttl, &rc);
+	if (verdict >= 0)
+		return verdict;
+
+	old_addr = key.src_addr[0];
+	l4_offset = TG_ETH_LEN + sizeof(*iph);
+	check_offset = tg_l4_check_offset(l4_offset, protocol);
+	csum_flags = tg_l4_csum_flags(protocol);
+	bpf_l4_csum_replace(skb, check_offset, old_addr, nat.addr[0],
+			    BPF_F_PSEUDO_HDR | csum_flags | sizeof(old_addr));
+	bpf_l4_csum_replace(skb, check_offset, l4.src_port, nat.port,
+			    csum_flags | sizeof(nat.port));
+	bpf_l3_csum_replace(skb, TG_IP4_CHECK_OFF, old_addr, nat.addr[0],
+			    sizeof(old_addr));
+	bpf_skb_store_bytes(skb, TG_IP4_SADDR_OFF, &nat.addr[0],
+			    sizeof(nat.addr[0]), 0);
+	bpf_skb_store_bytes(skb, l4_offset, &nat.port, sizeof(nat.port), 0);
+	return tg_reply_send(skb, &fib, rc);
 }
 
 static __always_inline int lb6_reply(struct __sk_buff *skb)
@@ -201,16 +432,19 @@ static __always_inline int lb6_reply(struct __sk_buff *skb)
 	struct ipv6hdr *ip6h = data + TG_ETH_LEN;
 	struct tg_flow_key key = { .family = TG_FAMILY_IPV6 };
 	struct bpf_fib_lookup fib = {};
-	struct tg_reverse_nat *nat;
+	struct tg_reverse_nat *found, nat;
 	struct tg_l4 l4 = {};
 	__u32 l4_offset, check_offset;
 	__s64 diff;
 	__u64 csum_flags;
 	__u8 protocol;
+	int rc, verdict;
 
 	if ((void *)(ip6h + 1) > data_end)
 		return TC_ACT_OK;
 	protocol = ip6h->nexthdr;
+	if (protocol == IPPROTO_ICMPV6)
+		return lb6_reply_icmp(skb);
 	if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP)
 		return TC_ACT_OK;
 	if (tg_parse_l4(ip6h + 1, data_end, protocol,
@@ -222,32 +456,34 @@ static __always_inline int lb6_reply(struct __sk_buff *skb)
 	key.src_port = l4.src_port;
 	key.dst_port = l4.dst_port;
 	key.protocol = protocol;
-	nat = tg_reply_nat(&key);
-	if (!nat)
+	found = tg_reply_nat(&key);
+	if (!found)
 		return TC_ACT_OK;
-	struct tg_reverse_nat restore = *nat;
-	tg_note_refusal(&key, &restore, l4.tcp_flags);
+	nat = *found;
+	tg_note_reply(&key, &nat, l4.tcp_flags);
+
+	fib.family = TG_AF_INET6;
+	fib.l4_protocol = protocol;
+	__builtin_memcpy(fib.ipv6_src, nat.addr, 16);
+	__builtin_memcpy(fib.ipv6_dst, key.dst_addr, 16);
+	fib.ifindex = skb->ifindex; /* at ingress: the arrival device */
+	verdict = tg_reply_route(skb, &fib, 1, ip6h->hop_limit, &rc);
+	if (verdict >= 0)
+		return verdict;
 
 	l4_offset = TG_ETH_LEN + sizeof(*ip6h);
 	check_offset = tg_l4_check_offset(l4_offset, protocol);
 	csum_flags = tg_l4_csum_flags(protocol);
-	diff = bpf_csum_diff(key.src_addr, 16, restore.addr, 16, 0);
+	diff = bpf_csum_diff(key.src_addr, 16, nat.addr, 16, 0);
 	if (diff < 0)
 		return TC_ACT_OK;
 	bpf_l4_csum_replace(skb, check_offset, 0, diff,
 			    BPF_F_PSEUDO_HDR | csum_flags);
-	bpf_l4_csum_replace(skb, check_offset, l4.src_port, restore.port,
-			    csum_flags | sizeof(restore.port));
-	bpf_skb_store_bytes(skb, TG_IP6_SADDR_OFF, restore.addr, 16, 0);
-	bpf_skb_store_bytes(skb, l4_offset, &restore.port, sizeof(restore.port),
-			    0);
-
-	fib.family = TG_AF_INET6;
-	fib.l4_protocol = protocol;
-	__builtin_memcpy(fib.ipv6_src, restore.addr, 16);
-	__builtin_memcpy(fib.ipv6_dst, key.dst_addr, 16);
-	fib.ifindex = skb->ifindex; /* at ingress: the arrival device */
-	return tg_reply_forward(skb, &fib);
+	bpf_l4_csum_replace(skb, check_offset, l4.src_port, nat.port,
+			    csum_flags | sizeof(nat.port));
+	bpf_skb_store_bytes(skb, TG_IP6_SADDR_OFF, nat.addr, 16, 0);
+	bpf_skb_store_bytes(skb, l4_offset, &nat.port, sizeof(nat.port), 0);
+	return tg_reply_send(skb, &fib, rc);
 }
 
 SEC("tc")
@@ -260,7 +496,9 @@ int tg_tc_reply(struct __sk_buff *skb)
 
 	/* Headers may sit in paged data; pull what a reply needs. */
 	if (skb->data + TG_REPLY_HEADERS > skb->data_end)
-		bpf_skb_pull_data(skb, TG_REPLY_HEADERS);
+		bpf_skb_pull_data(skb, skb->len < TG_REPLY_HEADERS
+					       ? skb->len
+					       : TG_REPLY_HEADERS);
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
 	cursor.pos = data;

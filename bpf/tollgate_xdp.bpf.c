@@ -14,6 +14,7 @@
 
 #include "lib/counters.h"
 #include "lib/forward.h"
+#include "lib/icmp.h"
 #include "lib/maps.h"
 #include "lib/nat.h"
 #include "lib/parse.h"
@@ -42,12 +43,14 @@ static __always_inline int lb4_handle(struct xdp_md *ctx, struct iphdr *iph,
 {
 	void *data_end = (void *)(long)ctx->data_end;
 	struct tg_flow_key key = { .family = TG_FAMILY_IPV4 };
+	struct bpf_fib_lookup fib = {};
+	struct tg_choice choice = {};
 	struct tg_backend *backend;
 	struct tg_service *service;
 	struct tg_l4 l4 = {};
 	int rc, drop_reason;
-	__u32 total_length, backend_index = 0;
-	__u64 now = 0;
+	__u32 total_length;
+	__u64 bytes;
 
 	if ((void *)(iph + 1) > data_end)
 		return tg_drop(TG_DROP_IPV4_TRUNCATED);
@@ -66,6 +69,8 @@ static __always_inline int lb4_handle(struct xdp_md *ctx, struct iphdr *iph,
 		return tg_drop(TG_DROP_IPV4_FRAGMENT);
 	if (iph->ihl != 5)
 		return tg_drop(TG_DROP_IPV4_OPTIONS);
+	if (iph->protocol == IPPROTO_ICMP)
+		return lb4_icmp_error(ctx, iph, total_length, vlan_depth);
 	if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP)
 		return XDP_PASS;
 
@@ -84,16 +89,31 @@ static __always_inline int lb4_handle(struct xdp_md *ctx, struct iphdr *iph,
 	if (iph->ttl <= 1)
 		return tg_drop(TG_DROP_TTL_EXCEEDED);
 
-	backend = tg_steer(service, &key, l4.tcp_flags,
-			   data_end - (void *)(long)ctx->data, &drop_reason,
-			   &backend_index, &now);
+	bytes = data_end - (void *)(long)ctx->data;
+	backend = tg_steer(service, &key, l4.tcp_flags, bytes, &drop_reason,
+			   &choice);
 	if (!backend && drop_reason == TG_DROP_SYN_CHALLENGED)
 		return lb4_syn_auth(ctx, iph, &key, l4.tcp_flags, vlan_depth);
 	if (!backend)
 		return tg_drop(drop_reason);
+
+	rc = lb4_next_hop(ctx, iph, &fib, backend, choice.backend_index,
+			  choice.now);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED &&
+	    (iph->frag_off & bpf_htons(TG_IP_DF)))
+		return lb4_too_big(ctx, vlan_depth, fib.mtu_result, choice.now);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH &&
+	    rc != BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return tg_drop(TG_DROP_FIB_FAILED);
 	if (lb4_dnat(iph, iph + 1, data_end, backend))
 		return tg_drop(TG_DROP_INTERNAL);
-	return lb4_forward(ctx, iph, vlan_depth, backend, backend_index, now);
+	tg_count_sent(&choice, bytes);
+	/* No neighbour entry yet, or too big without DF: the kernel forwards
+	 * the translated packet, resolving the neighbour for the next ones or
+	 * fragmenting it as a router does. */
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return XDP_PASS;
+	return lb4_send(ctx, iph, vlan_depth, &fib);
 }
 
 static __always_inline int lb6_handle(struct xdp_md *ctx, struct ipv6hdr *ip6h,
@@ -101,18 +121,22 @@ static __always_inline int lb6_handle(struct xdp_md *ctx, struct ipv6hdr *ip6h,
 {
 	void *data_end = (void *)(long)ctx->data_end;
 	struct tg_flow_key key = { .family = TG_FAMILY_IPV6 };
+	struct bpf_fib_lookup fib = {};
+	struct tg_choice choice = {};
 	struct tg_backend *backend;
 	struct tg_service *service;
 	struct tg_l4 l4 = {};
 	int rc, drop_reason;
-	__u32 payload_length, backend_index = 0;
-	__u64 now = 0;
+	__u32 payload_length;
+	__u64 bytes;
 
 	if ((void *)(ip6h + 1) > data_end)
 		return tg_drop(TG_DROP_IPV6_TRUNCATED);
 	__builtin_memcpy(key.dst_addr, ip6h->daddr.in6_u.u6_addr32, 16);
 	if (!tg_is_vip_address(key.dst_addr, TG_FAMILY_IPV6))
 		return XDP_PASS;
+	if (ip6h->version != 6)
+		return tg_drop(TG_DROP_IPV6_BAD_VERSION);
 
 	payload_length = tg_ntohs_bounded(ip6h->payload_len);
 	if ((void *)(ip6h + 1) + payload_length > data_end)
@@ -121,6 +145,8 @@ static __always_inline int lb6_handle(struct xdp_md *ctx, struct ipv6hdr *ip6h,
 		return tg_drop(TG_DROP_IPV6_FRAGMENT);
 	if (lb6_is_extension_header(ip6h->nexthdr))
 		return tg_drop(TG_DROP_IPV6_EXT_HEADER);
+	if (ip6h->nexthdr == IPPROTO_ICMPV6)
+		return lb6_icmp_error(ctx, ip6h, payload_length, vlan_depth);
 	if (ip6h->nexthdr != IPPROTO_TCP && ip6h->nexthdr != IPPROTO_UDP)
 		return XDP_PASS;
 
@@ -142,14 +168,25 @@ static __always_inline int lb6_handle(struct xdp_md *ctx, struct ipv6hdr *ip6h,
 	if (ip6h->hop_limit <= 1)
 		return tg_drop(TG_DROP_TTL_EXCEEDED);
 
-	backend = tg_steer(service, &key, l4.tcp_flags,
-			   data_end - (void *)(long)ctx->data, &drop_reason,
-			   &backend_index, &now);
+	bytes = data_end - (void *)(long)ctx->data;
+	backend = tg_steer(service, &key, l4.tcp_flags, bytes, &drop_reason,
+			   &choice);
 	if (!backend)
 		return tg_drop(drop_reason);
+
+	/* IPv6 routers never fragment: every packet too big is answered. */
+	rc = lb6_next_hop(ctx, ip6h, &fib, backend, choice.backend_index,
+			  choice.now);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return lb6_too_big(ctx, vlan_depth, fib.mtu_result, choice.now);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return tg_drop(TG_DROP_FIB_FAILED);
 	if (lb6_dnat(ip6h, ip6h + 1, data_end, backend))
 		return tg_drop(TG_DROP_INTERNAL);
-	return lb6_forward(ctx, ip6h, vlan_depth, backend, backend_index, now);
+	tg_count_sent(&choice, bytes);
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return XDP_PASS;
+	return lb6_send(ctx, ip6h, vlan_depth, &fib);
 }
 
 SEC("xdp")

@@ -14,7 +14,7 @@
 
 #include <linux/types.h>
 
-#define TG_ABI_VERSION 4
+#define TG_ABI_VERSION 5
 
 /* Map sizes. TG_FLOWS_DEFAULT can be changed by the agent before load. */
 #define TG_MAX_SERVICES 16384
@@ -52,6 +52,9 @@
 /* How long a FIB answer for a backend is reused (route and neighbour
  * changes reach the data path within this). */
 #define TG_FIB_CACHE_NS 1000000000ULL
+/* ICMP errors (too big) each CPU may send per second, as a router limits
+ * them (Linux: net.ipv4.icmp_msgs_per_sec). */
+#define TG_ICMP_PER_CPU_SECOND 1000
 
 /* Backend index 0 is never used: a zeroed flow or table entry means "none". */
 #define TG_BACKEND_NONE 0
@@ -113,7 +116,8 @@ enum tg_flow_state {
 	X(NO_BACKEND, no_backend, "service has no selectable backend")         \
 	X(TTL_EXCEEDED, ttl_exceeded, "TTL / hop limit would reach zero")      \
 	X(FIB_FAILED, fib_failed, "no route to the backend")                   \
-	X(FRAME_TOO_BIG, frame_too_big, "larger than the egress MTU")          \
+	X(FRAME_TOO_BIG, frame_too_big,                                        \
+	  "larger than the egress MTU, not answered (ICMP budget spent)")      \
 	X(INTERNAL, internal, "a map or helper failed: should never move")     \
 	X(DENIED, denied, "source in a deny list (global or the service's)")   \
 	X(NOT_ALLOWED, not_allowed,                                            \
@@ -127,7 +131,21 @@ enum tg_flow_state {
 	X(SYN_PROOF, syn_proof,                                                \
 	  "the source's RST answering its challenge: proven")                  \
 	X(SYN_UNPROVEN, syn_unproven,                                          \
-	  "not a SYN, no flow, from an unproven source")
+	  "not a SYN, no flow, from an unproven source")                       \
+	X(IPV6_BAD_VERSION, ipv6_bad_version,                                  \
+	  "EtherType IPv6 but an IP version other than 6")                     \
+	X(FRAME_TOO_BIG_ANSWERED, frame_too_big_answered,                      \
+	  "larger than the egress MTU, answered with ICMP fragmentation "      \
+	  "needed / packet too big")                                           \
+	X(ICMP_TRUNCATED, icmp_truncated,                                      \
+	  "ICMP error about a service flow, too short for what it quotes")     \
+	X(ICMP_UNKNOWN_FLOW, icmp_unknown_flow,                                \
+	  "ICMP error quoting a service flow that is not tracked")             \
+	X(REPLY_NO_ROUTE, reply_no_route,                                      \
+	  "a reply with no route to its client")                               \
+	X(REPLY_TOO_BIG, reply_too_big,                                        \
+	  "a reply (DF) larger than the client-side MTU: the kernel answers "  \
+	  "the backend with ICMP too big")
 
 #define TG_DROP_ENUMERATOR(reason, name, description) TG_DROP_##reason,
 enum tg_drop_reason {
@@ -265,6 +283,7 @@ struct tg_reverse_nat {
 	__u16 port; /* service port the client used */
 	__u8 family; /* enum tg_family */
 	__u8 pad; /* 0 */
+	__u32 backend_index; /* the backend the flow went to */
 };
 
 /* Per-CPU traffic counters, per service and per backend. */
@@ -283,6 +302,8 @@ struct tg_backend_health {
 	__u64 syn_retransmits; /* a steered SYN came again: no answer */
 	__u64 syn_resets; /* the backend answered a SYN with RST */
 	__u64 retried; /* retransmitted SYNs steered away to another backend */
+	__u64 udp_replies; /* UDP datagrams the backend sent back */
+	__u64 udp_unreachable; /* ICMP port unreachable from the backend */
 };
 
 /*
@@ -382,7 +403,8 @@ struct tg_event_stats {
 	__u64 reported;
 };
 
-/* Per-CPU send budget: events sent in the current one-second window. */
+/* Per-CPU send budget (tg_event_budget for events, tg_icmp_budget for ICMP
+ * errors): what was sent in the current one-second window. */
 struct tg_event_budget {
 	__u64 window_start_ns;
 	__u64 sent;

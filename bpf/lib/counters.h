@@ -7,14 +7,20 @@
 
 #include "maps.h"
 
-/* Count a drop under its reason and return the verdict, in one step. */
-static __always_inline int tg_drop(enum tg_drop_reason reason)
+/* Count a packet under a reason of tg_drops. */
+static __always_inline void tg_count_drop(enum tg_drop_reason reason)
 {
 	__u32 key = reason;
 	__u64 *count = bpf_map_lookup_elem(&tg_drops, &key);
 
 	if (count)
 		*count += 1;
+}
+
+/* Count a drop under its reason and return the verdict, in one step. */
+static __always_inline int tg_drop(enum tg_drop_reason reason)
+{
+	tg_count_drop(reason);
 	return XDP_DROP;
 }
 
@@ -36,6 +42,8 @@ enum tg_health_event {
 	TG_HEALTH_SYN_RETRANSMIT,
 	TG_HEALTH_SYN_RESET,
 	TG_HEALTH_RETRIED,
+	TG_HEALTH_UDP_REPLY,
+	TG_HEALTH_UDP_UNREACHABLE,
 };
 
 static __always_inline void tg_count_health(__u32 backend_index,
@@ -58,6 +66,12 @@ static __always_inline void tg_count_health(__u32 backend_index,
 		break;
 	case TG_HEALTH_RETRIED:
 		health->retried += 1;
+		break;
+	case TG_HEALTH_UDP_REPLY:
+		health->udp_replies += 1;
+		break;
+	case TG_HEALTH_UDP_UNREACHABLE:
+		health->udp_unreachable += 1;
 		break;
 	}
 }

@@ -18,13 +18,16 @@
 
 #define TG_NSEC_PER_SEC 1000000000ULL
 
-/* Whether this CPU may send one more event now; takes it if so. */
-static __always_inline int tg_event_budget_take(const struct tg_config *config,
-						__u64 now)
+/*
+ * Whether this CPU may send one more of what `budget_map` (a one-entry
+ * per-CPU array of struct tg_event_budget) limits to `per_second`; takes
+ * it if so.
+ */
+static __always_inline int tg_budget_take(void *budget_map, __u64 per_second,
+					  __u64 now)
 {
 	__u32 zero = 0;
-	struct tg_event_budget *budget =
-		bpf_map_lookup_elem(&tg_event_budget, &zero);
+	struct tg_event_budget *budget = bpf_map_lookup_elem(budget_map, &zero);
 
 	if (!budget)
 		return 0;
@@ -32,7 +35,7 @@ static __always_inline int tg_event_budget_take(const struct tg_config *config,
 		budget->window_start_ns = now;
 		budget->sent = 0;
 	}
-	if (budget->sent >= config->events_per_cpu)
+	if (budget->sent >= per_second)
 		return 0;
 	budget->sent += 1;
 	return 1;
@@ -85,7 +88,7 @@ static __always_inline void tg_event(const struct tg_config *config, __u64 now,
 	last = *(volatile __u64 *)&aggregate->last_report_ns;
 	if (last != 0 && now - last < config->event_interval_ns)
 		return;
-	if (!tg_event_budget_take(config, now))
+	if (!tg_budget_take(&tg_event_budget, config->events_per_cpu, now))
 		return;
 	/* `now` is never 0 on a running system; a claim needs it different. */
 	if (__sync_val_compare_and_swap(&aggregate->last_report_ns, last,

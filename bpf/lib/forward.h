@@ -43,18 +43,6 @@ static __always_inline int tg_set_l2(struct xdp_md *ctx, __u8 vlan_depth,
 	return 0;
 }
 
-/* Map a FIB answer other than success to a verdict. */
-static __always_inline int tg_fib_failure(int rc)
-{
-	/* No neighbour entry yet: let the kernel forward this packet (it is
-	 * already translated) and resolve the neighbour for the next ones. */
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
-		return XDP_PASS;
-	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
-		return tg_drop(TG_DROP_FRAME_TOO_BIG);
-	return tg_drop(TG_DROP_FIB_FAILED);
-}
-
 static __always_inline int tg_transmit(struct xdp_md *ctx, __u32 ifindex)
 {
 	if (ifindex == ctx->ingress_ifindex)
@@ -100,58 +88,65 @@ static __always_inline int tg_fib(struct xdp_md *ctx,
 	return rc;
 }
 
-static __always_inline int lb4_forward(struct xdp_md *ctx, struct iphdr *iph,
-				       __u8 vlan_depth,
-				       const struct tg_backend *backend,
-				       __u32 backend_index, __u64 now)
+/*
+ * The next hop towards `backend` of an IPv4 packet (not yet translated):
+ * the FIB's answer. Returns BPF_FIB_LKUP_RET_*; on FRAG_NEEDED,
+ * fib->mtu_result is the egress MTU.
+ */
+static __always_inline int lb4_next_hop(struct xdp_md *ctx,
+					const struct iphdr *iph,
+					struct bpf_fib_lookup *fib,
+					const struct tg_backend *backend,
+					__u32 backend_index, __u64 now)
 {
-	struct bpf_fib_lookup fib = {};
+	fib->family = TG_AF_INET;
+	fib->tos = iph->tos;
+	fib->l4_protocol = iph->protocol;
+	fib->tot_len = bpf_ntohs(iph->tot_len);
+	fib->ipv4_src = iph->saddr;
+	fib->ipv4_dst = backend->addr[0];
+	return tg_fib(ctx, fib, backend, backend_index, now);
+}
+
+static __always_inline int lb6_next_hop(struct xdp_md *ctx,
+					const struct ipv6hdr *ip6h,
+					struct bpf_fib_lookup *fib,
+					const struct tg_backend *backend,
+					__u32 backend_index, __u64 now)
+{
+	fib->family = TG_AF_INET6;
+	fib->flowinfo = *(__be32 *)ip6h & bpf_htonl(0x0fffffff);
+	fib->l4_protocol = ip6h->nexthdr;
+	fib->tot_len = bpf_ntohs(ip6h->payload_len) + sizeof(*ip6h);
+	__builtin_memcpy(fib->ipv6_src, ip6h->saddr.in6_u.u6_addr32, 16);
+	__builtin_memcpy(fib->ipv6_dst, backend->addr, 16);
+	return tg_fib(ctx, fib, backend, backend_index, now);
+}
+
+/* Send a translated IPv4 packet to the FIB's next hop (a router hop). */
+static __always_inline int lb4_send(struct xdp_md *ctx, struct iphdr *iph,
+				    __u8 vlan_depth,
+				    const struct bpf_fib_lookup *fib)
+{
 	__u16 *ttl_word = (__u16 *)&iph->ttl;
-	__u16 old_ttl_word;
-	int rc;
+	__u16 old_ttl_word = *ttl_word;
 
-	fib.family = TG_AF_INET;
-	fib.tos = iph->tos;
-	fib.l4_protocol = iph->protocol;
-	fib.tot_len = bpf_ntohs(iph->tot_len);
-	fib.ipv4_src = iph->saddr;
-	fib.ipv4_dst = iph->daddr;
-	rc = tg_fib(ctx, &fib, backend, backend_index, now);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return tg_fib_failure(rc);
-
-	old_ttl_word = *ttl_word;
 	iph->ttl -= 1;
 	iph->check = tg_csum_end(tg_csum_word(tg_csum_begin(iph->check),
 					      old_ttl_word, *ttl_word));
-
-	if (tg_set_l2(ctx, vlan_depth, bpf_htons(ETH_P_IP), &fib))
+	if (tg_set_l2(ctx, vlan_depth, bpf_htons(ETH_P_IP), fib))
 		return tg_drop(TG_DROP_INTERNAL);
-	return tg_transmit(ctx, fib.ifindex);
+	return tg_transmit(ctx, fib->ifindex);
 }
 
-static __always_inline int lb6_forward(struct xdp_md *ctx, struct ipv6hdr *ip6h,
-				       __u8 vlan_depth,
-				       const struct tg_backend *backend,
-				       __u32 backend_index, __u64 now)
+static __always_inline int lb6_send(struct xdp_md *ctx, struct ipv6hdr *ip6h,
+				    __u8 vlan_depth,
+				    const struct bpf_fib_lookup *fib)
 {
-	struct bpf_fib_lookup fib = {};
-	int rc;
-
-	fib.family = TG_AF_INET6;
-	fib.flowinfo = *(__be32 *)ip6h & bpf_htonl(0x0fffffff);
-	fib.l4_protocol = ip6h->nexthdr;
-	fib.tot_len = bpf_ntohs(ip6h->payload_len) + sizeof(*ip6h);
-	__builtin_memcpy(fib.ipv6_src, ip6h->saddr.in6_u.u6_addr32, 16);
-	__builtin_memcpy(fib.ipv6_dst, ip6h->daddr.in6_u.u6_addr32, 16);
-	rc = tg_fib(ctx, &fib, backend, backend_index, now);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return tg_fib_failure(rc);
-
 	ip6h->hop_limit -= 1;
-	if (tg_set_l2(ctx, vlan_depth, bpf_htons(ETH_P_IPV6), &fib))
+	if (tg_set_l2(ctx, vlan_depth, bpf_htons(ETH_P_IPV6), fib))
 		return tg_drop(TG_DROP_INTERNAL);
-	return tg_transmit(ctx, fib.ifindex);
+	return tg_transmit(ctx, fib->ifindex);
 }
 
 #endif /* TG_LIB_FORWARD_H */

@@ -148,6 +148,14 @@ struct {
 	__type(value, __u64);
 } tg_drops SEC(".maps");
 
+/* Per-CPU send budget of ICMP errors (TG_ICMP_PER_CPU_SECOND). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tg_event_budget);
+} tg_icmp_budget SEC(".maps");
+
 /* --- Policy ------------------------------------------------------------ */
 
 struct {

@@ -24,7 +24,8 @@
 #define TG_AF_INET 2
 #define TG_AF_INET6 10
 
-/* More-fragments flag and fragment offset of iphdr.frag_off. */
+/* Flags (don't fragment, more fragments) and offset of iphdr.frag_off. */
+#define TG_IP_DF 0x4000
 #define TG_IP_MF 0x2000
 #define TG_IP_OFFSET 0x1fff
 
@@ -48,6 +49,11 @@ static __always_inline __u32 tg_ntohs_bounded(__be16 value)
 
 	asm volatile("" : "+r"(host));
 	return host & 0xffff;
+}
+
+static __always_inline int tg_addr6_equal(const __u32 *a, const __u32 *b)
+{
+	return !((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]));
 }
 
 struct hdr_cursor {

@@ -64,12 +64,14 @@ static __always_inline void tg_reply_key(const struct tg_flow_key *key,
  */
 static __always_inline void tg_remember_reply(void *reverse_map,
 					      const struct tg_flow_key *key,
-					      const struct tg_backend *backend)
+					      const struct tg_backend *backend,
+					      __u32 backend_index)
 {
 	struct tg_flow_key reply;
 	struct tg_reverse_nat nat = {
 		.port = key->dst_port,
 		.family = key->family,
+		.backend_index = backend_index,
 	};
 
 	tg_reply_key(key, backend, &reply);
@@ -167,10 +169,10 @@ tg_retry_flow(const struct tg_service *service, const struct tg_flow_key *key,
 	flow->last_seen_ns = now;
 	if (in_new_table) {
 		tg_forget_reply(&tg_new_reverse, key, failed);
-		tg_remember_reply(&tg_new_reverse, key, backend);
+		tg_remember_reply(&tg_new_reverse, key, backend, index);
 	} else {
 		tg_forget_reply(&tg_reverse_flows, key, failed);
-		tg_remember_reply(&tg_reverse_flows, key, backend);
+		tg_remember_reply(&tg_reverse_flows, key, backend, index);
 	}
 	return backend;
 }
@@ -186,9 +188,30 @@ static __always_inline void tg_promote_flow(const struct tg_flow_key *key,
 	struct tg_flow copy = *flow;
 
 	bpf_map_update_elem(&tg_flows, key, &copy, BPF_ANY);
-	tg_remember_reply(&tg_reverse_flows, key, backend);
+	tg_remember_reply(&tg_reverse_flows, key, backend, flow->backend_index);
 	bpf_map_delete_elem(&tg_new_flows, key);
 	tg_forget_reply(&tg_new_reverse, key, backend);
+}
+
+/*
+ * Where tg_steer() sent a packet: the backend's index, whether the packet
+ * opened a flow there, the coarse time. The packet's traffic is counted by
+ * tg_count_sent() once it has left, not when it was steered.
+ */
+struct tg_choice {
+	__u64 now;
+	__u32 service_id;
+	__u32 backend_index;
+	__u32 new_flow;
+};
+
+static __always_inline void tg_count_sent(const struct tg_choice *choice,
+					  __u64 bytes)
+{
+	tg_count_traffic(&tg_service_stats, choice->service_id, bytes,
+			 choice->new_flow);
+	tg_count_traffic(&tg_backend_stats, choice->backend_index, bytes,
+			 choice->new_flow);
 }
 
 /* A packet of a tracked flow whose backend still holds. */
@@ -197,7 +220,7 @@ tg_steer_tracked(const struct tg_config *config,
 		 const struct tg_service *service,
 		 const struct tg_flow_key *key, struct tg_flow *flow,
 		 struct tg_backend *backend, int in_new_table, __u8 tcp_flags,
-		 __u64 bytes, __u64 now, __u32 *chosen)
+		 __u64 now, struct tg_choice *chosen)
 {
 	__u32 service_id = service->service_id;
 	__u32 backend_index = flow->backend_index;
@@ -211,11 +234,8 @@ tg_steer_tracked(const struct tg_config *config,
 		if (retried) {
 			tg_event(config, now, TG_EVENT_FLOW_MOVED, service_id,
 				 backend_index, key->family, key->src_addr);
-			tg_count_traffic(&tg_service_stats, service_id, bytes,
-					 0);
-			tg_count_traffic(&tg_backend_stats, flow->backend_index,
-					 bytes, 1);
-			*chosen = flow->backend_index;
+			chosen->backend_index = flow->backend_index;
+			chosen->new_flow = 1;
 			return retried;
 		}
 	}
@@ -226,9 +246,7 @@ tg_steer_tracked(const struct tg_config *config,
 		tg_note_handshake(backend_index, now);
 	if (in_new_table && flow->state != TG_FLOW_TCP_SYN)
 		tg_promote_flow(key, flow, backend);
-	tg_count_traffic(&tg_service_stats, service_id, bytes, 0);
-	tg_count_traffic(&tg_backend_stats, backend_index, bytes, 0);
-	*chosen = backend_index;
+	chosen->backend_index = backend_index;
 	return backend;
 }
 
@@ -245,7 +263,7 @@ tg_steer_new(const struct tg_config *config,
 	     const struct tg_service_policy *policy,
 	     const struct tg_service *service, const struct tg_flow_key *key,
 	     int known, int reopens, int in_new_table, __u8 tcp_flags,
-	     __u64 bytes, __u64 now, int *drop_reason, __u32 *chosen)
+	     __u64 now, int *drop_reason, struct tg_choice *chosen)
 {
 	__u32 service_id = service->service_id;
 	struct tg_backend *backend;
@@ -277,26 +295,26 @@ tg_steer_new(const struct tg_config *config,
 	 * the next packet selects again, consistently through Maglev. */
 	if (known && !in_new_table) {
 		bpf_map_update_elem(&tg_flows, key, &new_flow, BPF_ANY);
-		tg_remember_reply(&tg_reverse_flows, key, backend);
+		tg_remember_reply(&tg_reverse_flows, key, backend,
+				  backend_index);
 	} else {
 		bpf_map_update_elem(&tg_new_flows, key, &new_flow, BPF_ANY);
-		tg_remember_reply(&tg_new_reverse, key, backend);
+		tg_remember_reply(&tg_new_reverse, key, backend, backend_index);
 	}
-	tg_count_traffic(&tg_service_stats, service_id, bytes, 1);
-	tg_count_traffic(&tg_backend_stats, backend_index, bytes, 1);
-	*chosen = backend_index;
+	chosen->backend_index = backend_index;
+	chosen->new_flow = 1;
 	return backend;
 }
 
 /*
  * The backend this packet goes to: policy, connection tracking, selection
- * and counters; its index in *chosen and the coarse time in *now. Returns
+ * and health counters; where it went in *chosen. Returns
  * NULL with *drop_reason set when it cannot go anywhere.
  */
 static __always_inline struct tg_backend *
 tg_steer(const struct tg_service *service, const struct tg_flow_key *key,
-	 __u8 tcp_flags, __u64 bytes, int *drop_reason, __u32 *chosen,
-	 __u64 *now_out)
+	 __u8 tcp_flags, __u64 bytes, int *drop_reason,
+	 struct tg_choice *chosen)
 {
 	__u32 service_id = service->service_id;
 	struct tg_service_policy *policy;
@@ -314,7 +332,9 @@ tg_steer(const struct tg_service *service, const struct tg_flow_key *key,
 		return NULL;
 	}
 	now = bpf_ktime_get_coarse_ns();
-	*now_out = now;
+	chosen->now = now;
+	chosen->service_id = service_id;
+	chosen->new_flow = 0;
 	reason = tg_admit(config, policy, service_id, key, bytes, now);
 	if (reason) {
 		*drop_reason = reason;
@@ -333,7 +353,7 @@ tg_steer(const struct tg_service *service, const struct tg_flow_key *key,
 		if (backend && !reopens)
 			return tg_steer_tracked(config, service, key, flow,
 						backend, in_new_table,
-						tcp_flags, bytes, now, chosen);
+						tcp_flags, now, chosen);
 		if (!reopens && !tg_flow_expired(flow, config, now) &&
 		    flow->service_id == service_id)
 			tg_event(config, now, TG_EVENT_FLOW_MOVED, service_id,
@@ -352,8 +372,7 @@ tg_steer(const struct tg_service *service, const struct tg_flow_key *key,
 			 key->family, key->src_addr);
 	}
 	return tg_steer_new(config, policy, service, key, flow != NULL, reopens,
-			    in_new_table, tcp_flags, bytes, now, drop_reason,
-			    chosen);
+			    in_new_table, tcp_flags, now, drop_reason, chosen);
 }
 
 #endif /* TG_LIB_STEER_H */

@@ -774,14 +774,14 @@ TEST_F(XdpTest, FibAnswerIsCachedPerBackendUntilItExpires) {
   // An MTU change: the same.
   ASSERT_EQ(std::system(set_mtu(1000).c_str()), 0);
   packet.payload.assign(1200, 'x');
-  const uint64_t too_big = drops()[TG_DROP_FRAME_TOO_BIG];
+  const uint64_t too_big = drops()[TG_DROP_FRAME_TOO_BIG_ANSWERED];
   ASSERT_EQ(bpf_map_lookup_elem(fd, &index, entries.data()), 0);
   EXPECT_EQ(entries[0].mtu, 1500) << "the MTU the FIB reported is kept";
   EXPECT_EQ(run(build_packet(packet)).verdict, XDP_REDIRECT) << "within the entry's lifetime, its MTU holds";
   for (auto& entry : entries) entry.expires_ns = 0;
   ASSERT_EQ(bpf_map_update_elem(fd, &index, entries.data(), BPF_EXIST), 0);
-  EXPECT_EQ(run(build_packet(packet)).verdict, XDP_DROP) << "then the new MTU";
-  EXPECT_EQ(drops()[TG_DROP_FRAME_TOO_BIG], too_big + 1);
+  EXPECT_EQ(run(build_packet(packet)).verdict, XDP_TX) << "then the new MTU: the client is told it";
+  EXPECT_EQ(drops()[TG_DROP_FRAME_TOO_BIG_ANSWERED], too_big + 1);
   packet.payload.clear();
 
   // The slot used anew (the backend removed, then added): a fresh lookup.

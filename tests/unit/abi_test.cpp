@@ -45,6 +45,12 @@ constexpr Pinned kDropReasons[] = {
     {TG_DROP_SYN_CHALLENGED, 21, "syn_challenged"},
     {TG_DROP_SYN_PROOF, 22, "syn_proof"},
     {TG_DROP_SYN_UNPROVEN, 23, "syn_unproven"},
+    {TG_DROP_IPV6_BAD_VERSION, 24, "ipv6_bad_version"},
+    {TG_DROP_FRAME_TOO_BIG_ANSWERED, 25, "frame_too_big_answered"},
+    {TG_DROP_ICMP_TRUNCATED, 26, "icmp_truncated"},
+    {TG_DROP_ICMP_UNKNOWN_FLOW, 27, "icmp_unknown_flow"},
+    {TG_DROP_REPLY_NO_ROUTE, 28, "reply_no_route"},
+    {TG_DROP_REPLY_TOO_BIG, 29, "reply_too_big"},
 };
 
 constexpr Pinned kEventKinds[] = {

@@ -53,6 +53,8 @@ Result<std::string> prometheus_metrics(const Controller& controller, const Healt
       {"tollgate_backend_syn_retransmits_total", "counter", "SYNs sent again: the backend did not answer.", {}},
       {"tollgate_backend_syn_resets_total", "counter", "SYNs the backend answered with RST.", {}},
       {"tollgate_backend_retried_total", "counter", "Retransmitted SYNs steered to another backend.", {}},
+      {"tollgate_backend_udp_replies_total", "counter", "UDP datagrams the backend sent back.", {}},
+      {"tollgate_backend_udp_unreachable_total", "counter", "ICMP port unreachable from the backend (UDP).", {}},
   };
   auto add = [&](size_t family, const std::string& labels, auto value) {
     families[family].samples += fmt::format("{}{{{}}} {}\n", families[family].name, labels, value);
@@ -89,6 +91,8 @@ Result<std::string> prometheus_metrics(const Controller& controller, const Healt
       add(11, labels, status.counters.syn_retransmits);
       add(12, labels, status.counters.syn_resets);
       add(13, labels, status.counters.retried);
+      add(14, labels, status.counters.udp_replies);
+      add(15, labels, status.counters.udp_unreachable);
     }
   }
 

@@ -54,6 +54,7 @@ constexpr HelperNeed kHelpers[] = {
     {BPF_PROG_TYPE_XDP, BPF_FUNC_redirect, "bpf_redirect", "4.14"},
     {BPF_PROG_TYPE_XDP, BPF_FUNC_xdp_adjust_head, "bpf_xdp_adjust_head", "4.10"},
     {BPF_PROG_TYPE_XDP, BPF_FUNC_xdp_adjust_tail, "bpf_xdp_adjust_tail", "4.18"},
+    {BPF_PROG_TYPE_XDP, BPF_FUNC_xdp_get_buff_len, "bpf_xdp_get_buff_len", "5.18"},
     {BPF_PROG_TYPE_XDP, BPF_FUNC_fib_lookup, "bpf_fib_lookup", "4.18"},
     {BPF_PROG_TYPE_XDP, BPF_FUNC_ringbuf_reserve, "bpf_ringbuf_reserve", "5.8"},
     {BPF_PROG_TYPE_XDP, BPF_FUNC_ringbuf_submit, "bpf_ringbuf_submit", "5.8"},

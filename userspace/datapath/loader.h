@@ -44,7 +44,8 @@ namespace tollgate {
   X(events, tg_events)                                 \
   X(event_aggregates, tg_event_aggregates)             \
   X(event_stats, tg_event_stats)                       \
-  X(event_budget, tg_event_budget)
+  X(event_budget, tg_event_budget)                     \
+  X(icmp_budget, tg_icmp_budget)
 
 // The data path's maps, owned by the DataPath. A default-made one has the
 // names and no fds (-1): a test without a kernel.

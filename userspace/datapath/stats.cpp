@@ -68,6 +68,8 @@ Result<tg_backend_health> read_health(const MapHandle& health_map, uint32_t inde
     total.syn_retransmits += health.syn_retransmits;
     total.syn_resets += health.syn_resets;
     total.retried += health.retried;
+    total.udp_replies += health.udp_replies;
+    total.udp_unreachable += health.udp_unreachable;
   }
   return total;
 }

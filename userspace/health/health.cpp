@@ -16,6 +16,8 @@ nlohmann::json BackendHealth::to_json() const {
           {"syn_retransmits", counters.syn_retransmits},
           {"syn_resets", counters.syn_resets},
           {"retried", counters.retried},
+          {"udp_replies", counters.udp_replies},
+          {"udp_unreachable", counters.udp_unreachable},
           {"held_down", held_down}};
 }
 
@@ -53,9 +55,10 @@ void HealthMonitor::run() {
   }
 }
 
-HealthCheckSpec HealthMonitor::trial_probe() {
+HealthCheckSpec HealthMonitor::trial_probe(Protocol protocol) {
   HealthCheckSpec probe;
-  probe.type = CheckType::tcp;
+  probe.type = protocol == Protocol::udp ? CheckType::udp : CheckType::tcp;
+  probe.silence_passes = protocol == Protocol::udp;
   probe.interval = std::chrono::milliseconds(500);
   probe.timeout = std::chrono::milliseconds(500);
   probe.rise = 1;
@@ -84,7 +87,7 @@ void HealthMonitor::sync_targets(Clock::time_point now) {
   if (!targets_changed_) return;
   targets_changed_ = false;
   std::map<BackendKey, CheckTarget> targets = checks_;
-  for (const BackendKey& key : trials_) targets.emplace(key, CheckTarget{key.second, trial_probe()});
+  for (const BackendKey& key : trials_) targets.emplace(key, CheckTarget{key.second, trial_probe(key.first.protocol)});
   checker_.sync(targets, now);
 }
 

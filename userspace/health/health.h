@@ -7,10 +7,11 @@
 //
 // A half-open circuit stays held down while the agent probes the backend:
 // with the service's active check when it has one (every interval),
-// otherwise with a TCP connect to the backend of its own (trial_probe():
-// every 500 ms, 500 ms to connect), run by the same HealthChecker. Passive
-// ejection is for TCP services only (the data path counts handshakes), so a
-// UDP service has no circuit to probe.
+// otherwise with a probe of its own (trial_probe(), every 500 ms, run by the
+// same HealthChecker): a TCP connect within 500 ms; for UDP a datagram that
+// is not refused (no ICMP port unreachable) within 500 ms. The data path
+// counts TCP handshakes, SYNs unanswered or reset, and UDP answers and port
+// unreachables, so both protocols have a circuit.
 #pragma once
 
 #include <atomic>
@@ -45,7 +46,7 @@ class HealthMonitor {
  public:
   static constexpr auto kTick = std::chrono::milliseconds(100);
   // The probe of a half-open backend of a service without an active check.
-  static HealthCheckSpec trial_probe();
+  static HealthCheckSpec trial_probe(Protocol protocol);
 
   HealthMonitor(Controller& controller, AuditLog& audit);
   ~HealthMonitor();

@@ -237,10 +237,13 @@ std::vector<ProbeOutcome> HealthChecker::run_until(Clock::time_point until) {
       auto it = probes_.find(id);
       if (it == probes_.end() || it->second.sequence != sequence) continue;
       Probe& probe = it->second;
+      const HealthCheckSpec& spec = probe.target.spec;
       if (probe.phase == Probe::Phase::idle)
         start(probe, now, out);
+      else if (spec.type == CheckType::udp && spec.silence_passes && probe.phase == Probe::Phase::receiving)
+        finish(probe, true, fmt::format("no refusal in {} ms", spec.timeout.count()), out);
       else
-        finish(probe, false, fmt::format("timeout after {} ms", probe.target.spec.timeout.count()), out);
+        finish(probe, false, fmt::format("timeout after {} ms", spec.timeout.count()), out);
     }
     if (now >= until) return out;
     Clock::time_point wake = until;

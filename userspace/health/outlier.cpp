@@ -5,7 +5,12 @@
 namespace tollgate {
 namespace {
 
-uint64_t failures_of(const tg_backend_health& health) { return health.syn_retransmits + health.syn_resets; }
+// TCP: a SYN unanswered or reset fails, a handshake succeeds. UDP: a port
+// unreachable from the backend fails, an answer from it succeeds.
+uint64_t failures_of(const tg_backend_health& health) {
+  return health.syn_retransmits + health.syn_resets + health.udp_unreachable;
+}
+uint64_t successes_of(const tg_backend_health& health) { return health.handshakes + health.udp_replies; }
 
 uint64_t delta(uint64_t now, uint64_t before) { return now >= before ? now - before : now; }
 
@@ -45,7 +50,7 @@ std::vector<OutlierChange> OutlierDetector::update(const ServiceAddress& service
     uint64_t failures = 0, successes = 0;
     if (backend.seen) {
       failures = delta(failures_of(sample.totals), failures_of(backend.last));
-      successes = delta(sample.totals.handshakes, backend.last.handshakes);
+      successes = delta(successes_of(sample.totals), successes_of(backend.last));
     }
     backend.seen = true;
     backend.last = sample.totals;

@@ -12,7 +12,7 @@
 // Open and half-open are both out of selection: no client connection is
 // sent to a backend to find out whether it is back. The agent probes a
 // half-open backend (HealthMonitor: with the service's active check, or a
-// TCP connect of its own) and lets clients in only once it answers.
+// trial probe of its own) and lets clients in only once it answers.
 #pragma once
 
 #include <deque>

@@ -26,6 +26,10 @@ struct HealthCheckSpec {
   std::vector<std::pair<uint16_t, uint16_t>> expect_status{{200, 399}};
   std::string payload = "ping";  // udp: the datagram sent
   std::string expect;            // udp: the answer must contain it (empty: any answer)
+  // udp: no answer within the timeout passes, only a refusal (ICMP port
+  // unreachable) fails. The agent's own trial probe of a UDP service's
+  // circuit; not in the configuration.
+  bool silence_passes = false;
 
   bool operator==(const HealthCheckSpec&) const = default;
 };
