@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -56,12 +57,14 @@ uint16_t ones_complement_sum(const uint8_t* bytes, size_t length, uint32_t initi
 size_t l3_offset(const PacketSpec& spec) { return 14 + 4 * spec.vlan_ids.size(); }
 size_t l4_offset(const PacketSpec& spec) { return l3_offset(spec) + (spec.ipv6 ? 40 : 20); }
 
-Bytes build_packet(const PacketSpec& spec) {
-  const size_t l4_header = spec.protocol == 6 ? 20 : 8;
-  const size_t l4_length = l4_header + spec.payload.size();
+namespace {
+
+// The frame of `spec` (Ethernet, VLAN tags, IP header) around `l4`, the
+// IP payload of `protocol`.
+Bytes ip_frame(const PacketSpec& spec, uint8_t protocol, const Bytes& l4) {
   const size_t l3 = l3_offset(spec);
-  const size_t l4 = l4_offset(spec);
-  Bytes out(l4 + l4_length, 0);
+  const size_t l4_start = l4_offset(spec);
+  Bytes out(l4_start + l4.size(), 0);
 
   std::memcpy(&out[0], spec.dst_mac.data(), 6);
   std::memcpy(&out[6], spec.src_mac.data(), 6);
@@ -77,42 +80,80 @@ Bytes build_packet(const PacketSpec& spec) {
   Bytes dst = address_bytes(spec.dst, spec.ipv6);
   if (spec.ipv6) {
     out[l3] = 0x60;
-    put16(out, l3 + 4, static_cast<uint16_t>(l4_length));
-    out[l3 + 6] = spec.protocol;
+    put16(out, l3 + 4, static_cast<uint16_t>(l4.size()));
+    out[l3 + 6] = protocol;
     out[l3 + 7] = spec.ttl;
     std::memcpy(&out[l3 + 8], src.data(), 16);
     std::memcpy(&out[l3 + 24], dst.data(), 16);
   } else {
     out[l3] = 0x45;
-    put16(out, l3 + 2, static_cast<uint16_t>(20 + l4_length));
+    out[l3 + 1] = spec.ipv4_tos;
+    put16(out, l3 + 2, static_cast<uint16_t>(20 + l4.size()));
     put16(out, l3 + 4, spec.ipv4_id);
-    put16(out, l3 + 6, 0x4000);  // DF
+    put16(out, l3 + 6, spec.dont_fragment ? 0x4000 : 0);
     out[l3 + 8] = spec.ttl;
-    out[l3 + 9] = spec.protocol;
+    out[l3 + 9] = protocol;
     std::memcpy(&out[l3 + 12], src.data(), 4);
     std::memcpy(&out[l3 + 16], dst.data(), 4);
     put16(out, l3 + 10, static_cast<uint16_t>(~ones_complement_sum(&out[l3], 20)));
   }
+  std::copy(l4.begin(), l4.end(), out.begin() + static_cast<long>(l4_start));
+  return out;
+}
 
-  put16(out, l4, spec.src_port);
-  put16(out, l4 + 2, spec.dst_port);
+}  // namespace
+
+Bytes build_packet(const PacketSpec& spec) {
+  const size_t l4_header = spec.protocol == 6 ? 20 : 8;
+  Bytes l4(l4_header + spec.payload.size(), 0);
+  put16(l4, 0, spec.src_port);
+  put16(l4, 2, spec.dst_port);
   size_t check_offset;
   if (spec.protocol == 6) {
-    put16(out, l4 + 4, 0x1000);  // sequence number
-    out[l4 + 12] = 5 << 4;
-    out[l4 + 13] = spec.tcp_flags;
-    put16(out, l4 + 14, 64240);
-    check_offset = l4 + 16;
+    put16(l4, 4, 0x1000);  // sequence number
+    l4[12] = 5 << 4;
+    l4[13] = spec.tcp_flags;
+    put16(l4, 14, 64240);
+    check_offset = 16;
   } else {
-    put16(out, l4 + 4, static_cast<uint16_t>(l4_length));
-    check_offset = l4 + 6;
+    put16(l4, 4, static_cast<uint16_t>(l4.size()));
+    check_offset = 6;
   }
-  std::memcpy(&out[l4 + l4_header], spec.payload.data(), spec.payload.size());
+  std::copy(spec.payload.begin(), spec.payload.end(), l4.begin() + static_cast<long>(l4_header));
+  Bytes src = address_bytes(spec.src, spec.ipv6);
+  Bytes dst = address_bytes(spec.dst, spec.ipv6);
   uint16_t check =
-      static_cast<uint16_t>(~l4_checksum(src.data(), dst.data(), src.size(), spec.protocol, &out[l4], l4_length));
+      static_cast<uint16_t>(~l4_checksum(src.data(), dst.data(), src.size(), spec.protocol, l4.data(), l4.size()));
   if (spec.protocol == 17 && check == 0) check = 0xffff;
-  put16(out, check_offset, check);
-  return out;
+  put16(l4, check_offset, check);
+  return ip_frame(spec, spec.protocol, l4);
+}
+
+Bytes build_icmp_error(const PacketSpec& spec, uint8_t type, uint8_t code, uint32_t rest, const Bytes& quoted) {
+  Bytes icmp(8 + quoted.size(), 0);
+  icmp[0] = type;
+  icmp[1] = code;
+  put16(icmp, 4, static_cast<uint16_t>(rest >> 16));
+  put16(icmp, 6, static_cast<uint16_t>(rest));
+  std::copy(quoted.begin(), quoted.end(), icmp.begin() + 8);
+  const uint8_t protocol = spec.ipv6 ? 58 : 1;
+  uint16_t sum;
+  if (spec.ipv6) {  // ICMPv6 covers a pseudo-header, ICMPv4 does not
+    Bytes src = address_bytes(spec.src, true);
+    Bytes dst = address_bytes(spec.dst, true);
+    sum = l4_checksum(src.data(), dst.data(), 16, protocol, icmp.data(), icmp.size());
+  } else {
+    sum = ones_complement_sum(icmp.data(), icmp.size());
+  }
+  put16(icmp, 2, static_cast<uint16_t>(~sum));
+  return ip_frame(spec, protocol, icmp);
+}
+
+Bytes ip_quote(const PacketSpec& spec, size_t length) {
+  Bytes frame = build_packet(spec);
+  const size_t l3 = l3_offset(spec);
+  return Bytes(frame.begin() + static_cast<long>(l3),
+               frame.begin() + static_cast<long>(l3 + std::min(length, frame.size() - l3)));
 }
 
 bool checksums_valid(const Bytes& frame, std::string* why) {
@@ -125,6 +166,11 @@ bool checksums_valid(const Bytes& frame, std::string* why) {
     const size_t total = get16(frame, l3 + 2);
     const uint8_t protocol = frame[l3 + 9];
     if (protocol == 17 && get16(frame, l3 + header_length + 6) == 0) return true;  // no UDP checksum
+    if (protocol == 1) {
+      if (ones_complement_sum(&frame[l3 + header_length], total - header_length) != 0xffff)
+        return *why = "ICMP checksum", false;
+      return true;
+    }
     if (l4_checksum(&frame[l3 + 12], &frame[l3 + 16], 4, protocol, &frame[l3 + header_length], total - header_length) !=
         0xffff)
       return *why = "IPv4 L4 checksum", false;

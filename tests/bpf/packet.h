@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -53,11 +54,24 @@ struct PacketSpec {
   uint8_t tcp_flags = kTcpSyn;
   uint8_t ttl = 64;
   uint16_t ipv4_id = 0x1234;
+  uint8_t ipv4_tos = 0;
+  bool dont_fragment = true;  // IPv4 DF
   Bytes payload;
 };
 
 // A well-formed frame with correct IPv4 header and L4 checksums.
 Bytes build_packet(const PacketSpec& spec);
+
+// An ICMP error (ICMPv6 if spec.ipv6) from spec.src to spec.dst: `type`,
+// `code`, the 32-bit word after the checksum (`rest`: the MTU of a
+// fragmentation needed / packet too big), then `quoted`, the start of the
+// IP packet it is about. spec's protocol, ports, flags and payload are
+// not used.
+Bytes build_icmp_error(const PacketSpec& spec, uint8_t type, uint8_t code, uint32_t rest, const Bytes& quoted);
+
+// The first `length` bytes of the IP packet in the frame built from `spec`
+// (all of it if shorter): what an ICMP error about it quotes.
+Bytes ip_quote(const PacketSpec& spec, size_t length = SIZE_MAX);
 
 // Offsets into a frame built from `spec`.
 size_t l3_offset(const PacketSpec& spec);
@@ -65,8 +79,8 @@ size_t l4_offset(const PacketSpec& spec);
 
 // The one's complement checksum of `bytes`, folded, not inverted.
 uint16_t ones_complement_sum(const uint8_t* bytes, size_t length, uint32_t initial = 0);
-// True if the IPv4 header checksum and the L4 checksum of the (untagged)
-// frame verify.
+// True if the IPv4 header checksum and the L4 checksum (TCP, UDP, ICMP,
+// ICMPv6) of the (untagged) frame verify.
 bool checksums_valid(const Bytes& frame, std::string* why);
 
 std::string hex_diff(const Bytes& expected, const Bytes& actual);

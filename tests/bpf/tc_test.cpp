@@ -57,6 +57,9 @@ TEST_P(TcReplyTest, ReplyOfATrackedFlowGetsTheServiceAddressBack) {
   EXPECT_EQ(result.data, expected) << hex_diff(expected, result.data);
   std::string why;
   EXPECT_TRUE(checksums_valid(result.data, &why)) << why;
+  // A UDP datagram back is the backend's sign of life (passive health).
+  const auto health = backend_health(service_address(family, protocol), backend_endpoint(family, backend));
+  EXPECT_EQ(health.udp_replies, protocol == 17 ? 1u : 0u);
 }
 
 TEST_P(TcReplyTest, WhatIsNotAReplyOfATrackedFlowIsLeftAlone) {

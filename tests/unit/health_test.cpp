@@ -1,6 +1,8 @@
 // Health: the service's health settings as configured, the circuit breaker
 // on a controlled clock, and the active checker against real sockets on
 // loopback (listening, closed, answering HTTP, silent, UDP echo).
+#include "health.h"
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -155,6 +157,26 @@ TEST_F(Breaker, OpensOnFailuresInARowHalfOpensAfterTheEjectionAndClosesOnSuccess
   EXPECT_EQ(circuit(0), Circuit::closed);
   EXPECT_FALSE(probe(0, false)) << "a closed circuit ignores probes";
   EXPECT_EQ(circuit(0), Circuit::closed);
+}
+
+// UDP has no handshake: the data path counts the backend's datagrams back
+// as successes and its ICMP port unreachables as failures, so a dead UDP
+// server is ejected without an active check.
+TEST_F(Breaker, UdpPortUnreachablesEjectAndUdpRepliesAreSuccesses) {
+  service_ = *ServiceAddress::parse("198.18.100.1:53/udp");
+  tick();
+  totals_[0].udp_replies = 100;
+  tick();
+  totals_[0].udp_unreachable = spec_.consecutive_failures - 1;
+  EXPECT_TRUE(tick().empty()) << "opened before consecutive_failures";
+  totals_[0].udp_replies += 1;  // an answer in between: no longer in a row
+  tick();
+  totals_[0].udp_unreachable += spec_.consecutive_failures - 1;
+  EXPECT_TRUE(tick().empty()) << "the reply broke the row";
+  totals_[0].udp_unreachable += 1;
+  auto changes = tick();
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].after, Circuit::open);
 }
 
 TEST_F(Breaker, AFailedProbeReopensAtOnceForTwiceAsLongAndSuccessesMustBeInARow) {
@@ -445,6 +467,39 @@ TEST(HealthChecker, UdpAnswerOrRefusal) {
   EXPECT_EQ(answered.probe_failures, 0u) << answered.last;
   EXPECT_FALSE(unexpected.healthy);
   EXPECT_EQ(unexpected.last, "answer without 'hello'");
+  EXPECT_FALSE(refused.healthy);
+  EXPECT_NE(refused.last.find("refused"), std::string::npos) << refused.last;
+}
+
+// The trial probe of a half-open UDP backend (no active check configured):
+// a datagram that is not refused passes, as a UDP server need not answer
+// an unknown request; a refusal (ICMP port unreachable) fails.
+TEST(HealthChecker, UdpTrialProbePassesOnSilenceFailsOnRefusal) {
+  Socket silent(SOCK_DGRAM);  // bound, never answers
+  Endpoint closed;
+  {
+    Socket gone(SOCK_DGRAM);
+    closed = gone.endpoint();
+  }
+  HealthCheckSpec trial = HealthMonitor::trial_probe(Protocol::udp);
+  ASSERT_TRUE(trial.silence_passes);
+  EXPECT_FALSE(HealthMonitor::trial_probe(Protocol::tcp).silence_passes);
+  trial.interval = 100ms;
+  trial.timeout = 80ms;
+  HealthCheckSpec strict = fast(CheckType::udp);  // an active check: silence is a failure
+  auto strict_key = key_for(silent.endpoint());
+  strict_key.first = *ServiceAddress::parse("198.18.100.2:53/udp");
+  HealthChecker checker;
+  checker.sync({{key_for(silent.endpoint()), {silent.endpoint(), trial}},
+                {strict_key, {silent.endpoint(), strict}},
+                {key_for(closed), {closed, trial}}},
+               Clock::now());
+  const CheckStatus& quiet = probe(checker, key_for(silent.endpoint()), 2);
+  const CheckStatus& timed_out = probe(checker, strict_key, 2);
+  const CheckStatus& refused = probe(checker, key_for(closed), 2);
+  EXPECT_TRUE(quiet.healthy) << quiet.last;
+  EXPECT_EQ(quiet.probe_failures, 0u) << quiet.last;
+  EXPECT_FALSE(timed_out.healthy) << timed_out.last;
   EXPECT_FALSE(refused.healthy);
   EXPECT_NE(refused.last.find("refused"), std::string::npos) << refused.last;
 }
