@@ -5,7 +5,8 @@
 
 HTTP/1.1 with keep-alive on [::]:HTTP_PORT (dual stack): any GET answers
 200 with the body "backend NAME\\n". GET /slow?seconds=N first sleeps N
-seconds (at most 30), for drain tests.
+seconds (at most 30), for drain tests. A POST reads its whole body (up to
+1 MiB, Content-Length) before it answers the same, for path MTU tests.
 
 UDP echo on [::]:UDP_PORT (dual stack): answers "NAME " + the payload.
 
@@ -23,6 +24,7 @@ import time
 import urllib.parse
 
 MAX_SLOW_SECONDS = 30.0
+MAX_POST_BYTES = 1 << 20
 # An idle keep-alive connection is closed after this long, so connections
 # whose client vanished (e.g. a flow the balancer dropped) do not pin a
 # thread forever.
@@ -81,6 +83,19 @@ def make_handler(name):
 
         def do_HEAD(self):
             self._answer(False)
+
+        def do_POST(self):
+            try:
+                length = int(self.headers.get("Content-Length", ""))
+            except ValueError:
+                length = -1
+            if not 0 <= length <= MAX_POST_BYTES:
+                self.send_error(413 if length > MAX_POST_BYTES else 411)
+                return
+            if len(self.rfile.read(length)) != length:
+                self.close_connection = True
+                return
+            self._answer(True)
 
         def log_message(self, format, *args):  # noqa: A002 (stdlib signature)
             pass

@@ -127,9 +127,13 @@ def backend_of(body):
     return fields[1]
 
 
-def get(conn, path):
-    """One GET on conn; returns the backend name or raises."""
-    conn.request("GET", path)
+def get(conn, path, body_bytes=0):
+    """One GET on conn (a POST of `body_bytes` bytes if not 0); returns the
+    backend name or raises."""
+    if body_bytes:
+        conn.request("POST", path, body=b"x" * body_bytes)
+    else:
+        conn.request("GET", path)
     response = conn.getresponse()
     body = response.read()
     if response.status != 200:
@@ -176,7 +180,7 @@ def run_http(args):
                     if conn is None:
                         conn = http.client.HTTPConnection(host, port, timeout=args.timeout,
                                                           source_address=source_address(args, i))
-                    return get(conn, path)
+                    return get(conn, path, args.body_bytes)
                 timed(tally, request)
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 tally.failure(f"request {i}: {describe(exc)}")
@@ -212,7 +216,7 @@ def run_http_at_rate(args, host, port, path):
     def one(i):
         conn = http.client.HTTPConnection(host, port, timeout=args.timeout)
         try:
-            timed(tally, lambda: get(conn, path), lock)
+            timed(tally, lambda: get(conn, path, args.body_bytes), lock)
         except (OSError, http.client.HTTPException, ValueError) as exc:
             with lock:
                 tally.failure(f"request {i}: {describe(exc)}")
@@ -279,7 +283,7 @@ def run_udp(args):
     except Stop as exc:
         tally.failure(str(exc))
     return {"ok": tally.ok, "failed": tally.failed, "backends": tally.backends,
-            "errors": tally.errors, "seconds": tally.seconds()}
+            "errors": tally.errors, "seconds": tally.seconds(), "failures_at": tally.failures_at}
 
 
 def udp_rate_sender(args, cpu, rate, out):
@@ -415,6 +419,13 @@ def positive_int(text):
     return value
 
 
+def body_size(text):
+    value = int(text)
+    if not 0 <= value <= 1 << 20:
+        raise argparse.ArgumentTypeError("a body is 0 to 1048576 bytes")
+    return value
+
+
 def port_range(text):
     first, _, last = text.partition("-")
     try:
@@ -445,6 +456,8 @@ def main():
     p.add_argument("--keep-alive", action="store_true",
                    help="reuse one connection (reconnect after a failure)")
     p.add_argument("--stop-file", help="stop early once this file exists")
+    p.add_argument("--body-bytes", type=body_size, default=0,
+                   help="POST a body of this many bytes instead of a GET")
     p.add_argument("--rate", type=positive_float,
                    help="open loop: start a new connection this many times per second, "
                         "whatever earlier ones do (default: one after the other)")

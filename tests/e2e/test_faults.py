@@ -18,7 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 from test_lab import SKIP, V4_HTTP, V4_WEB, LabTest  # noqa: E402
-from tollgate_lab import BACKENDS_V4, LAB, backend_counters, lab_services, wait_until  # noqa: E402
+from tollgate_lab import (BACKENDS_V4, LAB, SERVICE_V4, UDP_PORT, backend_counters, lab_services,  # noqa: E402
+                          wait_until)
 
 # Active check of the web services: fall x interval = 3 s to notice.
 CHECK = {"type": "http", "path": "/", "interval_ms": 1000, "timeout_ms": 500, "rise": 2, "fall": 3}
@@ -192,6 +193,40 @@ class FaultTest(LabTest):
         self.assertTrue(all("probe failed" in e["reason"] for e in refused), refused)
         self.assertTrue(closed and "probe" in closed[-1]["reason"], closed)
         self.assertGreater(report["backends"].get("b2", 0), 0)
+
+    def test_dead_udp_server_is_ejected_by_its_port_unreachables(self):
+        """UDP, no active check: b2's server stopped, its kernel answers
+        datagrams with ICMP port unreachable (about 6 at once, then 1 a
+        second per client), which the TC program counts against b2 and
+        sends on to the client as from the service. The circuit opens; from
+        then on b2 gets no datagram, and a half-open trial (a datagram not
+        refused passes) keeps it out while it refuses."""
+        self.start_agent(lab_services())
+        service = f"{SERVICE_V4}:53/udp"
+        self.lab_command("server", "stop", "b2")
+        stopped = time.time()
+        report = self.lab.traffic("c1", ["udp", SERVICE_V4, 53, "--count", 60, "--timeout", 1])
+        wait_until(lambda: not self.udp_backend(service, "b2")["selectable"], 30, "b2 out of the UDP selection")
+        ejected = time.time()
+        taken_out = [e for e in self.agent.audit() if e.get("event") == "backend_health" and
+                     e.get("service") == service and e.get("after") == "held_down"]
+        metrics = self.agent.metrics()
+        unreachable = metrics[f'tollgate_backend_udp_unreachable_total{{service="{service}",'
+                              f'backend="{BACKENDS_V4["b2"]}:{UDP_PORT}"}}']
+        after = self.lab.traffic("c1", ["udp", SERVICE_V4, 53, "--count", 60, "--timeout", 1])
+        print(f"UDP server of b2 stopped, passive ejection only: {report['failed']} of 60 datagrams lost "
+              f"before the ejection, {ejected - stopped:.2f} s after the stop (bounded by b2's ICMP rate: "
+              f"{unreachable:.0f} port unreachables counted); after it: {after['failed']} lost, "
+              f"{after['backends']}")
+        self.assertTrue(report["failed"], "no datagram was lost at the stop; the test proves nothing")
+        self.assertGreaterEqual(unreachable, 5, metrics)
+        self.assertEqual(taken_out[0]["reason"], "passive ejection: circuit open", taken_out)
+        self.assertEqual(after["failed"], 0, after)
+        self.assertNotIn("b2", after["backends"])
+
+    def udp_backend(self, service, name):
+        address = f"{BACKENDS_V4[name]}:{UDP_PORT}"
+        return next(b for b in self.agent.cli_json("backend", "list", service) if b["address"] == address)
 
     def test_silent_backend_is_ejected_and_its_syns_retried(self):
         self.start_agent(checked_services())

@@ -141,18 +141,17 @@ void HealthMonitor::tick(Clock::time_point now, const std::vector<ProbeOutcome>&
       // Selectable apart from this circuit: desired up and the check fine.
       samples.push_back({backend.endpoint, health.counters, backend.state == BackendState::up && !check_failing});
     }
-    if (service.address.protocol == Protocol::tcp) {
-      // The probes that finished since the last tick first: a half-open
-      // backend that failed one is open again before anything else looks.
-      for (const auto& backend : service.backends) {
-        const BackendKey key{service.address, backend.endpoint};
-        for (const ProbeOutcome* outcome : probed[key])
-          if (auto change = outliers_.note_probe(key, service.outlier_detection, outcome->ok, outcome->detail, now))
-            record_circuit_change(service.address, *change);
-      }
-      for (const auto& change : outliers_.update(service.address, service.outlier_detection, samples, now))
-        record_circuit_change(service.address, change);
+    // TCP and UDP alike (outlier.h: what counts as a failure for each).
+    // The probes that finished since the last tick first: a half-open
+    // backend that failed one is open again before anything else looks.
+    for (const auto& backend : service.backends) {
+      const BackendKey key{service.address, backend.endpoint};
+      for (const ProbeOutcome* outcome : probed[key])
+        if (auto change = outliers_.note_probe(key, service.outlier_detection, outcome->ok, outcome->detail, now))
+          record_circuit_change(service.address, *change);
     }
+    for (const auto& change : outliers_.update(service.address, service.outlier_detection, samples, now))
+      record_circuit_change(service.address, change);
     for (const auto& backend : service.backends) {
       const BackendKey key{service.address, backend.endpoint};
       BackendHealth& health = snapshot[key];

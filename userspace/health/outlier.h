@@ -1,6 +1,9 @@
 // Passive ejection: a circuit breaker per backend, fed with the data
 // path's cumulative connection counters (tg_backend_health) and with the
 // agent's probes. Pure logic on a given clock, so that tests control time.
+// A failure: a SYN sent again (no answer) or answered with RST, an ICMP
+// port unreachable from the backend about a UDP flow. A success: a
+// handshake completed, a UDP datagram back.
 //
 //   closed    --(failures >= min_failures and >= failure_percent of the
 //                attempts in the window, or consecutive_failures with no
