@@ -61,6 +61,18 @@ class LabTest(unittest.TestCase):
         self.addCleanup(self.agent.stop)
         self.agent.start(extra=tuple(map(str, extra)))
 
+    def client_port_takes_xdp_tx(self):
+        """Frames the gateway sends back by XDP_TX (SYN challenges, too-big
+        answers) reach the client switch: on a veth, an XDP frame is taken
+        in only by a peer with an XDP program (GRO is not enough), so a pass
+        program goes on the client switch's port for the test's length."""
+        helper = subprocess.Popen(["nsenter", f"--net=/run/netns/{lab_driver.CLIENT_SWITCH_NS}",
+                                   str(lab_driver.BUILD / "tollgate_bench_xdp"), "pass", "--interface",
+                                   lab_driver.GW_CLIENT_PORT, "--seconds", "240"],
+                                  stdout=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: (helper.terminate(), helper.wait(), helper.stdout.close()))
+        self.assertIn("attached", helper.stdout.readline())
+
     def http(self, client, url, count):
         report = self.lab.traffic(client, ["http", url, "--count", count])
         self.assertEqual(report["failed"], 0, f"{client} -> {url}: {report}")

@@ -160,13 +160,7 @@ class PolicyTest(LabTest):
         for service in config["services"]:
             if service["address"] == V4_WEB:
                 service["policy"] = {"syn_authentication": True}
-        # The challenges leave the gateway by XDP_TX: on a veth, an XDP frame
-        # is taken in only by a peer with an XDP program (GRO is not enough).
-        helper = subprocess.Popen(["nsenter", f"--net=/run/netns/{CLIENT_SWITCH_NS}", str(BUILD / "tollgate_bench_xdp"),
-                                   "pass", "--interface", GW_CLIENT_PORT, "--seconds", "120"],
-                                  stdout=subprocess.PIPE, text=True)
-        self.addCleanup(lambda: (helper.terminate(), helper.wait(), helper.stdout.close()))
-        self.assertIn("attached", helper.stdout.readline())
+        self.client_port_takes_xdp_tx()  # the challenges leave by XDP_TX
         self.start_agent(config)
         # The client's first connection proves it (about one second).
         warm = self.lab.traffic("c1", ["http", V4_HTTP, "--count", 1, "--timeout", 5])
