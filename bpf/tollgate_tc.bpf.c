@@ -2,7 +2,9 @@
 /*
  * tollgate TC program, backend-facing interface (ingress): a backend's
  * reply to a NAT'd flow gets the service address and port back as its
- * source and is forwarded to the client. Anything else is left alone.
+ * source and is forwarded to the client. A packet from a backend's service
+ * port that matches no flow is dropped (it would leak the backend's
+ * address); anything else is left alone.
  *
  * Checksums go through the kernel's skb helpers, not by hand: a reply from
  * a local sender (a veth peer) carries CHECKSUM_PARTIAL, where the L4 field
@@ -97,6 +99,51 @@ static __always_inline void tg_note_reply(const struct tg_flow_key *reply,
 		return;
 	tg_count_health(flow->backend_index, TG_HEALTH_SYN_RESET);
 	flow->state = TG_FLOW_TCP_CLOSING;
+}
+
+/*
+ * A packet that matches no flow. From a backend's service port to a
+ * client, it is a late answer to a flow that moved to another backend (L4
+ * retry) or expired: forwarded as it is, it would reach the client from
+ * the backend's own address, so it is dropped. What goes to the gateway
+ * itself (health checks' answers), what the kernel would not forward and
+ * what no backend port sent pass.
+ */
+static __always_inline int tg_reply_unknown(struct __sk_buff *skb,
+					    const struct tg_flow_key *key)
+{
+	struct tg_backend_endpoint endpoint = {
+		.port = key->src_port,
+		.family = key->family,
+		.protocol = key->protocol,
+	};
+	struct bpf_fib_lookup fib = {
+		.l4_protocol = key->protocol,
+		.ifindex = skb->ifindex,
+	};
+	int rc;
+
+	__builtin_memcpy(endpoint.addr, key->src_addr, sizeof(endpoint.addr));
+	if (!bpf_map_lookup_elem(&tg_backend_endpoints, &endpoint)) {
+		endpoint.port = 0; /* a backend of a service of every port */
+		if (!bpf_map_lookup_elem(&tg_backend_endpoints, &endpoint))
+			return TC_ACT_OK;
+	}
+	if (key->family == TG_FAMILY_IPV4) {
+		fib.family = TG_AF_INET;
+		fib.ipv4_src = key->src_addr[0];
+		fib.ipv4_dst = key->dst_addr[0];
+	} else {
+		fib.family = TG_AF_INET6;
+		__builtin_memcpy(fib.ipv6_src, key->src_addr, 16);
+		__builtin_memcpy(fib.ipv6_dst, key->dst_addr, 16);
+	}
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH &&
+	    rc != BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return TC_ACT_OK;
+	tg_count_drop(TG_DROP_REPLY_NO_FLOW);
+	return TC_ACT_SHOT;
 }
 
 /*
@@ -395,7 +442,7 @@ static __always_inline int lb4_reply(struct __sk_buff *skb)
 	key.protocol = protocol;
 	found = tg_reply_nat(&key);
 	if (!found)
-		return TC_ACT_OK;
+		return tg_reply_unknown(skb, &key);
 	nat = *found;
 	tg_note_reply(&key, &nat, l4.tcp_flags);
 
@@ -458,7 +505,7 @@ static __always_inline int lb6_reply(struct __sk_buff *skb)
 	key.protocol = protocol;
 	found = tg_reply_nat(&key);
 	if (!found)
-		return TC_ACT_OK;
+		return tg_reply_unknown(skb, &key);
 	nat = *found;
 	tg_note_reply(&key, &nat, l4.tcp_flags);
 

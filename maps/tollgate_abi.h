@@ -14,7 +14,7 @@
 
 #include <linux/types.h>
 
-#define TG_ABI_VERSION 5
+#define TG_ABI_VERSION 6
 
 /* Map sizes. TG_FLOWS_DEFAULT can be changed by the agent before load. */
 #define TG_MAX_SERVICES 16384
@@ -145,7 +145,11 @@ enum tg_flow_state {
 	  "a reply with no route to its client")                               \
 	X(REPLY_TOO_BIG, reply_too_big,                                        \
 	  "a reply (DF) larger than the client-side MTU: the kernel answers "  \
-	  "the backend with ICMP too big")
+	  "the backend with ICMP too big")                                     \
+	X(REPLY_NO_FLOW, reply_no_flow,                                        \
+	  "from a backend's service port to a client, matching no tracked "    \
+	  "flow (a late answer to a flow moved or expired): never forwarded "  \
+	  "from the backend's own address")
 
 #define TG_DROP_ENUMERATOR(reason, name, description) TG_DROP_##reason,
 enum tg_drop_reason {
@@ -204,6 +208,18 @@ struct tg_vip_address {
 	__u32 addr[4];
 	__u8 family; /* enum tg_family */
 	__u8 pad[3]; /* 0 */
+};
+
+/*
+ * tg_backend_endpoints: every backend address, port and protocol some
+ * service sends to (port 0: a service of every port). A packet from one
+ * that matches no flow is not let through with the backend's address.
+ */
+struct tg_backend_endpoint {
+	__u32 addr[4];
+	__u16 port; /* network order; 0 for the backends of a service of every port */
+	__u8 family; /* enum tg_family */
+	__u8 protocol; /* IPPROTO_TCP or IPPROTO_UDP */
 };
 
 /* tg_backends value, indexed by backend index (1 .. TG_MAX_BACKENDS-1). */

@@ -5,6 +5,7 @@
                    [--stop-file PATH]
     lab_traffic.py udp HOST PORT --count N [--timeout 1]
     lab_traffic.py stream URL --duration S [--interval 0.05] [--stop-file PATH]
+    lab_traffic.py watch --duration S [--stop-file PATH]
 
 Prints ONE JSON object on stdout; exits 0 if nothing failed, 1 otherwise
 (2 on bad usage). Every loop is bounded in count and in time.
@@ -27,6 +28,10 @@ stream: ONE keep-alive TCP connection, a GET every interval until the
         after the first successful request. SIGTERM/SIGINT end a stream
         normally, like the stop file.
         {"ok", "failed", "backend", "errors", "seconds"}
+watch:  what arrives: every IPv4 and IPv6 packet this node receives on any
+        interface (an AF_PACKET socket) until the duration passes or the
+        stop file exists, counted by source address. Writes "ready" to
+        stderr once it listens. {"ok": 1, "failed": 0, "sources": {ADDRESS: n}, "seconds"}
 
 SIGTERM/SIGINT end http and udp early, counted as a failure; the JSON is
 printed all the same.
@@ -412,6 +417,35 @@ def run_stream(args):
             "errors": tally.errors, "seconds": tally.seconds()}
 
 
+def run_watch(args):
+    tally = Tally()
+    sources = {}
+    end = time.monotonic() + args.duration
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003)) as sock:  # ETH_P_ALL
+        sock.settimeout(0.1)
+        print("ready", file=sys.stderr, flush=True)
+        try:
+            while time.monotonic() < end and not (args.stop_file and os.path.exists(args.stop_file)):
+                try:
+                    frame, address = sock.recvfrom(65535)
+                except socket.timeout:
+                    continue
+                if address[2] == socket.PACKET_OUTGOING or len(frame) < 14:
+                    continue
+                ether_type = struct.unpack_from("!H", frame, 12)[0]
+                if ether_type == 0x0800 and len(frame) >= 34:
+                    source = socket.inet_ntop(socket.AF_INET, frame[26:30])
+                elif ether_type == 0x86DD and len(frame) >= 54:
+                    source = socket.inet_ntop(socket.AF_INET6, frame[22:38])
+                else:
+                    continue
+                sources[source] = sources.get(source, 0) + 1
+        except Stop:
+            pass
+    tally.ok = 1
+    return {"ok": tally.ok, "failed": 0, "sources": sources, "seconds": tally.seconds()}
+
+
 def positive_int(text):
     value = int(text)
     if value < 1:
@@ -485,6 +519,10 @@ def main():
     p.add_argument("--timeout", type=positive_float, default=2.0)
     p.add_argument("--stop-file")
 
+    p = sub.add_parser("watch", help="count what arrives, by source address")
+    p.add_argument("--duration", type=positive_float, required=True)
+    p.add_argument("--stop-file")
+
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -492,7 +530,8 @@ def main():
         parser.error("http: --source-ports goes with neither --rate nor --keep-alive")
     if args.mode == "udp-rate" and args.rate * args.seconds > 1_000_000:
         parser.error("udp-rate: at most 1,000,000 datagrams (rate x seconds)")
-    result = {"http": run_http, "udp": run_udp, "udp-rate": run_udp_rate, "stream": run_stream}[args.mode](args)
+    result = {"http": run_http, "udp": run_udp, "udp-rate": run_udp_rate, "stream": run_stream,
+              "watch": run_watch}[args.mode](args)
     # From here on a signal must not lose the result.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)

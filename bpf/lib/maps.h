@@ -32,6 +32,15 @@ struct {
 	__type(value, __u32);
 } tg_vip_addresses SEC(".maps");
 
+/* Value: unused (0), as tg_vip_addresses. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TG_MAX_BACKENDS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct tg_backend_endpoint);
+	__type(value, __u32);
+} tg_backend_endpoints SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, TG_MAX_BACKENDS);

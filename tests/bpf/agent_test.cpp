@@ -271,6 +271,15 @@ TEST_F(AdoptionTest, ARestartedAgentKeepsSlotsTablesAndFlows) {
       indexes[backend.endpoint] = *dataplane.backend_index(web.address, backend.endpoint);
     table = *dataplane.active_table(web.address);
     ASSERT_EQ(run_on(**datapath, build_packet(syn), first), XDP_REDIRECT) << verdict_name(first.verdict);
+    // What a crash in the middle of a change leaves: an endpoint no
+    // service has.
+    tg_backend_endpoint stale{};
+    stale.addr[0] = htonl(0xc6120163);  // 198.18.1.99
+    stale.port = htons(8080);
+    stale.family = TG_FAMILY_IPV4;
+    stale.protocol = 6;
+    const uint32_t present = 0;
+    ASSERT_EQ(bpf_map_update_elem((*datapath)->maps().backend_endpoints.fd(), &stale, &present, BPF_ANY), 0);
   }  // the agent dies: its fds close, the pins stay
 
   auto datapath = load();
@@ -292,6 +301,8 @@ TEST_F(AdoptionTest, ARestartedAgentKeepsSlotsTablesAndFlows) {
   }
   for (const auto& [endpoint, index] : indexes) EXPECT_EQ(dataplane.backend_index(web.address, endpoint), index);
   EXPECT_EQ(*dataplane.active_table(web.address), table);
+  // The backends' endpoints, counted again: the stale one went.
+  EXPECT_EQ(map_entries((*datapath)->maps().backend_endpoints), 5u);
 
   // The flow is still there and keeps its backend, also once the same
   // specs are applied again (what a restart's reconcile does).

@@ -1,5 +1,6 @@
 // The TC reply program: a backend's reply to a NAT'd flow leaves with the
-// service address and port as its source, towards the client.
+// service address and port as its source, towards the client; what a
+// backend port sends outside any flow does not leave.
 #include "datapath_fixture.h"
 
 using namespace tollgate;
@@ -62,7 +63,7 @@ TEST_P(TcReplyTest, ReplyOfATrackedFlowGetsTheServiceAddressBack) {
   EXPECT_EQ(health.udp_replies, protocol == 17 ? 1u : 0u);
 }
 
-TEST_P(TcReplyTest, WhatIsNotAReplyOfATrackedFlowIsLeftAlone) {
+TEST_P(TcReplyTest, WhatNoBackendPortSentIsLeftAlone) {
   const auto& family = *GetParam().family;
   const uint8_t protocol = GetParam().protocol;
   apply(service_spec(family, protocol, 3));
@@ -72,19 +73,55 @@ TEST_P(TcReplyTest, WhatIsNotAReplyOfATrackedFlowIsLeftAlone) {
 
   std::vector<PacketSpec> others;
   PacketSpec other = reply_to(request, backend);
-  other.dst_port = 40001;  // another client port: no such flow
+  other.src_port = 8081;  // another port of the backend
   others.push_back(other);
-  other = reply_to(request, (backend + 1) % 3);  // another backend
+  other = reply_to(request, 3);  // a host that is no backend of the service
   others.push_back(other);
-  other = reply_to(request, backend);
-  other.src_port = 8081;  // another backend port
+  other = reply_to(request, backend);  // to the gateway itself (a health check's answer)
+  other.dst = family.ipv6 ? topology::kGwBackendV6 : topology::kGwBackendV4;
   others.push_back(other);
   for (const auto& spec : others) {
     Bytes packet = build_packet(spec);
     RunResult result = run_tc(packet);
-    EXPECT_EQ(result.verdict, TC_ACT_OK) << spec.src << ":" << spec.src_port << " -> " << spec.dst_port;
+    EXPECT_EQ(result.verdict, TC_ACT_OK) << spec.src << ":" << spec.src_port << " -> " << spec.dst;
     EXPECT_EQ(result.data, packet) << hex_diff(packet, result.data);
   }
+  EXPECT_EQ(drops()[TG_DROP_REPLY_NO_FLOW], 0u);
+}
+
+// A backend's late answer to a flow that L4 retry moved to another backend,
+// or that expired, would leave with the backend's own address: dropped and
+// counted, for as long as some service has that backend.
+TEST_P(TcReplyTest, FromABackendPortWithoutAFlowNothingLeaks) {
+  const auto& family = *GetParam().family;
+  const uint8_t protocol = GetParam().protocol;
+  ServiceSpec first = service_spec(family, protocol, 3);
+  ServiceSpec second = service_spec(family, protocol, 1);  // shares backend 0
+  second.address.endpoint.port = 81;
+  apply(first);
+  apply(second);
+  PacketSpec request = client_packet(family, protocol);
+  int backend = backend_of(family, run(build_packet(request)).data);
+  ASSERT_GE(backend, 0);
+
+  PacketSpec unknown = reply_to(request, backend);
+  unknown.dst_port = 40001;  // a client port with no flow
+  PacketSpec other_backend = reply_to(request, (backend + 1) % 3);
+  for (const auto& spec : {unknown, other_backend}) {
+    const uint64_t before = drops()[TG_DROP_REPLY_NO_FLOW];
+    EXPECT_EQ(run_tc(build_packet(spec)).verdict, TC_ACT_SHOT) << spec.src << " -> " << spec.dst_port;
+    EXPECT_EQ(drops()[TG_DROP_REPLY_NO_FLOW], before + 1);
+  }
+
+  // Backend 0 stays an endpoint while one service has it; then it is not.
+  PacketSpec from_zero = reply_to(request, 0);
+  from_zero.dst_port = 40002;
+  first.backends.erase(first.backends.begin());
+  apply(first);
+  EXPECT_EQ(run_tc(build_packet(from_zero)).verdict, TC_ACT_SHOT);
+  ASSERT_TRUE(dataplane_->remove_service(second.address));
+  EXPECT_EQ(run_tc(build_packet(from_zero)).verdict, TC_ACT_OK);
+  EXPECT_EQ(map_entries(datapath_->maps().backend_endpoints), 2u);  // backends 1 and 2 of the first
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, TcReplyTest,

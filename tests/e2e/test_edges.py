@@ -5,25 +5,25 @@ through the namespace lab with the real tollgated.
 Run one: tests/e2e/test_edges.py EdgeTest.test_path_mtu_below_what_the_backends_advertise
 """
 
+import json
 import os
-import subprocess
 import sys
+import time
 import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 from test_lab import SKIP, V4_HTTP, V6_HTTP, LabTest  # noqa: E402
-from tollgate_lab import LAB, SERVICE_V4, SERVICE_V6, lab_services  # noqa: E402
+from tollgate_lab import (BACKEND_SWITCH_NS, BACKENDS_V4, BACKENDS_V6, SERVICE_V4, SERVICE_V6,  # noqa: E402
+                          SWITCH_PORT_PREFIX, lab_services, wait_until)
 
 NARROW_MTU = 1400
 TOO_BIG_ANSWERED = 'tollgate_drops_total{reason="frame_too_big_answered"}'
+REPLY_NO_FLOW = 'tollgate_drops_total{reason="reply_no_flow"}'
 
 
 class EdgeTest(LabTest):
-    def narrow_backend_side(self):
-        subprocess.run([str(LAB), "mtu", str(NARROW_MTU)], check=True, stdout=subprocess.DEVNULL)
-
     def test_path_mtu_below_what_the_backends_advertise(self):
         """The backends advertise the MSS of a 1500-byte path behind a
         1400-byte one: the client's full-sized segments are answered with
@@ -31,7 +31,7 @@ class EdgeTest(LabTest):
         requests of 3 kB and 100 kB complete over both families."""
         self.client_port_takes_xdp_tx()
         self.start_agent(lab_services())
-        self.narrow_backend_side()
+        self.lab_command("mtu", str(NARROW_MTU))
         for url in (V4_HTTP, V6_HTTP):
             for size in (3000, 100000):
                 report = self.lab.traffic("c1", ["http", url, "--count", 3, "--body-bytes", size,
@@ -46,6 +46,40 @@ class EdgeTest(LabTest):
         print(f"path MTU {NARROW_MTU}: POSTs of 3 kB and 100 kB completed over IPv4 and IPv6; "
               f"{answered:.0f} too-big answers sent by the gateway")
 
+    def test_a_moved_flows_late_answer_never_reaches_the_client(self):
+        """b2 hears the SYNs but what it sends is lost at its switch port: L4
+        retry moves each of its flows to another backend on the client's
+        retransmission. Once b2 is heard again, its TCP sends its SYN-ACKs
+        once more, for flows it no longer has: they are dropped at the
+        gateway, and nothing from a backend's own address reaches the
+        client."""
+        self.start_agent(lab_services())
+        stop = self.stop_file("late-answers")
+        watch = self.lab.start_traffic("c1", ["watch", "--duration", 120, "--stop-file", str(stop)])
+        self.addCleanup(lambda: watch.poll() is None and watch.kill())
+        self.assertEqual(watch.stderr.readline().strip(), "ready")
+        mute = self.switch_port_xdp(BACKEND_SWITCH_NS, SWITCH_PORT_PREFIX + "b2", "count")
+        # A SYN to b2 waits for its retransmission (1 s) and connects elsewhere.
+        report = self.lab.traffic("c1", ["http", V4_HTTP, "--count", 30, "--timeout", 10])
+        retried = self.agent.metrics()[f'tollgate_backend_retried_total{{service="{SERVICE_V4}:80/tcp",'
+                                       f'backend="{BACKENDS_V4["b2"]}:8080"}}']
+        mute.terminate()
+        mute.wait(timeout=30)
+        heard = time.monotonic()
+        if retried:
+            # b2's TCP sends a SYN-ACK again 1, 3, 7, 15 s after the SYN.
+            wait_until(lambda: self.agent.metrics()[REPLY_NO_FLOW] >= 1, 30, "b2's late SYN-ACK at the gateway")
+        dropped_after = time.monotonic() - heard
+        stop.touch()
+        seen = json.loads(watch.communicate(timeout=30)[0])["sources"]
+        late = self.agent.metrics()[REPLY_NO_FLOW]
+        print(f"b2 unheard, 30 connections: {report['ok']} ok {report['backends']}, {retried:.0f} moved from b2; "
+              f"heard again, its first late SYN-ACK dropped at the gateway after {dropped_after:.1f} s "
+              f"({late:.0f} in all); c1 received from {sorted(seen)}")
+        self.assertEqual(report["failed"], 0, report)
+        self.assertGreaterEqual(retried, 1, "no SYN went to b2; the test proves nothing")
+        leaked = {a: n for a, n in seen.items() if a in BACKENDS_V4.values() or a in BACKENDS_V6.values()}
+        self.assertEqual(leaked, {}, "packets from a backend's own address reached the client")
 
 if __name__ == "__main__":
     if os.geteuid() != 0:

@@ -48,9 +48,6 @@ def checked_services(check=CHECK, outlier=None):
 
 
 class FaultTest(LabTest):
-    def lab_command(self, *args):
-        subprocess.run([str(LAB), *args], check=True, capture_output=True, timeout=60)
-
     def backend(self, name):
         return self.agent.cli_json("backend", "list", V4_WEB)[[b["address"] for b in self.agent.cli_json(
             "backend", "list", V4_WEB)].index(endpoint(name))]

@@ -61,17 +61,27 @@ class LabTest(unittest.TestCase):
         self.addCleanup(self.agent.stop)
         self.agent.start(extra=tuple(map(str, extra)))
 
+    def lab_command(self, *args):
+        subprocess.run([str(lab_driver.LAB), *args], check=True, capture_output=True, timeout=60)
+
+    def switch_port_xdp(self, switch_namespace, port, mode):
+        """tollgate_bench_xdp MODE on a switch's port, for the test's length
+        at most: `pass` passes every frame, `count` drops every frame that
+        arrives on the port (all the node behind it sends). Returns the
+        process; terminating it detaches the program."""
+        helper = subprocess.Popen(["nsenter", f"--net=/run/netns/{switch_namespace}",
+                                   str(lab_driver.BUILD / "tollgate_bench_xdp"), mode, "--interface", port,
+                                   *(["--warmup", "0"] if mode == "count" else []), "--seconds", "60"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.addCleanup(lambda: (helper.terminate(), helper.communicate()))
+        self.assertIn("attached", helper.stdout.readline())
+        return helper
+
     def client_port_takes_xdp_tx(self):
         """Frames the gateway sends back by XDP_TX (SYN challenges, too-big
         answers) reach the client switch: on a veth, an XDP frame is taken
-        in only by a peer with an XDP program (GRO is not enough), so a pass
-        program goes on the client switch's port for the test's length."""
-        helper = subprocess.Popen(["nsenter", f"--net=/run/netns/{lab_driver.CLIENT_SWITCH_NS}",
-                                   str(lab_driver.BUILD / "tollgate_bench_xdp"), "pass", "--interface",
-                                   lab_driver.GW_CLIENT_PORT, "--seconds", "240"],
-                                  stdout=subprocess.PIPE, text=True)
-        self.addCleanup(lambda: (helper.terminate(), helper.wait(), helper.stdout.close()))
-        self.assertIn("attached", helper.stdout.readline())
+        in only by a peer with an XDP program (GRO is not enough)."""
+        self.switch_port_xdp(lab_driver.CLIENT_SWITCH_NS, lab_driver.GW_CLIENT_PORT, "pass")
 
     def http(self, client, url, count):
         report = self.lab.traffic(client, ["http", url, "--count", count])

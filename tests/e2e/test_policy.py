@@ -10,14 +10,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 from test_lab import SKIP, V4_HTTP, V4_WEB, LabTest  # noqa: E402
-from tollgate_lab import (BUILD, CLIENT_SWITCH_NS, CLIENTS_V4, GATEWAY_NS, GW_CLIENT_LINK, GW_CLIENT_PORT,  # noqa: E402
+from tollgate_lab import (CLIENT_SWITCH_NS, CLIENTS_V4, GATEWAY_NS, GW_CLIENT_LINK, GW_CLIENT_PORT,  # noqa: E402
                           LAB, SERVICE_V4, SPOOFED_V4, endpoint_address, lab_services, wait_until)
 
 V4_DNS = f"{SERVICE_V4}:53/udp"

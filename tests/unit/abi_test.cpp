@@ -51,6 +51,7 @@ constexpr Pinned kDropReasons[] = {
     {TG_DROP_ICMP_UNKNOWN_FLOW, 27, "icmp_unknown_flow"},
     {TG_DROP_REPLY_NO_ROUTE, 28, "reply_no_route"},
     {TG_DROP_REPLY_TOO_BIG, 29, "reply_too_big"},
+    {TG_DROP_REPLY_NO_FLOW, 30, "reply_no_flow"},
 };
 
 constexpr Pinned kEventKinds[] = {

@@ -22,9 +22,10 @@ std::string errno_text() { return std::strerror(errno); }
 // A table entry whose kernel value is not known (never a backend index).
 constexpr uint32_t kUnknownEntry = UINT32_MAX;
 
-// tg_vip_addresses value, unused: the data path asks only whether an
-// address is there. How many services use it is counted in vip_references_.
-constexpr uint32_t kVipValue = 0;
+// The value of a presence map's entry (tg_vip_addresses,
+// tg_backend_endpoints), unused: the data path asks only whether a key is
+// there.
+constexpr uint32_t kPresent = 0;
 
 uint64_t nanoseconds(std::chrono::seconds value) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(value).count());
@@ -72,6 +73,61 @@ void Dataplane::IndexPool::take(uint32_t index) {
   } else {
     free_.erase(index);
   }
+}
+
+template <typename Key>
+Status Dataplane::KeyReferences<Key>::hold(const Key& key) {
+  auto [it, added] = counts_.try_emplace(key, 0);
+  if (added) {
+    if (auto status = update(map_, &key, &kPresent); !status) {
+      counts_.erase(it);
+      return status;
+    }
+  }
+  ++it->second;
+  return {};
+}
+
+template <typename Key>
+Status Dataplane::KeyReferences<Key>::release(const Key& key) {
+  auto it = counts_.find(key);
+  if (it == counts_.end()) return {};
+  if (it->second > 1) {
+    --it->second;
+    return {};
+  }
+  if (auto status = remove(map_, &key); !status) return status;
+  counts_.erase(it);
+  return {};
+}
+
+template <typename Key>
+Status Dataplane::KeyReferences<Key>::adopt(std::map<Key, uint32_t, KeyLess> counts) {
+  auto keys = all_keys<Key>(map_);
+  if (!keys) return keys.error();
+  for (const auto& stale : *keys)
+    if (!counts.contains(stale))
+      if (auto status = remove(map_, &stale); !status) return status;
+  for (const auto& [key, count] : counts)
+    if (auto status = update(map_, &key, &kPresent); !status) return status;
+  counts_ = std::move(counts);
+  return {};
+}
+
+tg_vip_address Dataplane::vip_key(const IpAddress& address) {
+  tg_vip_address key{};
+  address.to_words(key.addr);
+  key.family = static_cast<uint8_t>(address.family);
+  return key;
+}
+
+tg_backend_endpoint Dataplane::endpoint_key(const ServiceSpec& service, const Endpoint& backend) {
+  tg_backend_endpoint key{};
+  backend.address.to_words(key.addr);
+  key.port = htons(backend.port);
+  key.family = static_cast<uint8_t>(backend.address.family);
+  key.protocol = static_cast<uint8_t>(service.address.protocol);
+  return key;
 }
 
 Dataplane::Dataplane(const DataPathMaps& maps) : maps_(maps) {
@@ -218,25 +274,17 @@ Status Dataplane::adopt_policy(const ServiceIds& by_id) {
   return {};
 }
 
-// Address references, rebuilt from the services.
+// The references to service and backend addresses, rebuilt from the
+// services.
 Status Dataplane::adopt_addresses() {
-  std::map<IpAddress, uint32_t> references;
-  for (const auto& [address, service] : services_) ++references[address.endpoint.address];
-  auto vip_keys = all_keys<tg_vip_address>(maps_.vip_addresses);
-  if (!vip_keys) return vip_keys.error();
-  for (const auto& stale : *vip_keys) {
-    if (stale.family != TG_FAMILY_IPV4 && stale.family != TG_FAMILY_IPV6) continue;
-    if (!references.contains(IpAddress::from_words(stale.addr, static_cast<Family>(stale.family))))
-      if (auto status = remove(maps_.vip_addresses, &stale); !status) return status;
+  std::map<tg_vip_address, uint32_t, KeyLess> vips;
+  std::map<tg_backend_endpoint, uint32_t, KeyLess> endpoints;
+  for (const auto& [address, service] : services_) {
+    ++vips[vip_key(address.endpoint.address)];
+    for (const auto& [backend, index] : service.backend_indexes) ++endpoints[endpoint_key(service.spec, backend)];
   }
-  for (const auto& [address, count] : references) {
-    tg_vip_address vip_key{};
-    address.to_words(vip_key.addr);
-    vip_key.family = static_cast<uint8_t>(address.family);
-    if (auto status = update(maps_.vip_addresses, &vip_key, &kVipValue); !status) return status;
-    vip_references_[address] = count;
-  }
-  return {};
+  if (auto status = vip_addresses_.adopt(std::move(vips)); !status) return status;
+  return backend_endpoints_.adopt(std::move(endpoints));
 }
 
 std::vector<ServiceSpec> Dataplane::service_specs() const {
@@ -341,6 +389,13 @@ Status Dataplane::release_backend(uint32_t index) {
   return {};
 }
 
+Status Dataplane::remove_backend(ServiceState& service, BackendIterator& backend) {
+  if (auto status = release_backend(backend->second); !status) return status;
+  const Endpoint endpoint = backend->first;
+  backend = service.backend_indexes.erase(backend);
+  return backend_endpoints_.release(endpoint_key(service.spec, endpoint));
+}
+
 std::vector<uint32_t> Dataplane::build_table(const ServiceState& service, const std::vector<uint32_t>& indexes) const {
   std::vector<MaglevBackend> candidates;
   std::vector<uint32_t> table_indexes;
@@ -420,37 +475,6 @@ Status Dataplane::write_service_value(const ServiceState& service) {
   return update(maps_.services, &key, &value);
 }
 
-Status Dataplane::add_vip_reference(const IpAddress& address) {
-  uint32_t& references = vip_references_[address];
-  if (references == 0) {
-    tg_vip_address key{};
-    address.to_words(key.addr);
-    key.family = static_cast<uint8_t>(address.family);
-    if (auto status = update(maps_.vip_addresses, &key, &kVipValue); !status) {
-      vip_references_.erase(address);
-      return status;
-    }
-  }
-  ++references;
-  return {};
-}
-
-Status Dataplane::drop_vip_reference(const IpAddress& address) {
-  auto it = vip_references_.find(address);
-  if (it == vip_references_.end()) return {};
-  if (it->second > 1) {
-    --it->second;
-    return {};
-  }
-  tg_vip_address key{};
-  address.to_words(key.addr);
-  key.family = static_cast<uint8_t>(address.family);
-  // The count changes only once the kernel has the change.
-  if (auto status = remove(maps_.vip_addresses, &key); !status) return status;
-  vip_references_.erase(it);
-  return {};
-}
-
 Status Dataplane::apply_service(const ServiceSpec& spec) {
   if (auto status = validate_service(spec); !status) return status;
   last_write_ = {};
@@ -492,7 +516,7 @@ Status Dataplane::apply_service(const ServiceSpec& spec) {
 
 Status Dataplane::make_visible(ServiceState& service) {
   if (!service.address_counted) {
-    if (auto status = add_vip_reference(service.spec.address.endpoint.address); !status) return status;
+    if (auto status = vip_addresses_.hold(vip_key(service.spec.address.endpoint.address)); !status) return status;
     service.address_counted = true;
   }
   if (auto status = write_service_value(service); !status) return status;
@@ -566,9 +590,11 @@ Status Dataplane::apply_steps(ServiceState& next, const ServiceSpec* previous, b
   indexes.reserve(spec.backends.size());
   for (size_t i = 0; i < spec.backends.size(); ++i) {
     const BackendSpec& backend = spec.backends[i];
-    auto [known, added] = next.backend_indexes.try_emplace(backend.endpoint, 0);
-    if (added) {
-      known->second = backend_slots_.allocate();
+    auto known = next.backend_indexes.find(backend.endpoint);
+    if (known == next.backend_indexes.end()) {
+      // Its endpoint is known to the reply path before any flow goes to it.
+      if (auto status = backend_endpoints_.hold(endpoint_key(spec, backend.endpoint)); !status) return status;
+      known = next.backend_indexes.emplace(backend.endpoint, backend_slots_.allocate()).first;
       ++generations_[known->second];
       if (auto status = reset_counters(maps_.backend_stats, known->second); !status) return status;
       if (auto status = reset_health(maps_.backend_health, known->second); !status) return status;
@@ -612,8 +638,7 @@ Status Dataplane::apply_steps(ServiceState& next, const ServiceSpec* previous, b
       ++it;
       continue;
     }
-    if (auto status = release_backend(it->second); !status) return status;
-    it = next.backend_indexes.erase(it);
+    if (auto status = remove_backend(next, it); !status) return status;
   }
   return {};
 }
@@ -662,15 +687,15 @@ Status Dataplane::remove_service(const ServiceAddress& address) {
   tg_service_key key = address.to_key();
   if (auto status = remove(maps_.services, &key); !status) return status;
   if (service.address_counted) {
-    if (auto status = drop_vip_reference(address.endpoint.address); !status) return status;
+    if (auto status = vip_addresses_.release(vip_key(address.endpoint.address)); !status) return status;
     service.address_counted = false;
   }
   if (auto status = remove(maps_.maglev, &service.id); !status) return status;
   for (auto& table : service.tables)
     if (table.fd >= 0) close(table.fd);
   service.tables = {};
-  for (const auto& [endpoint, index] : service.backend_indexes)
-    if (auto status = release_backend(index); !status) return status;
+  for (auto backend = service.backend_indexes.begin(); backend != service.backend_indexes.end();)
+    if (auto status = remove_backend(service, backend); !status) return status;
   if (auto status = clear_service_policy(maps_, service.id); !status) return status;
   service_ids_.release(service.id);
   services_.erase(it);

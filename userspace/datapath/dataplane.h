@@ -9,6 +9,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <set>
@@ -107,6 +108,32 @@ class Dataplane final : public DataplaneTarget {
     uint32_t end_;
   };
 
+  // Byte order of plain ABI keys.
+  struct KeyLess {
+    template <typename Key>
+    bool operator()(const Key& a, const Key& b) const {
+      return std::memcmp(&a, &b, sizeof(Key)) < 0;
+    }
+  };
+  // The keys of a presence map (tg_vip_addresses, tg_backend_endpoints),
+  // counted by who uses them: a key is written when its first user comes
+  // and removed when its last goes. A count changes only once the kernel
+  // has the change.
+  template <typename Key>
+  class KeyReferences {
+   public:
+    explicit KeyReferences(const MapHandle& map) : map_(map) {}
+    Status hold(const Key& key);
+    Status release(const Key& key);
+    // The counts of what the services use (adopt()): the kernel's other
+    // keys go, these are written.
+    Status adopt(std::map<Key, uint32_t, KeyLess> counts);
+
+   private:
+    const MapHandle& map_;
+    std::map<Key, uint32_t, KeyLess> counts_;
+  };
+
   // A service's id -> its address, as adopt_services() found them.
   using ServiceIds = std::map<uint32_t, ServiceAddress>;
   // The sections of adopt(), in the order it calls them.
@@ -126,8 +153,13 @@ class Dataplane final : public DataplaneTarget {
   // Fills the standby table and (unless deferred) switches it in.
   Status install_table(ServiceState& service, std::vector<uint32_t> entries, bool defer_switch = false);
   Status write_service_value(const ServiceState& service);
-  Status add_vip_reference(const IpAddress& address);
-  Status drop_vip_reference(const IpAddress& address);
+  static tg_vip_address vip_key(const IpAddress& address);
+  // Where a backend of `service` sends from (tg_backend_endpoints).
+  static tg_backend_endpoint endpoint_key(const ServiceSpec& service, const Endpoint& backend);
+  // Gives up a backend's slot and its endpoint's reference; `backend`
+  // moves on to the next of service.backend_indexes.
+  using BackendIterator = std::map<Endpoint, uint32_t>::iterator;
+  Status remove_backend(ServiceState& service, BackendIterator& backend);
   // `indexes`: the slot of each backend of service.spec, in its order.
   std::vector<uint32_t> build_table(const ServiceState& service, const std::vector<uint32_t>& indexes) const;
 
@@ -136,7 +168,8 @@ class Dataplane final : public DataplaneTarget {
   DataPathMaps maps_;
   tg_config config_{};
   std::map<ServiceAddress, ServiceState> services_;
-  std::map<IpAddress, uint32_t> vip_references_;
+  KeyReferences<tg_vip_address> vip_addresses_{maps_.vip_addresses};
+  KeyReferences<tg_backend_endpoint> backend_endpoints_{maps_.backend_endpoints};
   IndexPool service_ids_{0, TG_MAX_SERVICES};
   IndexPool backend_slots_{1, TG_MAX_BACKENDS};
   std::vector<uint32_t> generations_ = std::vector<uint32_t>(TG_MAX_BACKENDS, 0);

@@ -23,6 +23,7 @@ namespace tollgate {
   X(config, tg_config)                                 \
   X(services, tg_services)                             \
   X(vip_addresses, tg_vip_addresses)                   \
+  X(backend_endpoints, tg_backend_endpoints)           \
   X(backends, tg_backends)                             \
   X(maglev, tg_maglev)                                 \
   X(flows, tg_flows)                                   \

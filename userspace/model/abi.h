@@ -11,6 +11,7 @@ static_assert(sizeof(tg_config) == 56);
 static_assert(sizeof(tg_service_key) == 20);
 static_assert(sizeof(tg_service) == 16);
 static_assert(sizeof(tg_vip_address) == 20);
+static_assert(sizeof(tg_backend_endpoint) == 20);
 static_assert(sizeof(tg_backend) == 32);
 static_assert(sizeof(tg_flow_key) == 40);
 static_assert(sizeof(tg_flow) == 24);
