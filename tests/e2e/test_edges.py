@@ -7,6 +7,7 @@ Run one: tests/e2e/test_edges.py EdgeTest.test_path_mtu_below_what_the_backends_
 
 import json
 import os
+import subprocess
 import sys
 import time
 import unittest
@@ -15,12 +16,57 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 from test_lab import SKIP, V4_HTTP, V6_HTTP, LabTest  # noqa: E402
-from tollgate_lab import (BACKEND_SWITCH_NS, BACKENDS_V4, BACKENDS_V6, SERVICE_V4, SERVICE_V6,  # noqa: E402
+from tollgate_lab import (BACKEND_SWITCH_NS, BACKENDS_V4, BACKENDS_V6, CLIENTS_V4, SERVICE_V4, SERVICE_V6,  # noqa: E402
                           SWITCH_PORT_PREFIX, lab_services, wait_until)
 
 NARROW_MTU = 1400
 TOO_BIG_ANSWERED = 'tollgate_drops_total{reason="frame_too_big_answered"}'
 REPLY_NO_FLOW = 'tollgate_drops_total{reason="reply_no_flow"}'
+CLIENT_SIDE_MTU = 1300
+
+# Run in a client: one keep-alive connection to the service; after its
+# answer, an ICMP fragmentation needed (MTU argv[2]) to the service quoting
+# the answer's next byte, as a router on the client side would send it.
+# Prints "BACKEND PORT" and waits for its stdin to close.
+CLIENT_TOO_BIG = """
+import socket, struct, sys
+service, mtu = sys.argv[1], int(sys.argv[2])
+watch = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+conn = socket.create_connection((service, 80), timeout=10)
+port = conn.getsockname()[1]
+conn.sendall(b"GET / HTTP/1.1\\r\\nHost: lab\\r\\n\\r\\n")
+answer = b""
+while b"backend" not in answer or not answer.endswith(b"\\n"):
+    answer += conn.recv(4096)
+backend = answer.split(b"backend ")[1].split()[0].decode()
+watch.settimeout(0.5)
+next_seq = None
+try:
+    while True:
+        frame = watch.recv(65535)
+        ip = frame[14:]
+        ihl = (ip[0] & 15) * 4
+        if ip[9] != 6 or socket.inet_aton(service) != ip[12:16]:
+            continue
+        tcp = ip[ihl:]
+        sport, dport, seq = struct.unpack_from("!HHI", tcp)
+        if (sport, dport) != (80, port):
+            continue
+        length = struct.unpack_from("!H", ip, 2)[0] - ihl - (tcp[12] >> 4) * 4
+        next_seq = (seq + length) & 0xffffffff
+except socket.timeout:
+    pass
+quoted = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 1500, 0, 0x4000, 63, 6, 0, socket.inet_aton(service),
+                     socket.inet_aton(conn.getsockname()[0])) + struct.pack("!HHI", 80, port, next_seq)
+icmp = bytearray(struct.pack("!BBHHH", 3, 4, 0, 0, mtu) + quoted)
+total = sum(struct.unpack("!%dH" % (len(icmp) // 2), icmp))
+total = (total & 0xffff) + (total >> 16)
+struct.pack_into("!H", icmp, 2, ~((total & 0xffff) + (total >> 16)) & 0xffff)
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+raw.sendto(bytes(icmp), (service, 0))
+print(backend, port, flush=True)
+sys.stdin.read()
+"""
 
 
 class EdgeTest(LabTest):
@@ -80,6 +126,26 @@ class EdgeTest(LabTest):
         self.assertGreaterEqual(retried, 1, "no SYN went to b2; the test proves nothing")
         leaked = {a: n for a, n in seen.items() if a in BACKENDS_V4.values() or a in BACKENDS_V6.values()}
         self.assertEqual(leaked, {}, "packets from a backend's own address reached the client")
+    def test_client_side_too_big_reaches_the_flows_backend(self):
+        """A router on the client side sends ICMP fragmentation needed to the
+        service about an answer: the gateway hands it to the flow's backend
+        (quote translated), whose route cache learns the MTU."""
+        self.start_agent(lab_services())
+        probe = subprocess.Popen(self.lab.command("c1", ["python3", "-c", CLIENT_TOO_BIG, SERVICE_V4,
+                                                         str(CLIENT_SIDE_MTU)]),
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: probe.poll() is None and probe.kill())
+        backend, port = probe.stdout.readline().split()
+        client = CLIENTS_V4["c1"]
+
+        def learned():
+            return f"mtu {CLIENT_SIDE_MTU}" in self.lab.run(backend, ["ip", "route", "get", client]).stdout
+        wait_until(learned, 10, f"{backend}'s route to {client} to learn MTU {CLIENT_SIDE_MTU}")
+        probe.communicate("", timeout=30)
+        route = self.lab.run(backend, ["ip", "route", "get", client]).stdout.split()
+        print(f"ICMP frag needed (MTU {CLIENT_SIDE_MTU}) from c1 about the answer on port {port}: "
+              f"{backend} learned it: {' '.join(route)}")
+
 
 if __name__ == "__main__":
     if os.geteuid() != 0:
