@@ -65,13 +65,13 @@ class LabTest(unittest.TestCase):
         subprocess.run([str(lab_driver.LAB), *args], check=True, capture_output=True, timeout=60)
 
     def switch_port_xdp(self, switch_namespace, port, mode):
-        """tollgate_bench_xdp MODE on a switch's port, for the test's length
-        at most: `pass` passes every frame, `count` drops every frame that
-        arrives on the port (all the node behind it sends). Returns the
-        process; terminating it detaches the program."""
+        """tollgate_bench_xdp MODE on a switch's port until the test ends
+        (at most 600 s, 60 s for count): `pass` passes every frame, `count`
+        drops every frame that arrives on the port (all the node behind it
+        sends). Returns the process; terminating it detaches the program."""
+        timing = ["--warmup", "0", "--seconds", "60"] if mode == "count" else ["--seconds", "600"]
         helper = subprocess.Popen(["nsenter", f"--net=/run/netns/{switch_namespace}",
-                                   str(lab_driver.BUILD / "tollgate_bench_xdp"), mode, "--interface", port,
-                                   *(["--warmup", "0"] if mode == "count" else []), "--seconds", "60"],
+                                   str(lab_driver.BUILD / "tollgate_bench_xdp"), mode, "--interface", port, *timing],
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.addCleanup(lambda: (helper.terminate(), helper.communicate()))
         self.assertIn("attached", helper.stdout.readline())
