@@ -27,6 +27,7 @@
 #include "lib/conntrack.h"
 #include "lib/counters.h"
 #include "lib/csum.h"
+#include "lib/fragment.h"
 #include "lib/icmp.h"
 #include "lib/maps.h"
 #include "lib/parse.h"
@@ -101,6 +102,25 @@ static __always_inline void tg_note_reply(const struct tg_flow_key *reply,
 	flow->state = TG_FLOW_TCP_CLOSING;
 }
 
+/* The FIB lookup of a packet from `src` to `dst`, arrived on `ifindex`. */
+static __always_inline void tg_reply_fib(struct bpf_fib_lookup *fib,
+					 __u8 family, __u8 protocol,
+					 const __u32 *src, const __u32 *dst,
+					 __u32 ifindex)
+{
+	fib->l4_protocol = protocol;
+	fib->ifindex = ifindex;
+	if (family == TG_FAMILY_IPV4) {
+		fib->family = TG_AF_INET;
+		fib->ipv4_src = src[0];
+		fib->ipv4_dst = dst[0];
+	} else {
+		fib->family = TG_AF_INET6;
+		__builtin_memcpy(fib->ipv6_src, src, 16);
+		__builtin_memcpy(fib->ipv6_dst, dst, 16);
+	}
+}
+
 /*
  * A packet that matches no flow. From a backend's service port to a
  * client, it is a late answer to a flow that moved to another backend (L4
@@ -117,10 +137,7 @@ static __always_inline int tg_reply_unknown(struct __sk_buff *skb,
 		.family = key->family,
 		.protocol = key->protocol,
 	};
-	struct bpf_fib_lookup fib = {
-		.l4_protocol = key->protocol,
-		.ifindex = skb->ifindex,
-	};
+	struct bpf_fib_lookup fib = {};
 	int rc;
 
 	__builtin_memcpy(endpoint.addr, key->src_addr, sizeof(endpoint.addr));
@@ -129,15 +146,8 @@ static __always_inline int tg_reply_unknown(struct __sk_buff *skb,
 		if (!bpf_map_lookup_elem(&tg_backend_endpoints, &endpoint))
 			return TC_ACT_OK;
 	}
-	if (key->family == TG_FAMILY_IPV4) {
-		fib.family = TG_AF_INET;
-		fib.ipv4_src = key->src_addr[0];
-		fib.ipv4_dst = key->dst_addr[0];
-	} else {
-		fib.family = TG_AF_INET6;
-		__builtin_memcpy(fib.ipv6_src, key->src_addr, 16);
-		__builtin_memcpy(fib.ipv6_dst, key->dst_addr, 16);
-	}
+	tg_reply_fib(&fib, key->family, key->protocol, key->src_addr,
+		     key->dst_addr, skb->ifindex);
 	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH &&
 	    rc != BPF_FIB_LKUP_RET_FRAG_NEEDED)
@@ -211,6 +221,43 @@ static __always_inline int tg_reply_send(struct __sk_buff *skb,
 	bpf_skb_store_bytes(skb, 0, fib->dmac, ETH_ALEN, 0);
 	bpf_skb_store_bytes(skb, ETH_ALEN, fib->smac, ETH_ALEN, 0);
 	return bpf_redirect(fib->ifindex, 0);
+}
+
+/*
+ * A later fragment of a backend's reply: the service address its first
+ * fragment got (tg_fragments). One whose first was not seen is left alone:
+ * it may be anything the backend's host sends.
+ */
+static __always_inline int tg_reply_fragment(struct __sk_buff *skb,
+					     const struct tg_fragment_key *key,
+					     __u8 ttl)
+{
+	struct tg_fragment *found =
+		tg_fragment_lookup(key, bpf_ktime_get_coarse_ns());
+	struct bpf_fib_lookup fib = {};
+	__u32 addr[4];
+	int rc, verdict;
+
+	if (!found)
+		return TC_ACT_OK;
+	__builtin_memcpy(addr, found->addr, sizeof(addr));
+	tg_reply_fib(&fib, key->family, key->protocol, addr, key->dst_addr,
+		     skb->ifindex);
+	/* IPv4 fragments carry no DF: too big, the kernel fragments them. */
+	verdict = tg_reply_route(skb, &fib, key->family == TG_FAMILY_IPV6, ttl,
+				 &rc);
+	if (verdict >= 0)
+		return verdict;
+	if (key->family == TG_FAMILY_IPV4) {
+		bpf_l3_csum_replace(skb, TG_IP4_CHECK_OFF, key->src_addr[0],
+				    addr[0], sizeof(addr[0]));
+		bpf_skb_store_bytes(skb, TG_IP4_SADDR_OFF, &addr[0],
+				    sizeof(addr[0]), 0);
+	} else {
+		bpf_skb_store_bytes(skb, TG_IP6_SADDR_OFF, addr, sizeof(addr),
+				    0);
+	}
+	return tg_reply_send(skb, &fib, rc);
 }
 
 /*
@@ -415,24 +462,29 @@ static __always_inline int lb4_reply(struct __sk_buff *skb)
 	struct iphdr *iph = data + TG_ETH_LEN;
 	struct tg_flow_key key = { .family = TG_FAMILY_IPV4 };
 	struct bpf_fib_lookup fib = {};
+	struct tg_fragment_key fragment = {};
 	struct tg_reverse_nat *found, nat;
 	struct tg_l4 l4 = {};
 	__u32 l4_offset, check_offset, old_addr;
 	__u64 csum_flags;
 	__u8 protocol;
-	int rc, verdict;
+	int rc, verdict, kind;
 
-	if ((void *)(iph + 1) > data_end || iph->ihl != 5 ||
-	    tg_ipv4_is_fragment(iph))
+	if ((void *)(iph + 1) > data_end || iph->ihl != 5)
 		return TC_ACT_OK;
+	kind = tg_ipv4_fragment_kind(iph);
+	if (kind != TG_WHOLE)
+		tg_fragment_key4(iph, &fragment);
+	if (kind == TG_LATER_FRAGMENT)
+		return tg_reply_fragment(skb, &fragment, iph->ttl);
 	protocol = iph->protocol;
-	if (protocol == IPPROTO_ICMP)
+	if (protocol == IPPROTO_ICMP && kind == TG_WHOLE)
 		return lb4_reply_icmp(skb);
 	if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP)
 		return TC_ACT_OK;
 	if (tg_parse_l4(iph + 1, data_end, protocol,
 			bpf_ntohs(iph->tot_len) - sizeof(*iph),
-			&l4) != TG_PARSE_OK)
+			kind == TG_WHOLE, &l4) != TG_PARSE_OK)
 		return TC_ACT_OK;
 
 	key.src_addr[0] = iph->saddr;
@@ -446,15 +498,16 @@ static __always_inline int lb4_reply(struct __sk_buff *skb)
 	nat = *found;
 	tg_note_reply(&key, &nat, l4.tcp_flags);
 
-	fib.family = TG_AF_INET;
-	fib.l4_protocol = protocol;
-	fib.ipv4_src = nat.addr[0];
-	fib.ipv4_dst = key.dst_addr[0];
-	fib.ifindex = skb->ifindex; /* at ingress: the arrival device */
+	/* At ingress, skb->ifindex is the arrival device. */
+	tg_reply_fib(&fib, TG_FAMILY_IPV4, protocol, nat.addr, key.dst_addr,
+		     skb->ifindex);
 	verdict = tg_reply_route(skb, &fib, iph->frag_off & bpf_htons(TG_IP_DF),
 				 iph->ttl, &rc);
 	if (verdict >= 0)
 		return verdict;
+	if (kind == TG_FIRST_FRAGMENT)
+		tg_remember_fragments(&fragment, nat.addr, 0, nat.backend_index,
+				      0, bpf_ktime_get_coarse_ns());
 
 	old_addr = key.src_addr[0];
 	l4_offset = TG_ETH_LEN + sizeof(*iph);
@@ -479,23 +532,43 @@ static __always_inline int lb6_reply(struct __sk_buff *skb)
 	struct ipv6hdr *ip6h = data + TG_ETH_LEN;
 	struct tg_flow_key key = { .family = TG_FAMILY_IPV6 };
 	struct bpf_fib_lookup fib = {};
+	struct tg_fragment_key fragment = {};
 	struct tg_reverse_nat *found, nat;
 	struct tg_l4 l4 = {};
-	__u32 l4_offset, check_offset;
+	__u32 l4_offset, check_offset, l4_length;
 	__s64 diff;
 	__u64 csum_flags;
 	__u8 protocol;
-	int rc, verdict;
+	int rc, verdict, kind = TG_WHOLE;
+	void *l4_header;
 
 	if ((void *)(ip6h + 1) > data_end)
 		return TC_ACT_OK;
 	protocol = ip6h->nexthdr;
-	if (protocol == IPPROTO_ICMPV6)
+	l4_header = ip6h + 1;
+	l4_offset = TG_ETH_LEN + sizeof(*ip6h);
+	l4_length = bpf_ntohs(ip6h->payload_len);
+	if (protocol == IPPROTO_FRAGMENT) {
+		struct tg_frag6_hdr *frag = l4_header;
+
+		if ((void *)(frag + 1) > data_end || l4_length < sizeof(*frag))
+			return TC_ACT_OK;
+		kind = tg_ipv6_fragment_kind(frag);
+		tg_fragment_key6(ip6h, frag, &fragment);
+		if (kind == TG_LATER_FRAGMENT)
+			return tg_reply_fragment(skb, &fragment,
+						 ip6h->hop_limit);
+		protocol = frag->nexthdr;
+		l4_header = frag + 1;
+		l4_offset += sizeof(*frag);
+		l4_length -= sizeof(*frag);
+	}
+	if (protocol == IPPROTO_ICMPV6 && kind == TG_WHOLE)
 		return lb6_reply_icmp(skb);
 	if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP)
 		return TC_ACT_OK;
-	if (tg_parse_l4(ip6h + 1, data_end, protocol,
-			bpf_ntohs(ip6h->payload_len), &l4) != TG_PARSE_OK)
+	if (tg_parse_l4(l4_header, data_end, protocol, l4_length,
+			kind == TG_WHOLE, &l4) != TG_PARSE_OK)
 		return TC_ACT_OK;
 
 	__builtin_memcpy(key.src_addr, ip6h->saddr.in6_u.u6_addr32, 16);
@@ -509,16 +582,15 @@ static __always_inline int lb6_reply(struct __sk_buff *skb)
 	nat = *found;
 	tg_note_reply(&key, &nat, l4.tcp_flags);
 
-	fib.family = TG_AF_INET6;
-	fib.l4_protocol = protocol;
-	__builtin_memcpy(fib.ipv6_src, nat.addr, 16);
-	__builtin_memcpy(fib.ipv6_dst, key.dst_addr, 16);
-	fib.ifindex = skb->ifindex; /* at ingress: the arrival device */
+	tg_reply_fib(&fib, TG_FAMILY_IPV6, protocol, nat.addr, key.dst_addr,
+		     skb->ifindex);
 	verdict = tg_reply_route(skb, &fib, 1, ip6h->hop_limit, &rc);
 	if (verdict >= 0)
 		return verdict;
+	if (kind == TG_FIRST_FRAGMENT)
+		tg_remember_fragments(&fragment, nat.addr, 0, nat.backend_index,
+				      0, bpf_ktime_get_coarse_ns());
 
-	l4_offset = TG_ETH_LEN + sizeof(*ip6h);
 	check_offset = tg_l4_check_offset(l4_offset, protocol);
 	csum_flags = tg_l4_csum_flags(protocol);
 	diff = bpf_csum_diff(key.src_addr, 16, nat.addr, 16, 0);

@@ -14,7 +14,7 @@
 
 #include <linux/types.h>
 
-#define TG_ABI_VERSION 6
+#define TG_ABI_VERSION 7
 
 /* Map sizes. TG_FLOWS_DEFAULT can be changed by the agent before load. */
 #define TG_MAX_SERVICES 16384
@@ -102,12 +102,15 @@ enum tg_flow_state {
 	X(IPV4_TRUNCATED, ipv4_truncated, "shorter than its IPv4 header")      \
 	X(IPV4_BAD_IHL, ipv4_bad_ihl, "IHL < 5 or total length inconsistent")  \
 	X(IPV4_OPTIONS, ipv4_options, "IPv4 options, to a service address")    \
-	X(IPV4_FRAGMENT, ipv4_fragment, "IPv4 fragment, to a service address") \
+	X(IPV4_FRAGMENT, ipv4_fragment,                                        \
+	  "IPv4 fragment, to a service address, whose first fragment was "     \
+	  "not seen (or came too long ago)")                                   \
 	X(IPV6_TRUNCATED, ipv6_truncated, "shorter than an IPv6 header")       \
 	X(IPV6_EXT_HEADER, ipv6_ext_header,                                    \
 	  "extension header, to a service address")                            \
 	X(IPV6_FRAGMENT, ipv6_fragment,                                        \
-	  "fragment header, to a service address")                             \
+	  "IPv6 fragment, to a service address, whose first fragment was "     \
+	  "not seen (or came too long ago)")                                   \
 	X(TCP_TRUNCATED, tcp_truncated,                                        \
 	  "TCP header missing or bad data offset")                             \
 	X(UDP_TRUNCATED, udp_truncated, "UDP header missing or bad length")    \
@@ -301,6 +304,40 @@ struct tg_reverse_nat {
 	__u8 pad; /* 0 */
 	__u32 backend_index; /* the backend the flow went to */
 };
+
+/*
+ * tg_fragments: the datagrams in flight in fragments. Only a datagram's
+ * first fragment carries the ports; the translation it got is kept here,
+ * keyed by what every fragment carries, and applied to the later ones.
+ * Written by XDP for datagrams to a service (key: client -> service
+ * address; value: the backend) and by TC for a backend's replies (key:
+ * backend -> client; value: the service address).
+ */
+struct tg_fragment_key {
+	__u32 src_addr[4];
+	__u32 dst_addr[4];
+	__u32 id; /* IPv4 identification (16 bits) or IPv6 fragment id */
+	__u8 protocol; /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 family; /* enum tg_family */
+	__u8 pad[2]; /* 0 */
+};
+
+/* tg_fragment.backend_index of a datagram that is no service's: it passes. */
+#define TG_FRAGMENT_PASS 0xffffffffu
+
+struct tg_fragment {
+	__u64 first_seen_ns; /* coarse time of the first fragment */
+	__u32 addr
+		[4]; /* written into later fragments: backend or service address */
+	__u32 service_id;
+	__u32 backend_index; /* TG_FRAGMENT_PASS: not a service's datagram */
+	__u32 backend_generation; /* tg_backend.generation when chosen */
+	__u32 pad; /* 0 */
+};
+#define TG_FRAGMENTS 8192
+/* Later fragments follow their first for as long as the kernel would wait
+ * to reassemble them (net.ipv4.ipfrag_time). */
+#define TG_FRAGMENT_TIMEOUT_NS (30ULL * 1000000000ULL)
 
 /* Per-CPU traffic counters, per service and per backend. */
 struct tg_counters {

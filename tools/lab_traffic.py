@@ -3,7 +3,7 @@
 
     lab_traffic.py http URL --count N [--timeout 2] [--keep-alive] [--rate R] [--source-ports A-B]
                    [--stop-file PATH]
-    lab_traffic.py udp HOST PORT --count N [--timeout 1]
+    lab_traffic.py udp HOST PORT --count N [--timeout 1] [--payload-bytes B]
     lab_traffic.py stream URL --duration S [--interval 0.05] [--stop-file PATH]
     lab_traffic.py watch --duration S [--stop-file PATH]
 
@@ -20,7 +20,9 @@ http:   N GETs, each on a new TCP connection unless --keep-alive; with
 udp:    N datagrams "ping-<i>", each from a new socket (a new source port,
         so a new flow); expects "NAME ping-<i>" back from HOST:PORT (the
         socket is connected, so a reply from any other address is ignored
-        and counts as a timeout). Same JSON shape as http.
+        and counts as a timeout). --payload-bytes pads each to B bytes
+        (larger than the MTU, the kernels fragment it both ways). Same JSON
+        shape as http.
 stream: ONE keep-alive TCP connection, a GET every interval until the
         duration passes or the stop file exists (then one last GET). Any error, a reconnect
         that would be needed, or an answer from another backend than the
@@ -268,7 +270,7 @@ def run_udp(args):
                 tally.failed += args.count - i - 1
                 break
             family, socktype, proto, _, addr = infos[0]
-            payload = f"ping-{i}".encode()
+            payload = f"ping-{i}-".encode().ljust(args.payload_bytes, b"x")
             try:
                 with socket.socket(family, socktype, proto) as sock:
                     sock.settimeout(args.timeout)
@@ -503,6 +505,8 @@ def main():
     p.add_argument("port", type=int)
     p.add_argument("--count", type=positive_int, required=True)
     p.add_argument("--timeout", type=positive_float, default=1.0)
+    p.add_argument("--payload-bytes", type=positive_int, default=0,
+                   help="pad each datagram to this size (at most 65,000)")
 
     p = sub.add_parser("udp-rate", help="paced datagrams from one source address, several CPUs")
     p.add_argument("host")
@@ -528,6 +532,8 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     if args.mode == "http" and args.source_ports and (args.rate or args.keep_alive):
         parser.error("http: --source-ports goes with neither --rate nor --keep-alive")
+    if args.mode == "udp" and args.payload_bytes > 65_000:
+        parser.error("udp: --payload-bytes is at most 65,000 (an IP datagram's limit)")
     if args.mode == "udp-rate" and args.rate * args.seconds > 1_000_000:
         parser.error("udp-rate: at most 1,000,000 datagrams (rate x seconds)")
     result = {"http": run_http, "udp": run_udp, "udp-rate": run_udp_rate, "stream": run_stream,

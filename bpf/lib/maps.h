@@ -102,6 +102,14 @@ struct {
 	__type(value, struct tg_reverse_nat);
 } tg_new_reverse SEC(".maps");
 
+/* Datagrams in flight in fragments: what their first fragment got. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TG_FRAGMENTS);
+	__type(key, struct tg_fragment_key);
+	__type(value, struct tg_fragment);
+} tg_fragments SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, TG_MAX_SERVICES);

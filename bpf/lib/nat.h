@@ -58,31 +58,52 @@ static __always_inline int tg_l4_dnat(void *l4, void *data_end, __u8 protocol,
 	return 0;
 }
 
-static __always_inline int lb4_dnat(struct iphdr *iph, void *l4, void *data_end,
-				    const struct tg_backend *backend)
+/*
+ * The destination address only: a later fragment, which has no L4 header
+ * (the first fragment's L4 checksum covers the pseudo-header).
+ */
+static __always_inline void lb4_dnat_address(struct iphdr *iph,
+					     const struct tg_backend *backend)
 {
-	__u32 old_addr = iph->daddr, new_addr = backend->addr[0];
-	__u32 delta = tg_csum_u32(0, old_addr, new_addr);
+	__u32 delta = tg_csum_u32(0, iph->daddr, backend->addr[0]);
 
-	if (tg_l4_dnat(l4, data_end, iph->protocol, delta, backend->port, 1))
-		return -1;
 	iph->check = tg_csum_end(tg_csum_begin(iph->check) + delta);
-	iph->daddr = new_addr;
-	return 0;
+	iph->daddr = backend->addr[0];
 }
 
-static __always_inline int lb6_dnat(struct ipv6hdr *ip6h, void *l4,
-				    void *data_end,
-				    const struct tg_backend *backend)
+static __always_inline void lb6_dnat_address(struct ipv6hdr *ip6h,
+					     const struct tg_backend *backend)
 {
 	__u32 *daddr = ip6h->daddr.in6_u.u6_addr32;
-	__u32 delta = tg_csum_addr6(0, daddr, backend->addr);
 
-	if (tg_l4_dnat(l4, data_end, ip6h->nexthdr, delta, backend->port, 0))
-		return -1;
 #pragma unroll
 	for (int i = 0; i < 4; i++)
 		daddr[i] = backend->addr[i];
+}
+
+/* Address, port and L4 checksum of a whole packet or first fragment. */
+static __always_inline int lb4_dnat(struct iphdr *iph, void *l4, void *data_end,
+				    const struct tg_backend *backend)
+{
+	__u32 delta = tg_csum_u32(0, iph->daddr, backend->addr[0]);
+
+	if (tg_l4_dnat(l4, data_end, iph->protocol, delta, backend->port, 1))
+		return -1;
+	lb4_dnat_address(iph, backend);
+	return 0;
+}
+
+/* `protocol`: the L4 header at `l4` (after a fragment header, if any). */
+static __always_inline int lb6_dnat(struct ipv6hdr *ip6h, void *l4,
+				    void *data_end, __u8 protocol,
+				    const struct tg_backend *backend)
+{
+	__u32 delta =
+		tg_csum_addr6(0, ip6h->daddr.in6_u.u6_addr32, backend->addr);
+
+	if (tg_l4_dnat(l4, data_end, protocol, delta, backend->port, 0))
+		return -1;
+	lb6_dnat_address(ip6h, backend);
 	return 0;
 }
 

@@ -29,11 +29,6 @@
 #define TG_IP_MF 0x2000
 #define TG_IP_OFFSET 0x1fff
 
-static __always_inline int tg_ipv4_is_fragment(const struct iphdr *iph)
-{
-	return (iph->frag_off & bpf_htons(TG_IP_MF | TG_IP_OFFSET)) != 0;
-}
-
 /*
  * A 16-bit length field in host order, with bounds the verifier keeps.
  * Verifier workaround: before Linux 7.0 (and its backport to 6.18.y) the
@@ -115,11 +110,13 @@ struct tg_l4 {
 
 /*
  * TCP or UDP header at `l4` of an IP payload of `l4_len` bytes (from the IP
- * header, not the frame: Ethernet may pad). Returns TG_PARSE_OK or the drop
- * reason.
+ * header, not the frame: Ethernet may pad). `whole`: the payload is the
+ * whole datagram, not its first fragment (whose UDP length covers all the
+ * fragments). Returns TG_PARSE_OK or the drop reason.
  */
 static __always_inline int tg_parse_l4(void *l4, void *data_end, __u8 protocol,
-				       __u32 l4_len, struct tg_l4 *out)
+				       __u32 l4_len, int whole,
+				       struct tg_l4 *out)
 {
 	if (protocol == IPPROTO_TCP) {
 		struct tcphdr *tcp = l4;
@@ -138,7 +135,8 @@ static __always_inline int tg_parse_l4(void *l4, void *data_end, __u8 protocol,
 
 	if ((void *)(udp + 1) > data_end || l4_len < sizeof(*udp))
 		return TG_DROP_UDP_TRUNCATED;
-	if (bpf_ntohs(udp->len) < sizeof(*udp) || bpf_ntohs(udp->len) > l4_len)
+	if (bpf_ntohs(udp->len) < sizeof(*udp) ||
+	    (whole && bpf_ntohs(udp->len) > l4_len))
 		return TG_DROP_UDP_TRUNCATED;
 	out->src_port = udp->source;
 	out->dst_port = udp->dest;

@@ -9,6 +9,7 @@
 #include "conntrack.h"
 #include "counters.h"
 #include "events.h"
+#include "fragment.h"
 #include "maps.h"
 #include "policy.h"
 #include "select.h"
@@ -373,6 +374,68 @@ tg_steer(const struct tg_service *service, const struct tg_flow_key *key,
 	}
 	return tg_steer_new(config, policy, service, key, flow != NULL, reopens,
 			    in_new_table, tcp_flags, now, drop_reason, chosen);
+}
+
+/*
+ * The backend of a later fragment: its first fragment's, while that backend
+ * holds (as for a flow). Admitted as any packet: allow and deny lists, the
+ * source's bucket. NULL with *drop_reason 0 for a datagram that is no
+ * service's (it passes); else with the reason it is dropped.
+ */
+static __always_inline struct tg_backend *
+tg_steer_fragment(const struct tg_fragment_key *key, __u64 bytes,
+		  int *drop_reason, struct tg_choice *chosen)
+{
+	struct tg_flow_key flow_key = {
+		.protocol = key->protocol,
+		.family = key->family,
+	};
+	struct tg_service_policy *policy;
+	struct tg_fragment *fragment;
+	struct tg_backend *backend;
+	struct tg_config *config;
+	__u32 zero = 0, service_id, backend_index;
+	__u64 now = bpf_ktime_get_coarse_ns();
+	struct tg_flow holder = {};
+
+	fragment = tg_fragment_lookup(key, now);
+	if (!fragment) {
+		*drop_reason = key->family == TG_FAMILY_IPV4
+				       ? TG_DROP_IPV4_FRAGMENT
+				       : TG_DROP_IPV6_FRAGMENT;
+		return NULL;
+	}
+	*drop_reason = 0;
+	if (fragment->backend_index == TG_FRAGMENT_PASS)
+		return NULL;
+	service_id = fragment->service_id;
+	backend_index = fragment->backend_index;
+	holder.service_id = service_id;
+	holder.backend_generation = fragment->backend_generation;
+	backend = bpf_map_lookup_elem(&tg_backends, &backend_index);
+	if (!tg_flow_holds_backend(&holder, service_id, backend)) {
+		*drop_reason = TG_DROP_NO_BACKEND;
+		return NULL;
+	}
+	config = bpf_map_lookup_elem(&tg_config, &zero);
+	policy = bpf_map_lookup_elem(&tg_service_policy, &service_id);
+	if (!config || !policy) {
+		*drop_reason = TG_DROP_INTERNAL;
+		return NULL;
+	}
+	__builtin_memcpy(flow_key.src_addr, key->src_addr,
+			 sizeof(flow_key.src_addr));
+	__builtin_memcpy(flow_key.dst_addr, key->dst_addr,
+			 sizeof(flow_key.dst_addr));
+	*drop_reason =
+		tg_admit(config, policy, service_id, &flow_key, bytes, now);
+	if (*drop_reason)
+		return NULL;
+	chosen->now = now;
+	chosen->service_id = service_id;
+	chosen->backend_index = backend_index;
+	chosen->new_flow = 0;
+	return backend;
 }
 
 #endif /* TG_LIB_STEER_H */

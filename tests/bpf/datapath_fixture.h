@@ -182,6 +182,33 @@ class DataPathTest : public ::testing::Test {
     return build_packet(input);
   }
 
+  // The backend's answer to `request`, as backend `number` sends it:
+  // `payload`, and `tcp_flags` for TCP (a SYN-ACK unless told).
+  PacketSpec backend_reply(const Addresses& family, const PacketSpec& request, int number, Bytes payload,
+                           uint8_t tcp_flags = kTcpSyn | kTcpAck) {
+    PacketSpec reply = request;
+    reply.src = family.backends[number];
+    reply.dst = request.src;
+    reply.src_port = 8080;
+    reply.dst_port = request.src_port;
+    reply.tcp_flags = tcp_flags;
+    reply.payload = std::move(payload);
+    reply.src_mac = TestNetwork::backend_mac(number);
+    reply.dst_mac = TestNetwork::kBackendSideMac;
+    return reply;
+  }
+
+  // The frame the TC program must send for `reply`: from the service
+  // (port 80), one hop spent, towards the client.
+  Bytes reply_output(const Addresses& family, PacketSpec reply) {
+    reply.src = family.service;
+    reply.src_port = 80;
+    reply.ttl -= 1;
+    reply.src_mac = TestNetwork::kClientSideMac;
+    reply.dst_mac = TestNetwork::kClientMac;
+    return build_packet(reply);
+  }
+
   static tg_flow_key flow_key(const Addresses& family, const PacketSpec& packet) {
     PacketSpec in_family = packet;
     in_family.ipv6 = family.ipv6;

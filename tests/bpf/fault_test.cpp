@@ -29,17 +29,8 @@ class FaultTest : public DataPathTest, public ::testing::WithParamInterface<Faul
     return 0;
   }
 
-  // The backend's answer to `request` on the backend side, with `flags`.
   PacketSpec reply_to(const PacketSpec& request, int backend, uint8_t flags) {
-    PacketSpec reply = request;
-    reply.src = family().backends[backend];
-    reply.dst = request.src;
-    reply.src_port = 8080;
-    reply.dst_port = request.src_port;
-    reply.tcp_flags = flags;
-    reply.src_mac = TestNetwork::backend_mac(backend);
-    reply.dst_mac = TestNetwork::kBackendSideMac;
-    return reply;
+    return backend_reply(family(), request, backend, request.payload, flags);
   }
 
   bool has_reverse_entry(const PacketSpec& request, int backend) {

@@ -68,16 +68,7 @@ class IcmpTest : public DataPathTest, public ::testing::WithParamInterface<IcmpC
 
   // The backend's reply to `request` as the backend sends it.
   PacketSpec backend_reply(const PacketSpec& request, int backend) {
-    PacketSpec reply = request;
-    reply.src = family().backends[backend];
-    reply.dst = request.src;
-    reply.src_port = 8080;
-    reply.dst_port = request.src_port;
-    reply.tcp_flags = kTcpSyn | kTcpAck;
-    reply.payload = request.protocol == 17 ? Bytes(200, 'r') : Bytes{};
-    reply.src_mac = TestNetwork::backend_mac(backend);
-    reply.dst_mac = TestNetwork::kBackendSideMac;
-    return reply;
+    return DataPathTest::backend_reply(family(), request, backend, request.protocol == 17 ? Bytes(200, 'r') : Bytes{});
   }
 
   // A packet of `size` bytes of IP (header included) on the client's flow.

@@ -156,6 +156,88 @@ Bytes ip_quote(const PacketSpec& spec, size_t length) {
                frame.begin() + static_cast<long>(l3 + std::min(length, frame.size() - l3)));
 }
 
+namespace {
+
+constexpr size_t kEthernet = 14;
+
+// Where a fragment's piece starts in the datagram, and the piece.
+struct Piece {
+  size_t offset;
+  Bytes bytes;
+};
+
+Piece piece_of(const Bytes& fragment) {
+  const size_t l3 = kEthernet;
+  if (get16(fragment, 12) == 0x0800) {
+    const size_t end = l3 + get16(fragment, l3 + 2);
+    return {(get16(fragment, l3 + 6) & 0x1fffu) * 8u, Bytes(fragment.begin() + l3 + 20, fragment.begin() + end)};
+  }
+  const size_t end = l3 + 40 + get16(fragment, l3 + 4);
+  return {get16(fragment, l3 + 42) & 0xfff8u, Bytes(fragment.begin() + l3 + 48, fragment.begin() + end)};
+}
+
+}  // namespace
+
+std::vector<Bytes> fragment_frame(const Bytes& frame, size_t piece, uint32_t ipv6_id) {
+  if (piece == 0 || piece % 8) throw std::invalid_argument("fragments carry multiples of 8 bytes");
+  const size_t l3 = kEthernet;
+  const bool ipv6 = get16(frame, 12) == 0x86dd;
+  const size_t header = ipv6 ? 40 : 20;
+  const size_t payload = ipv6 ? get16(frame, l3 + 4) : get16(frame, l3 + 2) - header;
+  std::vector<Bytes> out;
+  for (size_t offset = 0; offset < payload; offset += piece) {
+    const size_t length = std::min(piece, payload - offset);
+    const bool more = offset + length < payload;
+    Bytes fragment(frame.begin(), frame.begin() + static_cast<long>(l3 + header));
+    if (ipv6) {
+      const uint8_t next = frame[l3 + 6];
+      fragment[l3 + 6] = 44;
+      put16(fragment, l3 + 4, static_cast<uint16_t>(8 + length));
+      fragment.insert(fragment.end(), {next, 0, static_cast<uint8_t>(offset >> 8),
+                                       static_cast<uint8_t>((offset & 0xf8) | (more ? 1 : 0)),
+                                       static_cast<uint8_t>(ipv6_id >> 24), static_cast<uint8_t>(ipv6_id >> 16),
+                                       static_cast<uint8_t>(ipv6_id >> 8), static_cast<uint8_t>(ipv6_id)});
+    } else {
+      put16(fragment, l3 + 2, static_cast<uint16_t>(header + length));
+      put16(fragment, l3 + 6, static_cast<uint16_t>((more ? 0x2000 : 0) | offset / 8));
+      put16(fragment, l3 + 10, 0);
+      put16(fragment, l3 + 10, static_cast<uint16_t>(~ones_complement_sum(&fragment[l3], header)));
+    }
+    const auto start = frame.begin() + static_cast<long>(l3 + header + offset);
+    fragment.insert(fragment.end(), start, start + static_cast<long>(length));
+    out.push_back(std::move(fragment));
+  }
+  return out;
+}
+
+Bytes reassemble(std::vector<Bytes> fragments) {
+  if (fragments.empty()) throw std::invalid_argument("no fragments");
+  std::sort(fragments.begin(), fragments.end(),
+            [](const Bytes& a, const Bytes& b) { return piece_of(a).offset < piece_of(b).offset; });
+  Bytes payload;
+  for (const Bytes& fragment : fragments) {
+    Piece piece = piece_of(fragment);
+    if (piece.offset != payload.size()) throw std::invalid_argument("fragments leave a hole or overlap");
+    payload.insert(payload.end(), piece.bytes.begin(), piece.bytes.end());
+  }
+  const Bytes& first = fragments.front();
+  const size_t l3 = kEthernet;
+  Bytes out;
+  if (get16(first, 12) == 0x0800) {
+    out.assign(first.begin(), first.begin() + l3 + 20);
+    put16(out, l3 + 2, static_cast<uint16_t>(20 + payload.size()));
+    put16(out, l3 + 6, 0);
+    put16(out, l3 + 10, 0);
+    put16(out, l3 + 10, static_cast<uint16_t>(~ones_complement_sum(&out[l3], 20)));
+  } else {
+    out.assign(first.begin(), first.begin() + l3 + 40);
+    out[l3 + 6] = first[l3 + 40];  // the fragment header's next header
+    put16(out, l3 + 4, static_cast<uint16_t>(payload.size()));
+  }
+  out.insert(out.end(), payload.begin(), payload.end());
+  return out;
+}
+
 bool checksums_valid(const Bytes& frame, std::string* why) {
   if (frame.size() < 14) return *why = "frame too short", false;
   const uint16_t ether_type = get16(frame, 12);

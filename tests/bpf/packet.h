@@ -73,6 +73,15 @@ Bytes build_icmp_error(const PacketSpec& spec, uint8_t type, uint8_t code, uint3
 // (all of it if shorter): what an ICMP error about it quotes.
 Bytes ip_quote(const PacketSpec& spec, size_t length = SIZE_MAX);
 
+// An untagged frame split as a sender fragments it: IP payload pieces of
+// `piece` bytes (a multiple of 8), each under a copy of the IP header;
+// IPv4 with the frame's identification, MF and offset, and its own header
+// checksum; IPv6 with a fragment header of identification `ipv6_id`.
+std::vector<Bytes> fragment_frame(const Bytes& frame, size_t piece, uint32_t ipv6_id = 0x4242);
+// The datagram the fragments make (in any order), under the first's
+// Ethernet and IP headers: what the receiver reassembles.
+Bytes reassemble(std::vector<Bytes> fragments);
+
 // Offsets into a frame built from `spec`.
 size_t l3_offset(const PacketSpec& spec);
 size_t l4_offset(const PacketSpec& spec);

@@ -17,19 +17,9 @@ void PrintTo(const ReplyCase& test_case, std::ostream* out) { *out << test_case.
 
 class TcReplyTest : public DataPathTest, public ::testing::WithParamInterface<ReplyCase> {
  protected:
-  // The backend's answer to `request`, as the backend sends it.
   PacketSpec reply_to(const PacketSpec& request, int backend) {
-    const auto& family = *GetParam().family;
-    PacketSpec reply = request;
-    reply.src = family.backends[backend];
-    reply.dst = request.src;
-    reply.src_port = 8080;
-    reply.dst_port = request.src_port;
-    reply.tcp_flags = kTcpSyn | kTcpAck;
-    reply.payload = request.protocol == 17 ? Bytes{'b', ' ', 'p', 'o', 'n', 'g'} : Bytes{};
-    reply.src_mac = TestNetwork::backend_mac(backend);
-    reply.dst_mac = TestNetwork::kBackendSideMac;
-    return reply;
+    return backend_reply(*GetParam().family, request, backend,
+                         request.protocol == 17 ? Bytes{'b', ' ', 'p', 'o', 'n', 'g'} : Bytes{});
   }
 };
 
@@ -48,13 +38,7 @@ TEST_P(TcReplyTest, ReplyOfATrackedFlowGetsTheServiceAddressBack) {
   RunResult result = run_tc(build_packet(reply));
   ASSERT_EQ(result.verdict, TC_ACT_REDIRECT) << "TC verdict " << result.verdict;
 
-  PacketSpec expected_spec = reply;
-  expected_spec.src = family.service;
-  expected_spec.src_port = 80;
-  expected_spec.ttl -= 1;
-  expected_spec.src_mac = TestNetwork::kClientSideMac;
-  expected_spec.dst_mac = TestNetwork::kClientMac;
-  Bytes expected = build_packet(expected_spec);
+  Bytes expected = reply_output(family, reply);
   EXPECT_EQ(result.data, expected) << hex_diff(expected, result.data);
   std::string why;
   EXPECT_TRUE(checksums_valid(result.data, &why)) << why;

@@ -472,8 +472,7 @@ std::vector<MalformedCase> malformed_cases() {
          put16(f, kL3 + 2, static_cast<uint16_t>(get16(f, kL3 + 2) + 4));
        },
        TG_DROP_IPV4_OPTIONS, true},
-      {"ipv4 first fragment", false, 17, [](Bytes& f) { put16(f, kL3 + 6, 0x2000); }, TG_DROP_IPV4_FRAGMENT, true},
-      {"ipv4 later fragment", false, 17,
+      {"ipv4 later fragment, its first never seen", false, 17,
        [](Bytes& f) {
          put16(f, kL3 + 6, 0x0001);
          f.resize(kL4v4 + 4);
@@ -524,13 +523,27 @@ std::vector<MalformedCase> malformed_cases() {
          put16(f, kL3 + 4, static_cast<uint16_t>(get16(f, kL3 + 4) + 8));
        },
        TG_DROP_IPV6_EXT_HEADER, true},
-      {"ipv6 fragment", true, 17,
+      {"ipv6 later fragment, its first never seen", true, 17,
        [](Bytes& f) {
-         insert_after(f, kL4v6, {17, 0, 0, 1, 0, 0, 0, 42});  // first fragment, more follow
+         insert_after(f, kL4v6, {17, 0, 0, 8, 0, 0, 0, 42});  // offset 8 bytes, the last
          f[kL3 + 6] = 44;
          put16(f, kL3 + 4, static_cast<uint16_t>(get16(f, kL3 + 4) + 8));
        },
        TG_DROP_IPV6_FRAGMENT, true},
+      {"ipv6 fragment header truncated", true, 17,
+       [](Bytes& f) {
+         f.resize(kL4v6 + 4);
+         f[kL3 + 6] = 44;
+         put16(f, kL3 + 4, 4);
+       },
+       TG_DROP_IPV6_TRUNCATED, true},
+      {"ipv6 fragment of a routing header", true, 17,
+       [](Bytes& f) {
+         insert_after(f, kL4v6, {43, 0, 0, 1, 0, 0, 0, 42});  // first fragment, more follow
+         f[kL3 + 6] = 44;
+         put16(f, kL3 + 4, static_cast<uint16_t>(get16(f, kL3 + 4) + 8));
+       },
+       TG_DROP_IPV6_EXT_HEADER, true},
       {"ipv6 tcp header truncated", true, 6,
        [](Bytes& f) {
          f.resize(kL4v6 + 8);

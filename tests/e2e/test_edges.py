@@ -21,6 +21,7 @@ from tollgate_lab import (BACKEND_SWITCH_NS, BACKENDS_V4, BACKENDS_V6, CLIENTS_V
 
 NARROW_MTU = 1400
 TOO_BIG_ANSWERED = 'tollgate_drops_total{reason="frame_too_big_answered"}'
+FRAGMENT_DROPS = ('tollgate_drops_total{reason="ipv4_fragment"}', 'tollgate_drops_total{reason="ipv6_fragment"}')
 REPLY_NO_FLOW = 'tollgate_drops_total{reason="reply_no_flow"}'
 CLIENT_SIDE_MTU = 1300
 
@@ -126,6 +127,7 @@ class EdgeTest(LabTest):
         self.assertGreaterEqual(retried, 1, "no SYN went to b2; the test proves nothing")
         leaked = {a: n for a, n in seen.items() if a in BACKENDS_V4.values() or a in BACKENDS_V6.values()}
         self.assertEqual(leaked, {}, "packets from a backend's own address reached the client")
+
     def test_client_side_too_big_reaches_the_flows_backend(self):
         """A router on the client side sends ICMP fragmentation needed to the
         service about an answer: the gateway hands it to the flow's backend
@@ -145,6 +147,30 @@ class EdgeTest(LabTest):
         route = self.lab.run(backend, ["ip", "route", "get", client]).stdout.split()
         print(f"ICMP frag needed (MTU {CLIENT_SIDE_MTU}) from c1 about the answer on port {port}: "
               f"{backend} learned it: {' '.join(route)}")
+
+    def test_fragmented_datagrams_are_echoed(self):
+        """UDP datagrams of 4 kB, fragmented by c1's kernel (MTU 1500) and
+        echoed by the backend, fragmented again by its kernel: every
+        fragment follows its first to the flow's backend, and every fragment
+        of the answer comes back from the service address, over IPv4 and
+        IPv6."""
+        self.start_agent(lab_services())
+        count, size = 20, 4000
+
+        def packets(address):
+            series = f'tollgate_backend_packets_total{{service="{address}:53/udp"'
+            return sum(v for k, v in self.agent.metrics().items() if k.startswith(series))
+        for address in (SERVICE_V4, SERVICE_V6):
+            report = self.lab.traffic("c1", ["udp", address, 53, "--count", count, "--payload-bytes", size,
+                                             "--timeout", 2])
+            self.assertEqual((report["ok"], report["failed"]), (count, 0), f"{size} B datagrams to {address}: {report}")
+            # 4,000 bytes in 1,500-byte frames: three fragments a datagram.
+            sent = packets(address if address == SERVICE_V4 else f"[{address}]")
+            self.assertGreaterEqual(sent, 3 * count, f"{address}: the datagrams did not arrive in fragments")
+            print(f"{count} datagrams of {size} B to {address}: {report['ok']} echoed {report['backends']}, "
+                  f"{sent:.0f} fragments steered")
+        metrics = self.agent.metrics()
+        self.assertEqual([metrics[name] for name in FRAGMENT_DROPS], [0, 0], "fragments dropped")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,8 @@ constexpr HelperNeed kHelpers[] = {
     {BPF_PROG_TYPE_XDP, BPF_FUNC_ringbuf_reserve, "bpf_ringbuf_reserve", "5.8"},
     {BPF_PROG_TYPE_XDP, BPF_FUNC_ringbuf_submit, "bpf_ringbuf_submit", "5.8"},
     {BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_map_lookup_elem, "bpf_map_lookup_elem", "4.1"},
+    {BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_map_update_elem, "bpf_map_update_elem", "4.1"},
+    {BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_ktime_get_coarse_ns, "bpf_ktime_get_coarse_ns", "5.11"},
     {BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_skb_load_bytes, "bpf_skb_load_bytes", "4.5"},
     {BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_skb_store_bytes, "bpf_skb_store_bytes", "4.1"},
     {BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_skb_pull_data, "bpf_skb_pull_data", "4.9"},

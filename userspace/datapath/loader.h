@@ -30,6 +30,7 @@ namespace tollgate {
   X(reverse_flows, tg_reverse_flows)                   \
   X(new_flows, tg_new_flows)                           \
   X(new_reverse, tg_new_reverse)                       \
+  X(fragments, tg_fragments)                           \
   X(service_stats, tg_service_stats)                   \
   X(backend_stats, tg_backend_stats)                   \
   X(backend_health, tg_backend_health)                 \

@@ -18,6 +18,8 @@ static_assert(sizeof(tg_flow) == 24);
 static_assert(sizeof(tg_fib_entry) == 40);
 static_assert(sizeof(tg_counters) == 24);
 static_assert(sizeof(tg_reverse_nat) == 24);
+static_assert(sizeof(tg_fragment_key) == 40);
+static_assert(sizeof(tg_fragment) == 40);
 static_assert(sizeof(tg_backend_health) == 48);
 static_assert(sizeof(tg_service_policy) == 56);
 static_assert(sizeof(tg_acl_key) == 28);
