@@ -35,6 +35,7 @@
 #include "kernel_probe.h"
 #include "loader.h"
 #include "log.h"
+#include "scrape_server.h"
 #include "state.h"
 
 using namespace tollgate;
@@ -53,6 +54,7 @@ struct Options {
   std::string state_dir = kDefaultStateDir;
   std::string socket_path = kDefaultSocketPath;
   std::string audit_path = kDefaultAuditLog;
+  std::optional<Endpoint> metrics_address;  // none: no scrape listener
   std::vector<uid_t> allow_uids;
   std::vector<gid_t> allow_gids;
   std::string api_group;  // the socket's group as given; empty: the agent's own
@@ -314,6 +316,16 @@ int run(const Options& options) {
     return 1;
   }
   api = std::make_unique<Api>(controller, **audit, access, info, &health, &events, &(*server)->counters());
+  std::unique_ptr<ScrapeServer> scrape;
+  if (options.metrics_address) {
+    auto listening = ScrapeServer::listen(*options.metrics_address, [&api] { return api->metrics(); });
+    if (!listening) {
+      log::error("{}", listening.error().message);
+      return 1;
+    }
+    scrape = std::move(*listening);
+    log::info("metrics on http://{}/metrics (read-only, no credentials)", scrape->address().to_string());
+  }
   std::thread api_thread([&server] { (*server)->serve(); });
   log::info("control API on {} (mode 0660, group {}): at most {} connections, {} per uid, {} kept for root",
             options.socket_path, options.api_group.empty() ? fmt::format("{}", getegid()) : options.api_group,
@@ -355,6 +367,7 @@ int run(const Options& options) {
     else
       log::error("SIGHUP: configuration not applied, nothing changed: {}", status.error().message);
   }
+  scrape.reset();
   (*server)->stop();
   api_thread.join();
   health.stop();
@@ -429,8 +442,19 @@ int main(int argc, char** argv) {
   app.add_flag("--check-kernel", options.check_kernel,
                "probe what the data path needs of the running kernel, print it, and exit (1 when something is "
                "missing)");
+  std::string metrics_address = "127.0.0.1:9464";
+  app.add_option("--metrics-address", metrics_address,
+                 "where Prometheus scrapes GET /metrics (ADDRESS:PORT, [IPv6]:PORT), read-only and without "
+                 "credentials; off: no listener")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "debug, info, warn, error or off");
-  CLI11_PARSE(app, argc, argv);
+  app.set_version_flag("--version", std::string("tollgated ") + TOLLGATE_VERSION);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // --help and --version exit 0; every usage error exits 2 (not CLI11's own codes).
+    return app.exit(error) == 0 ? 0 : 2;
+  }
 
   if (options.check_kernel) return check_kernel();
   if (!options.detach && options.client_interfaces.empty()) {
@@ -444,6 +468,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   log::set_level(level);
+  if (auto address = parse_scrape_address(metrics_address); !address) {
+    std::fprintf(stderr, "%s\n", address.error().message.c_str());
+    return 2;
+  } else {
+    options.metrics_address = *address;
+  }
   give_memory_back_when_freed();
   if (auto wrong = check_quota_limits(options.api_limits.connections)) {
     std::fprintf(stderr, "--api-connections-for-root: %s\n", wrong->c_str());

@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 from test_lab import NOBODY, SKIP, LabTest  # noqa: E402
-from tollgate_lab import SERVICE_V4, lab_services, wait_until  # noqa: E402
+from tollgate_lab import SERVICE_V4, TOPOLOGY, lab_services, wait_until  # noqa: E402
 
 try:
     NOGROUP = grp.getgrgid(NOBODY).gr_name  # "nogroup" on Debian: tollgated resolves the name
@@ -250,6 +250,42 @@ class ApiTest(LabTest):
                   f"{len(bodies[0]) // 1024} and {len(bodies[1]) // 1024} KiB (12 at once), "
                   f"after {after[0] / 1024:.1f} MiB, settled at {after[-1] / 1024:.1f} MiB")
         self.assertGreaterEqual(self.agent.metrics()["tollgate_api_memory_trims_total"], 1)
+
+    def test_prometheus_scrapes_without_credentials_and_changes_nothing(self):
+        """GET /metrics on 127.0.0.1:9464 in the gateway's namespace: any
+        user may read it (nobody here, who may not use the API), it holds
+        what /v1/metrics holds and the traffic just sent; nothing else is
+        served there, and nothing outside the host reaches it."""
+        self.start_agent(lab_services())
+        self.assertEqual(self.lab.traffic("c1", ["udp", SERVICE_V4, 53, "--count", 10])["failed"], 0)
+        scrape = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "curl", "-s",
+                  "-w", "\n%{http_code}", "--max-time", "10"]
+
+        def scraped(*args):
+            body, _, status = self.lab.run("gw", [*scrape, *args]).stdout.rpartition("\n")
+            return int(status), body
+        status, body = scraped("http://127.0.0.1:9464/metrics")
+        self.assertEqual(status, 200, body)
+        series = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+                  if line and not line.startswith("#")}
+        self.assertIn('tollgate_build_info{version="0.1.0"}', series)
+        sent = sum(v for k, v in series.items()
+                   if k.startswith(f'tollgate_backend_packets_total{{service="{SERVICE_V4}:53/udp"'))
+        self.assertGreaterEqual(sent, 10, "the scrape does not show the traffic")
+        api = set(self.agent.metrics())
+        self.assertEqual({k for k in series if not k.startswith("tollgate_api_")},
+                         {k for k in api if not k.startswith("tollgate_api_")}, "the scrape and /v1/metrics differ")
+        for method in ("POST", "PUT", "DELETE"):
+            self.assertEqual(scraped("-X", method, "--data", "{}", "http://127.0.0.1:9464/metrics")[0], 405, method)
+        for path in ("/v1/services", "/v1/config", "/"):
+            self.assertEqual(scraped(f"http://127.0.0.1:9464{path}")[0], 404, path)
+        self.assertEqual(len(self.agent.cli_json("service", "list")), len(lab_services()["services"]))
+        # Loopback only: from a client, the gateway's address has no such port.
+        outside = self.lab.run("c1", ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+                                      f"http://{TOPOLOGY['GW_CLIENT_V4']}:9464/metrics"], check=False)
+        self.assertEqual(outside.stdout, "000", "the scrape port answered from outside the gateway")
+        print(f"scraped as nobody: {len(series)} series, {sent:.0f} packets of the UDP service; "
+              f"POST/PUT/DELETE 405, other paths 404; from c1: {outside.returncode} (curl exit, not reached)")
 
 
 if __name__ == "__main__":

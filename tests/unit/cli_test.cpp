@@ -88,6 +88,13 @@ TEST(Cli, BadArgumentsAreNamedAndNothingIsSent) {
   }
 }
 
+TEST(Cli, VersionIsTheBuildsAndAsksNothingOfTheAgent) {
+  CliRun run = run_cli({"--version"});
+  EXPECT_EQ(run.code, 0);
+  EXPECT_EQ(run.out, std::string("tollgate ") + TOLLGATE_VERSION + "\n");
+  EXPECT_TRUE(run.sent.empty());
+}
+
 TEST(Cli, HelpAtEveryLevelHasAnExample) {
   for (std::vector<std::string> args : {std::vector<std::string>{"--help"},
                                         {"backend", "add", "--help"},

@@ -153,6 +153,7 @@ int run(int argc, const char* const* argv, const std::function<Transport(const s
       "tollgate: control the tollgate L4 load balancer through tollgated's API.\n"
       "Example: tollgate backend add 198.18.100.1:80/tcp 198.18.1.11:8080 --weight 2"};
   app.name("tollgate");
+  app.set_version_flag("--version", std::string("tollgate ") + TOLLGATE_VERSION);
   app.add_option("--socket", session.socket_path, "tollgated's API socket (default /run/tollgate/tollgate.sock)");
   Dispatch dispatch(session);
   for (auto register_commands : kCommandGroups) register_commands(app, dispatch);

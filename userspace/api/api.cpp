@@ -388,10 +388,17 @@ Api::Outcome Api::put_config(const Call& call) {
   return outcome;
 }
 
-Api::Outcome Api::get_metrics(const Call&) {
+Result<std::string> Api::metrics() const {
   auto text = prometheus_metrics(controller_, health_, events_);
-  if (!text) return {failure(text.error())};
+  if (!text) return text.error();
   if (connections_) *text += api_connection_metrics(*connections_);
+  *text += build_info_metric(info_.version);
+  return text;
+}
+
+Api::Outcome Api::get_metrics(const Call&) {
+  auto text = metrics();
+  if (!text) return {failure(text.error())};
   return {HttpResponse{200, *text, "text/plain; version=0.0.4"}};
 }
 

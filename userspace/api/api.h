@@ -9,7 +9,7 @@
 //   DELETE /v1/services/{service}/backends/{backend}
 //   GET    /v1/stats
 //   GET    /v1/conntrack[?limit=N]         DELETE /v1/conntrack
-//   GET    /v1/metrics                     Prometheus text
+//   GET    /v1/metrics                     Prometheus text (also on --metrics-address)
 //   GET    /v1/policy                      global lists, events, every service's policy
 //   GET    /v1/policy/access  PUT  DELETE  the global allow and deny lists
 //   GET    /v1/services/{service}/policy  PUT  DELETE   a service's policy, whole
@@ -71,6 +71,9 @@ class Api {
   HttpResponse handle(const HttpRequest& request);
   // Requests the HTTP layer refused (malformed, too large, too slow).
   void audit_rejected(const Caller& caller, const HttpResponse& response);
+  // The Prometheus text of GET /v1/metrics, also served to scrapers
+  // (ScrapeServer): the agent's build, the data path, the API's connections.
+  Result<std::string> metrics() const;
 
   struct Call;
   struct Outcome;

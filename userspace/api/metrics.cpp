@@ -168,4 +168,12 @@ std::string api_connection_metrics(const HttpServerCounters& counters) {
       read(counters.read_deadlines), read(counters.write_deadlines), read(counters.memory_trims));
 }
 
+std::string build_info_metric(std::string_view version) {
+  return fmt::format(
+      "# HELP tollgate_build_info The agent's build: its version, value 1.\n"
+      "# TYPE tollgate_build_info gauge\n"
+      "tollgate_build_info{{version=\"{}\"}} 1\n",
+      escape(version));
+}
+
 }  // namespace tollgate

@@ -23,4 +23,7 @@ Result<std::string> prometheus_metrics(const Controller& controller, const Healt
 // a deadline, memory given back.
 std::string api_connection_metrics(const HttpServerCounters& counters);
 
+// tollgate_build_info{version="..."} 1: which build answers.
+std::string build_info_metric(std::string_view version);
+
 }  // namespace tollgate
