@@ -37,6 +37,7 @@
 #include "log.h"
 #include "scrape_server.h"
 #include "state.h"
+#include "systemd_notify.h"
 
 using namespace tollgate;
 
@@ -100,6 +101,11 @@ void give_memory_back_when_freed() {
   mallopt(M_ARENA_MAX, 1);
   mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   mallopt(M_TRIM_THRESHOLD, 256 * 1024);
+}
+
+// Tells systemd (Type=notify) where the agent is; a failure is only logged.
+void notify_manager(std::string_view state) {
+  if (auto sent = systemd_notify(state); !sent) log::warn("{}", sent.error().message);
 }
 
 nlohmann::json self_actor(std::string_view source) {
@@ -332,18 +338,21 @@ int run(const Options& options) {
             options.api_limits.connections.total, options.api_limits.connections.per_uid,
             options.api_limits.connections.reserved_for_root);
   log::info("ready");
+  notify_manager("READY=1");  // attached, reconciled, serving
 
   for (;;) {
     int received = 0;
     sigwait(&signals, &received);
     if (received != SIGHUP) {
       log::info("signal {}: stopping; the data path keeps forwarding (tollgated --detach removes it)", received);
+      notify_manager("STOPPING=1");
       break;
     }
     if (options.config_path.empty()) {
       log::warn("SIGHUP: no --config file to re-read");
       continue;
     }
+    notify_manager("RELOADING=1");
     auto actor = self_actor("config_file");
     actor["path"] = options.config_path;
     auto file = load_config_file(options.config_path);
@@ -366,6 +375,7 @@ int run(const Options& options) {
       log::info("configuration {} applied: {} services", options.config_path, file->config.services.size());
     else
       log::error("SIGHUP: configuration not applied, nothing changed: {}", status.error().message);
+    notify_manager("READY=1");
   }
   scrape.reset();
   (*server)->stop();

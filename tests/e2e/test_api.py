@@ -11,10 +11,12 @@ Run one: tests/e2e/test_api.py ApiTest.test_unprivileged_connections_do_not_sile
 import grp
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -286,6 +288,30 @@ class ApiTest(LabTest):
         self.assertEqual(outside.stdout, "000", "the scrape port answered from outside the gateway")
         print(f"scraped as nobody: {len(series)} series, {sent:.0f} packets of the UDP service; "
               f"POST/PUT/DELETE 405, other paths 404; from c1: {outside.returncode} (curl exit, not reached)")
+
+    def test_systemd_hears_ready_reloading_and_stopping(self):
+        """Under systemd's Type=notify the agent says READY=1 once attached
+        and reconciled, RELOADING=1 then READY=1 around a SIGHUP, and
+        STOPPING=1 when told to stop (a path socket here: an abstract one
+        would stay in the test's network namespace)."""
+        directory = Path(tempfile.mkdtemp(prefix="tollgate-notify-"))
+        self.addCleanup(shutil.rmtree, directory, True)
+        manager = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(manager.close)
+        manager.bind(str(directory / "notify"))
+        manager.settimeout(10)
+        os.environ["NOTIFY_SOCKET"] = str(directory / "notify")
+        try:
+            self.start_agent(lab_services())
+        finally:
+            del os.environ["NOTIFY_SOCKET"]
+        heard = [manager.recv(256).decode()]
+        self.agent.reconfigure(lab_services())
+        heard += [manager.recv(256).decode(), manager.recv(256).decode()]
+        self.agent.stop(detach=False)
+        heard.append(manager.recv(256).decode())
+        print(f"the service manager heard {heard}")
+        self.assertEqual(heard, ["READY=1", "RELOADING=1", "READY=1", "STOPPING=1"])
 
 
 if __name__ == "__main__":
