@@ -458,6 +458,11 @@ int main(int argc, char** argv) {
                  "credentials; off: no listener")
       ->capture_default_str();
   app.add_option("--log-level", log_level, "debug, info, warn, error or off");
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format,
+                 "text (a timestamp first; under systemd, the journal's priority instead) or json (an object a "
+                 "line)")
+      ->capture_default_str();
   app.set_version_flag("--version", std::string("tollgated ") + TOLLGATE_VERSION);
   try {
     app.parse(argc, argv);
@@ -478,6 +483,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   log::set_level(level);
+  log::Format format;
+  if (!log::parse_format(log_format, format)) {
+    std::fprintf(stderr, "--log-format: unknown format '%s' (expected text or json)\n", log_format.c_str());
+    return 2;
+  }
+  log::set_format(format == log::Format::text && log::stderr_is_journal() ? log::Format::journal : format);
   if (auto address = parse_scrape_address(metrics_address); !address) {
     std::fprintf(stderr, "%s\n", address.error().message.c_str());
     return 2;

@@ -11,6 +11,7 @@ Run one: tests/e2e/test_api.py ApiTest.test_unprivileged_connections_do_not_sile
 import grp
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -293,7 +294,8 @@ class ApiTest(LabTest):
         """Under systemd's Type=notify the agent says READY=1 once attached
         and reconciled, RELOADING=1 then READY=1 around a SIGHUP, and
         STOPPING=1 when told to stop (a path socket here: an abstract one
-        would stay in the test's network namespace)."""
+        would stay in the test's network namespace). Its log lines carry
+        their time, and a fresh start warns of nothing."""
         directory = Path(tempfile.mkdtemp(prefix="tollgate-notify-"))
         self.addCleanup(shutil.rmtree, directory, True)
         manager = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -306,6 +308,12 @@ class ApiTest(LabTest):
         finally:
             del os.environ["NOTIFY_SOCKET"]
         heard = [manager.recv(256).decode()]
+        # A fresh start on interfaces without a qdisc warns of nothing, and
+        # every line of the agent's (a terminal's or file's) carries its time.
+        lines = self.agent.log().splitlines()
+        self.assertEqual([line for line in lines if " tollgate warn " in line or "Qdisc" in line], [])
+        untimed = [line for line in lines if not re.match(r"\d{4}-\d\d-\d\dT[\d:.]+Z tollgate ", line)]
+        self.assertEqual(untimed, [], "log lines without a timestamp")
         self.agent.reconfigure(lab_services())
         heard += [manager.recv(256).decode(), manager.recv(256).decode()]
         self.agent.stop(detach=False)

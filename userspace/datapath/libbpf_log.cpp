@@ -10,6 +10,8 @@
 namespace tollgate::log {
 namespace {
 
+thread_local int warnings_expected = 0;  // LibbpfWarningsExpected alive on this thread
+
 constexpr std::string_view kLogBegin = "-- BEGIN PROG LOAD LOG --\n";
 constexpr std::string_view kLogEnd = "-- END PROG LOAD LOG --";
 
@@ -37,7 +39,9 @@ void write_verifier_log(std::string_view message) {
 }
 
 int libbpf_print(enum libbpf_print_level libbpf_level, const char* format, va_list args) {
-  // libbpf's info lines are load details: debug for us.
+  // libbpf's info lines are load details: debug for us; so are warnings
+  // the caller expects.
+  if (libbpf_level == LIBBPF_WARN && warnings_expected > 0) libbpf_level = LIBBPF_DEBUG;
   Level mapped = libbpf_level == LIBBPF_WARN ? Level::warn : Level::debug;
   // A warning may carry a verifier log, whose summary is an error.
   const bool wanted = level() <= mapped || (libbpf_level == LIBBPF_WARN && level() <= Level::error);
@@ -63,6 +67,9 @@ int libbpf_print(enum libbpf_print_level libbpf_level, const char* format, va_li
 }  // namespace
 
 void capture_libbpf() { libbpf_set_print(libbpf_print); }
+
+LibbpfWarningsExpected::LibbpfWarningsExpected() { ++warnings_expected; }
+LibbpfWarningsExpected::~LibbpfWarningsExpected() { --warnings_expected; }
 
 std::string summarize_verifier_log(std::string_view log) {
   // The verifier ends with its statistics; before them comes the reason

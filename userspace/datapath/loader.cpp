@@ -276,7 +276,12 @@ Result<TcAttachment> DataPath::attach_tc(const std::string& interface) {
   // A predecessor's clsact qdisc and filter are replaced in place (one
   // netlink change, no gap); the qdisc is created only when missing.
   LIBBPF_OPTS(bpf_tc_opts, existing, .handle = kTcHandle, .priority = kTcPriority);
-  if (bpf_tc_query(&hook, &existing) != 0) {
+  int queried;
+  {
+    log::LibbpfWarningsExpected no_qdisc_yet;  // a fresh interface has none: not a warning
+    queried = bpf_tc_query(&hook, &existing);
+  }
+  if (queried != 0) {
     if (int err = bpf_tc_hook_create(&hook); err && err != -EEXIST)
       return make_error("TC hook create failed: {} [interface = {}]", std::strerror(-err), interface);
   }
@@ -305,7 +310,12 @@ Result<bool> DataPath::detach_tc_by_name(const std::string& interface) {
   if (ifindex == 0) return make_error("no interface '{}' in this network namespace", interface);
   LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex), .attach_point = BPF_TC_INGRESS);
   LIBBPF_OPTS(bpf_tc_opts, query, .handle = kTcHandle, .priority = kTcPriority);
-  if (bpf_tc_query(&hook, &query) != 0 || !is_our_program(query.prog_id, kTcProgramName)) return false;
+  int queried;
+  {
+    log::LibbpfWarningsExpected none_attached;  // nothing there is an answer, not a warning
+    queried = bpf_tc_query(&hook, &query);
+  }
+  if (queried != 0 || !is_our_program(query.prog_id, kTcProgramName)) return false;
   LIBBPF_OPTS(bpf_tc_opts, options, .handle = kTcHandle, .priority = kTcPriority);
   if (int err = bpf_tc_detach(&hook, &options); err && err != -ENOENT)
     return make_error("TC detach failed: {} [interface = {}]", std::strerror(-err), interface);
