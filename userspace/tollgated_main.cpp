@@ -10,6 +10,7 @@
 // data path forwarding; `tollgated --detach` removes programs and pins.
 #include <fcntl.h>
 #include <malloc.h>
+#include <net/if.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -472,6 +473,16 @@ int main(int argc, char** argv) {
   }
 
   if (options.check_kernel) return check_kernel();
+  // A mistyped interface stops the start before anything is loaded, pinned
+  // or attached (--detach takes interfaces that may be gone).
+  if (!options.detach) {
+    for (const auto* list : {&options.client_interfaces, &options.backend_interfaces})
+      for (const auto& name : *list)
+        if (if_nametoindex(name.c_str()) == 0) {
+          std::fprintf(stderr, "no interface '%s' in this network namespace: nothing loaded\n", name.c_str());
+          return 2;
+        }
+  }
   if (!options.detach && options.client_interfaces.empty()) {
     std::fprintf(stderr, "%s: required unless --detach\n", interface->get_name().c_str());
     return 2;

@@ -223,6 +223,31 @@ TEST(Cli, AnUnreachableAgentIsSaidSo) {
   int code = cli::run(static_cast<int>(argv.size()), argv.data(), cli::unix_socket_transport, out, err);
   EXPECT_EQ(code, 1);
   EXPECT_NE(err.str().find("cannot reach tollgated at /nonexistent/tollgate.sock"), std::string::npos) << err.str();
+  EXPECT_NE(err.str().find("is tollgated running? --socket or TOLLGATE_SOCKET selects another"), std::string::npos)
+      << err.str();
+}
+
+TEST(Cli, TheSocketComesFromTheEnvironmentUnlessGiven) {
+  auto socket_used = [](std::vector<const char*> argv) {
+    std::string used;
+    auto connect = [&used](const std::string& socket_path) -> cli::Transport {
+      used = socket_path;
+      return [](const std::string&, const std::string&, const std::string&) -> Result<cli::Reply> {
+        return cli::Reply{200, "[]"};
+      };
+    };
+    std::ostringstream out, err;
+    cli::run(static_cast<int>(argv.size()), argv.data(), connect, out, err);
+    return used;
+  };
+  unsetenv("TOLLGATE_SOCKET");
+  EXPECT_EQ(socket_used({"tollgate", "service", "list"}), "/run/tollgate/tollgate.sock");
+  setenv("TOLLGATE_SOCKET", "/run/other/tollgate.sock", 1);
+  EXPECT_EQ(socket_used({"tollgate", "service", "list"}), "/run/other/tollgate.sock");
+  EXPECT_EQ(socket_used({"tollgate", "--socket", "/tmp/given.sock", "service", "list"}), "/tmp/given.sock");
+  setenv("TOLLGATE_SOCKET", "", 1);
+  EXPECT_EQ(socket_used({"tollgate", "service", "list"}), "/run/tollgate/tollgate.sock");
+  unsetenv("TOLLGATE_SOCKET");
 }
 
 }  // namespace

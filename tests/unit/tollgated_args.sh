@@ -25,4 +25,6 @@ expect 2 "--metrics-address: 'localhost' is not an IPv4 or IPv6 address" -i lo -
 expect 2 "--metrics-address" -i lo --metrics-address 127.0.0.1:70000
 expect 2 "required unless --detach" --metrics-address off
 expect 2 "--log-level" -i lo --log-level loud
+expect 2 "--log-format" -i lo --log-format xml
+expect 2 "no interface 'tg-no-such0' in this network namespace: nothing loaded" -i lo -b tg-no-such0
 exit $((failures > 0))

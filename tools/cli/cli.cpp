@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <vector>
@@ -74,7 +75,8 @@ std::string text_of(const json& value) { return value.is_string() ? value.get<st
 std::optional<json> Session::call(const std::string& method, const std::string& path, const json& body) {
   auto reply = connect(socket_path)(method, path, body.is_null() ? std::string() : dump_json(body));
   if (!reply) {
-    err << "tollgate: cannot reach tollgated at " << socket_path << ": " << reply.error().message << "\n";
+    err << "tollgate: cannot reach tollgated at " << socket_path << ": " << reply.error().message
+        << " — is tollgated running? --socket or TOLLGATE_SOCKET selects another\n";
     return std::nullopt;
   }
   auto document = parse_json_text(reply->body);
@@ -148,13 +150,16 @@ constexpr void (*kCommandGroups[])(CLI::App&, Dispatch&) = {
 
 int run(int argc, const char* const* argv, const std::function<Transport(const std::string&)>& connect,
         std::ostream& out, std::ostream& err) {
-  Session session{kDefaultSocketPath, "table", connect, out, err};
+  const char* socket_from_environment = std::getenv("TOLLGATE_SOCKET");
+  Session session{socket_from_environment && *socket_from_environment ? socket_from_environment : kDefaultSocketPath,
+                  "table", connect, out, err};
   CLI::App app{
       "tollgate: control the tollgate L4 load balancer through tollgated's API.\n"
       "Example: tollgate backend add 198.18.100.1:80/tcp 198.18.1.11:8080 --weight 2"};
   app.name("tollgate");
   app.set_version_flag("--version", std::string("tollgate ") + TOLLGATE_VERSION);
-  app.add_option("--socket", session.socket_path, "tollgated's API socket (default /run/tollgate/tollgate.sock)");
+  app.add_option("--socket", session.socket_path,
+                 "tollgated's API socket (default $TOLLGATE_SOCKET, else /run/tollgate/tollgate.sock)");
   Dispatch dispatch(session);
   for (auto register_commands : kCommandGroups) register_commands(app, dispatch);
 
