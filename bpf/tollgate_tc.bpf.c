@@ -57,14 +57,92 @@ static __always_inline __u64 tg_l4_csum_flags(__u8 protocol)
 	return protocol == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
 }
 
-/* The translation of a reply: established flows first, then new ones. */
-static __always_inline struct tg_reverse_nat *
-tg_reply_nat(const struct tg_flow_key *reply)
+/* A flow's entry, wherever it lives: past its first packet, then new. */
+static __always_inline struct tg_flow *
+tg_lookup_flow(const struct tg_flow_key *key)
 {
-	struct tg_reverse_nat *nat =
-		bpf_map_lookup_elem(&tg_reverse_flows, reply);
+	struct tg_flow *flow = bpf_map_lookup_elem(&tg_flows, key);
 
-	return nat ? nat : bpf_map_lookup_elem(&tg_new_reverse, reply);
+	return flow ? flow : bpf_map_lookup_elem(&tg_new_flows, key);
+}
+
+/* Whether `flow` went to the backend that sent `reply`. */
+static __always_inline int tg_flow_sent_to(const struct tg_flow *flow,
+					   const struct tg_flow_key *reply)
+{
+	__u32 index = flow->backend_index;
+	struct tg_backend *backend = bpf_map_lookup_elem(&tg_backends, &index);
+
+	return backend && backend->port == reply->src_port &&
+	       tg_addr6_equal(backend->addr, reply->src_addr);
+}
+
+enum {
+	TG_REPLY_FOUND,
+	TG_REPLY_NO_FLOW, /* from a backend endpoint, of no flow */
+	TG_REPLY_NOT_A_BACKEND, /* from an endpoint no service sends to */
+};
+
+/*
+ * The flow a reply belongs to: *nat gets what its client addressed, *flow
+ * the flow's entry (NULL when only the reverse entry of a flow of a
+ * service of every port is left). The backend that sent it names its
+ * services (tg_backend_endpoints), and the flow is the one among theirs,
+ * client -> service, that went to that backend. An endpoint holds one
+ * connection per client address and port at a time (its own 4-tuple), so
+ * at most one of them matches.
+ */
+static __always_inline int tg_reply_flow(const struct tg_flow_key *reply,
+					 struct tg_reverse_nat *nat,
+					 struct tg_flow **flow)
+{
+	struct tg_backend_endpoint endpoint = {
+		.port = reply->src_port,
+		.family = reply->family,
+		.protocol = reply->protocol,
+	};
+	struct tg_flow_key forward = {
+		.src_port = reply->dst_port,
+		.protocol = reply->protocol,
+		.family = reply->family,
+	};
+	struct tg_endpoint_services *services;
+	struct tg_reverse_nat *reverse;
+	__u32 i;
+
+	__builtin_memcpy(endpoint.addr, reply->src_addr, sizeof(endpoint.addr));
+	services = bpf_map_lookup_elem(&tg_backend_endpoints, &endpoint);
+	if (!services)
+		return TG_REPLY_NOT_A_BACKEND;
+	__builtin_memcpy(forward.src_addr, reply->dst_addr,
+			 sizeof(forward.src_addr));
+	for (i = 0; i < TG_ENDPOINT_SERVICES && i < services->count; i++) {
+		const struct tg_endpoint_service *service =
+			&services->services[i];
+
+		if (!service->port)
+			continue; /* every port: the reverse entry, below */
+		__builtin_memcpy(forward.dst_addr, service->addr,
+				 sizeof(forward.dst_addr));
+		forward.dst_port = service->port;
+		*flow = tg_lookup_flow(&forward);
+		if (*flow && tg_flow_sent_to(*flow, reply)) {
+			__builtin_memcpy(nat->addr, service->addr,
+					 sizeof(nat->addr));
+			nat->port = service->port;
+			nat->family = reply->family;
+			nat->backend_index = (*flow)->backend_index;
+			return TG_REPLY_FOUND;
+		}
+	}
+	reverse = bpf_map_lookup_elem(&tg_reverse_flows, reply);
+	if (!reverse)
+		return TG_REPLY_NO_FLOW;
+	*nat = *reverse;
+	__builtin_memcpy(forward.dst_addr, nat->addr, sizeof(forward.dst_addr));
+	forward.dst_port = nat->port;
+	*flow = tg_lookup_flow(&forward);
+	return TG_REPLY_FOUND;
 }
 
 /*
@@ -74,29 +152,14 @@ tg_reply_nat(const struct tg_flow_key *reply)
  */
 static __always_inline void tg_note_reply(const struct tg_flow_key *reply,
 					  const struct tg_reverse_nat *nat,
-					  __u8 tcp_flags)
+					  struct tg_flow *flow, __u8 tcp_flags)
 {
-	struct tg_flow_key forward = {
-		.src_port = reply->dst_port,
-		.dst_port = nat->port,
-		.protocol = reply->protocol,
-		.family = reply->family,
-	};
-	struct tg_flow *flow;
-
 	if (reply->protocol == IPPROTO_UDP) {
 		tg_count_health(nat->backend_index, TG_HEALTH_UDP_REPLY);
 		return;
 	}
-	if (!(tcp_flags & TG_TCP_RST))
-		return;
-	__builtin_memcpy(forward.src_addr, reply->dst_addr,
-			 sizeof(forward.src_addr));
-	__builtin_memcpy(forward.dst_addr, nat->addr, sizeof(forward.dst_addr));
-	flow = bpf_map_lookup_elem(&tg_new_flows, &forward);
-	if (!flow)
-		flow = bpf_map_lookup_elem(&tg_flows, &forward);
-	if (!flow || flow->state != TG_FLOW_TCP_SYN)
+	if (!(tcp_flags & TG_TCP_RST) || !flow ||
+	    flow->state != TG_FLOW_TCP_SYN)
 		return;
 	tg_count_health(flow->backend_index, TG_HEALTH_SYN_RESET);
 	flow->state = TG_FLOW_TCP_CLOSING;
@@ -130,22 +193,14 @@ static __always_inline void tg_reply_fib(struct bpf_fib_lookup *fib,
  * what no backend port sent pass.
  */
 static __always_inline int tg_reply_unknown(struct __sk_buff *skb,
-					    const struct tg_flow_key *key)
+					    const struct tg_flow_key *key,
+					    int found)
 {
-	struct tg_backend_endpoint endpoint = {
-		.port = key->src_port,
-		.family = key->family,
-		.protocol = key->protocol,
-	};
 	struct bpf_fib_lookup fib = {};
 	int rc;
 
-	__builtin_memcpy(endpoint.addr, key->src_addr, sizeof(endpoint.addr));
-	if (!bpf_map_lookup_elem(&tg_backend_endpoints, &endpoint)) {
-		endpoint.port = 0; /* a backend of a service of every port */
-		if (!bpf_map_lookup_elem(&tg_backend_endpoints, &endpoint))
-			return TC_ACT_OK;
-	}
+	if (found == TG_REPLY_NOT_A_BACKEND)
+		return TC_ACT_OK;
 	tg_reply_fib(&fib, key->family, key->protocol, key->src_addr,
 		     key->dst_addr, skb->ifindex);
 	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
@@ -278,7 +333,8 @@ static __always_inline int lb4_reply_icmp(struct __sk_buff *skb)
 	__be16 *ports = (void *)(inner + 1);
 	struct tg_flow_key key = { .family = TG_FAMILY_IPV4 };
 	struct bpf_fib_lookup fib = {};
-	struct tg_reverse_nat *found, nat;
+	struct tg_reverse_nat nat = {};
+	struct tg_flow *flow = NULL;
 	__u32 addr_delta, icmp_sum, backend_addr, total_length;
 	__u16 old_check;
 	int rc, verdict, from_backend;
@@ -304,10 +360,8 @@ static __always_inline int lb4_reply_icmp(struct __sk_buff *skb)
 	key.src_port = ports[1];
 	key.dst_port = ports[0];
 	key.protocol = inner->protocol;
-	found = tg_reply_nat(&key);
-	if (!found)
+	if (tg_reply_flow(&key, &nat, &flow) != TG_REPLY_FOUND)
 		return TC_ACT_OK;
-	nat = *found;
 	from_backend = iph->saddr == backend_addr;
 	if (from_backend && inner->protocol == IPPROTO_UDP &&
 	    icmp->type == TG_ICMP_DEST_UNREACH &&
@@ -373,7 +427,8 @@ static __always_inline int lb6_reply_icmp(struct __sk_buff *skb)
 	__be16 *ports = (void *)(inner + 1);
 	struct tg_flow_key key = { .family = TG_FAMILY_IPV6 };
 	struct bpf_fib_lookup fib = {};
-	struct tg_reverse_nat *found, nat;
+	struct tg_reverse_nat nat = {};
+	struct tg_flow *flow = NULL;
 	__u32 addr_delta, icmp_sum, payload_length;
 	int rc, verdict, from_backend;
 
@@ -397,10 +452,8 @@ static __always_inline int lb6_reply_icmp(struct __sk_buff *skb)
 	key.src_port = ports[1];
 	key.dst_port = ports[0];
 	key.protocol = inner->nexthdr;
-	found = tg_reply_nat(&key);
-	if (!found)
+	if (tg_reply_flow(&key, &nat, &flow) != TG_REPLY_FOUND)
 		return TC_ACT_OK;
-	nat = *found;
 	from_backend =
 		tg_addr6_equal(ip6h->saddr.in6_u.u6_addr32, key.src_addr);
 	if (from_backend && inner->nexthdr == IPPROTO_UDP &&
@@ -463,12 +516,13 @@ static __always_inline int lb4_reply(struct __sk_buff *skb)
 	struct tg_flow_key key = { .family = TG_FAMILY_IPV4 };
 	struct bpf_fib_lookup fib = {};
 	struct tg_fragment_key fragment = {};
-	struct tg_reverse_nat *found, nat;
+	struct tg_reverse_nat nat = {};
+	struct tg_flow *flow = NULL;
 	struct tg_l4 l4 = {};
 	__u32 l4_offset, check_offset, old_addr;
 	__u64 csum_flags;
 	__u8 protocol;
-	int rc, verdict, kind;
+	int rc, verdict, kind, found;
 
 	if ((void *)(iph + 1) > data_end || iph->ihl != 5)
 		return TC_ACT_OK;
@@ -492,11 +546,10 @@ static __always_inline int lb4_reply(struct __sk_buff *skb)
 	key.src_port = l4.src_port;
 	key.dst_port = l4.dst_port;
 	key.protocol = protocol;
-	found = tg_reply_nat(&key);
-	if (!found)
-		return tg_reply_unknown(skb, &key);
-	nat = *found;
-	tg_note_reply(&key, &nat, l4.tcp_flags);
+	found = tg_reply_flow(&key, &nat, &flow);
+	if (found != TG_REPLY_FOUND)
+		return tg_reply_unknown(skb, &key, found);
+	tg_note_reply(&key, &nat, flow, l4.tcp_flags);
 
 	/* At ingress, skb->ifindex is the arrival device. */
 	tg_reply_fib(&fib, TG_FAMILY_IPV4, protocol, nat.addr, key.dst_addr,
@@ -533,13 +586,14 @@ static __always_inline int lb6_reply(struct __sk_buff *skb)
 	struct tg_flow_key key = { .family = TG_FAMILY_IPV6 };
 	struct bpf_fib_lookup fib = {};
 	struct tg_fragment_key fragment = {};
-	struct tg_reverse_nat *found, nat;
+	struct tg_reverse_nat nat = {};
+	struct tg_flow *flow = NULL;
 	struct tg_l4 l4 = {};
 	__u32 l4_offset, check_offset, l4_length;
 	__s64 diff;
 	__u64 csum_flags;
 	__u8 protocol;
-	int rc, verdict, kind = TG_WHOLE;
+	int rc, verdict, kind = TG_WHOLE, found;
 	void *l4_header;
 
 	if ((void *)(ip6h + 1) > data_end)
@@ -576,11 +630,10 @@ static __always_inline int lb6_reply(struct __sk_buff *skb)
 	key.src_port = l4.src_port;
 	key.dst_port = l4.dst_port;
 	key.protocol = protocol;
-	found = tg_reply_nat(&key);
-	if (!found)
-		return tg_reply_unknown(skb, &key);
-	nat = *found;
-	tg_note_reply(&key, &nat, l4.tcp_flags);
+	found = tg_reply_flow(&key, &nat, &flow);
+	if (found != TG_REPLY_FOUND)
+		return tg_reply_unknown(skb, &key, found);
+	tg_note_reply(&key, &nat, flow, l4.tcp_flags);
 
 	tg_reply_fib(&fib, TG_FAMILY_IPV6, protocol, nat.addr, key.dst_addr,
 		     skb->ifindex);

@@ -14,7 +14,7 @@
 
 #include <linux/types.h>
 
-#define TG_ABI_VERSION 7
+#define TG_ABI_VERSION 8
 
 /* Map sizes. TG_FLOWS_DEFAULT can be changed by the agent before load. */
 #define TG_MAX_SERVICES 16384
@@ -198,9 +198,13 @@ struct tg_service {
 	__u32 maglev_size; /* entries in this service's Maglev table (prime) */
 	__u8 algorithm; /* enum tg_algorithm */
 	__u8 forward_mode; /* enum tg_forward_mode */
-	__u16 flags; /* reserved, 0 */
+	__u16 flags; /* TG_SERVICE_* */
 	__u32 pad; /* 0 */
 };
+
+/* tg_service.flags */
+/* A service of every port: its flows keep reverse entries (tg_reverse_flows). */
+#define TG_SERVICE_EVERY_PORT 0x1
 
 /*
  * tg_vip_addresses: every address some service listens on. Lets the data
@@ -215,14 +219,35 @@ struct tg_vip_address {
 
 /*
  * tg_backend_endpoints: every backend address, port and protocol some
- * service sends to (port 0: a service of every port). A packet from one
- * that matches no flow is not let through with the backend's address.
+ * service sends to. The value names the services that have it as a
+ * backend: a reply from it belongs to a flow of one of them, found in
+ * tg_flows by the flow's own key (client -> service). That is the reply
+ * path's whole index: a flow is written once, for both directions.
+ * A packet from an endpoint that matches no flow is not let through with
+ * the backend's address.
  */
 struct tg_backend_endpoint {
 	__u32 addr[4];
-	__u16 port; /* network order; 0 for the backends of a service of every port */
+	__u16 port; /* network order */
 	__u8 family; /* enum tg_family */
 	__u8 protocol; /* IPPROTO_TCP or IPPROTO_UDP */
+};
+
+/* The most services one backend endpoint can serve at once. */
+#define TG_ENDPOINT_SERVICES 16
+
+/* A service whose backends include an endpoint. */
+struct tg_endpoint_service {
+	__u32 addr[4]; /* service address */
+	__u16 port; /* network order; 0: a service of every port */
+	__u16 pad; /* 0 */
+};
+
+/* tg_backend_endpoints value. */
+struct tg_endpoint_services {
+	__u32 count; /* entries of `services` in use */
+	__u32 pad; /* 0 */
+	struct tg_endpoint_service services[TG_ENDPOINT_SERVICES];
 };
 
 /* tg_backends value, indexed by backend index (1 .. TG_MAX_BACKENDS-1). */
@@ -293,9 +318,11 @@ struct tg_flow {
 };
 
 /*
- * tg_reverse_flows: the reply direction of a NAT'd flow, keyed by a
- * struct tg_flow_key as the backend sends it (src = backend, dst = client);
- * the value is what the client addressed, restored on the reply.
+ * tg_reverse_flows: the reply direction of a flow of a service of every
+ * port, keyed by a struct tg_flow_key as the backend sends it (src =
+ * backend, dst = client). The backend's port does not tell which port the
+ * client addressed, so these flows, unlike all others, keep a reverse
+ * entry; the value is what the client addressed, restored on the reply.
  */
 struct tg_reverse_nat {
 	__u32 addr[4]; /* service address */

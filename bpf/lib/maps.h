@@ -32,13 +32,12 @@ struct {
 	__type(value, __u32);
 } tg_vip_addresses SEC(".maps");
 
-/* Value: unused (0), as tg_vip_addresses. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, TG_MAX_BACKENDS);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct tg_backend_endpoint);
-	__type(value, __u32);
+	__type(value, struct tg_endpoint_services);
 } tg_backend_endpoints SEC(".maps");
 
 struct {
@@ -76,7 +75,7 @@ struct {
 	__type(value, struct tg_flow);
 } tg_flows SEC(".maps");
 
-/* Written by XDP when a flow gets a backend, read by TC on the reply. */
+/* Written by XDP for a flow of a service of every port, read by TC. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, TG_FLOWS_DEFAULT);
@@ -84,23 +83,14 @@ struct {
 	__type(value, struct tg_reverse_nat);
 } tg_reverse_flows SEC(".maps");
 
-/*
- * Flows seen once (a SYN, a first datagram) and their reverse entries,
- * apart from tg_flows until their second packet (see TG_NEW_FLOWS_DEFAULT).
- */
+/* Flows seen once (a SYN, a first datagram), apart from tg_flows until
+ * their second packet (see TG_NEW_FLOWS_DEFAULT). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, TG_NEW_FLOWS_DEFAULT);
 	__type(key, struct tg_flow_key);
 	__type(value, struct tg_flow);
 } tg_new_flows SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, TG_NEW_FLOWS_DEFAULT);
-	__type(key, struct tg_flow_key);
-	__type(value, struct tg_reverse_nat);
-} tg_new_reverse SEC(".maps");
 
 /* Datagrams in flight in fragments: what their first fragment got. */
 struct {

@@ -59,11 +59,12 @@ static __always_inline void tg_reply_key(const struct tg_flow_key *key,
 }
 
 /*
- * Remember how to translate the replies of a flow steered to `backend`, in
- * `reverse_map`: tg_new_reverse for a flow in tg_new_flows, else
- * tg_reverse_flows.
+ * The reply path finds a flow from the backend that answers
+ * (tg_backend_endpoints names its services) and the flow's own entry. Only
+ * a service of every port needs more: the backend's port does not tell
+ * which port the client addressed, so its flows keep a reverse entry.
  */
-static __always_inline void tg_remember_reply(void *reverse_map,
+static __always_inline void tg_remember_reply(const struct tg_service *service,
 					      const struct tg_flow_key *key,
 					      const struct tg_backend *backend,
 					      __u32 backend_index)
@@ -75,25 +76,29 @@ static __always_inline void tg_remember_reply(void *reverse_map,
 		.backend_index = backend_index,
 	};
 
+	if (!(service->flags & TG_SERVICE_EVERY_PORT))
+		return;
 	tg_reply_key(key, backend, &reply);
 	__builtin_memcpy(nat.addr, key->dst_addr, sizeof(nat.addr));
-	bpf_map_update_elem(reverse_map, &reply, &nat, BPF_ANY);
+	bpf_map_update_elem(&tg_reverse_flows, &reply, &nat, BPF_ANY);
 }
 
 /*
  * A flow leaves `backend` before its handshake: a late answer from it must
  * not reach the client as if from the service (the client would take the
- * first backend's SYN-ACK and send its ACK to the second). Without the
- * reverse entry the answer is routed as is, and the client resets it.
+ * first backend's SYN-ACK and send its ACK to the second). The reply path
+ * finds the flow no more with that backend, and drops the answer.
  */
-static __always_inline void tg_forget_reply(void *reverse_map,
+static __always_inline void tg_forget_reply(const struct tg_service *service,
 					    const struct tg_flow_key *key,
 					    const struct tg_backend *backend)
 {
 	struct tg_flow_key reply;
 
+	if (!(service->flags & TG_SERVICE_EVERY_PORT))
+		return;
 	tg_reply_key(key, backend, &reply);
-	bpf_map_delete_elem(reverse_map, &reply);
+	bpf_map_delete_elem(&tg_reverse_flows, &reply);
 }
 
 /* Whether `backend_index` completed a handshake after `since`. */
@@ -153,8 +158,7 @@ static __always_inline int tg_syn_selects_anew(const struct tg_flow *flow,
  */
 static __always_inline struct tg_backend *
 tg_retry_flow(const struct tg_service *service, const struct tg_flow_key *key,
-	      struct tg_flow *flow, const struct tg_backend *failed, __u64 now,
-	      int in_new_table)
+	      struct tg_flow *flow, const struct tg_backend *failed, __u64 now)
 {
 	__u32 failed_index = flow->backend_index, index = 0;
 	struct tg_backend *backend;
@@ -168,30 +172,22 @@ tg_retry_flow(const struct tg_service *service, const struct tg_flow_key *key,
 	flow->backend_index = index;
 	flow->backend_generation = backend->generation;
 	flow->last_seen_ns = now;
-	if (in_new_table) {
-		tg_forget_reply(&tg_new_reverse, key, failed);
-		tg_remember_reply(&tg_new_reverse, key, backend, index);
-	} else {
-		tg_forget_reply(&tg_reverse_flows, key, failed);
-		tg_remember_reply(&tg_reverse_flows, key, backend, index);
-	}
+	tg_forget_reply(service, key, failed);
+	tg_remember_reply(service, key, backend, index);
 	return backend;
 }
 
 /*
  * A flow of tg_new_flows showed its second packet (the handshake's ACK, a
- * second datagram): it moves, with its reverse entry, to tg_flows.
+ * second datagram): it moves to tg_flows.
  */
 static __always_inline void tg_promote_flow(const struct tg_flow_key *key,
-					    const struct tg_flow *flow,
-					    const struct tg_backend *backend)
+					    const struct tg_flow *flow)
 {
 	struct tg_flow copy = *flow;
 
 	bpf_map_update_elem(&tg_flows, key, &copy, BPF_ANY);
-	tg_remember_reply(&tg_reverse_flows, key, backend, flow->backend_index);
 	bpf_map_delete_elem(&tg_new_flows, key);
-	tg_forget_reply(&tg_new_reverse, key, backend);
 }
 
 /*
@@ -230,8 +226,7 @@ tg_steer_tracked(const struct tg_config *config,
 
 	if (tg_is_syn_retransmit(flow, tcp_flags, now)) {
 		tg_count_health(backend_index, TG_HEALTH_SYN_RETRANSMIT);
-		retried = tg_retry_flow(service, key, flow, backend, now,
-					in_new_table);
+		retried = tg_retry_flow(service, key, flow, backend, now);
 		if (retried) {
 			tg_event(config, now, TG_EVENT_FLOW_MOVED, service_id,
 				 backend_index, key->family, key->src_addr);
@@ -246,7 +241,7 @@ tg_steer_tracked(const struct tg_config *config,
 	    flow->state == TG_FLOW_TCP_ESTABLISHED)
 		tg_note_handshake(backend_index, now);
 	if (in_new_table && flow->state != TG_FLOW_TCP_SYN)
-		tg_promote_flow(key, flow, backend);
+		tg_promote_flow(key, flow);
 	chosen->backend_index = backend_index;
 	return backend;
 }
@@ -294,14 +289,11 @@ tg_steer_new(const struct tg_config *config,
 	};
 	/* Best effort: an LRU update evicts rather than fails; if it did fail,
 	 * the next packet selects again, consistently through Maglev. */
-	if (known && !in_new_table) {
+	if (known && !in_new_table)
 		bpf_map_update_elem(&tg_flows, key, &new_flow, BPF_ANY);
-		tg_remember_reply(&tg_reverse_flows, key, backend,
-				  backend_index);
-	} else {
+	else
 		bpf_map_update_elem(&tg_new_flows, key, &new_flow, BPF_ANY);
-		tg_remember_reply(&tg_new_reverse, key, backend, backend_index);
-	}
+	tg_remember_reply(service, key, backend, backend_index);
 	chosen->backend_index = backend_index;
 	chosen->new_flow = 1;
 	return backend;

@@ -278,8 +278,9 @@ TEST_F(AdoptionTest, ARestartedAgentKeepsSlotsTablesAndFlows) {
     stale.port = htons(8080);
     stale.family = TG_FAMILY_IPV4;
     stale.protocol = 6;
-    const uint32_t present = 0;
-    ASSERT_EQ(bpf_map_update_elem((*datapath)->maps().backend_endpoints.fd(), &stale, &present, BPF_ANY), 0);
+    tg_endpoint_services holders{};
+    holders.count = 1;
+    ASSERT_EQ(bpf_map_update_elem((*datapath)->maps().backend_endpoints.fd(), &stale, &holders, BPF_ANY), 0);
   }  // the agent dies: its fds close, the pins stay
 
   auto datapath = load();

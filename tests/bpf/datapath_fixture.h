@@ -199,10 +199,10 @@ class DataPathTest : public ::testing::Test {
   }
 
   // The frame the TC program must send for `reply`: from the service
-  // (port 80), one hop spent, towards the client.
-  Bytes reply_output(const Addresses& family, PacketSpec reply) {
+  // (`service_port`), one hop spent, towards the client.
+  Bytes reply_output(const Addresses& family, PacketSpec reply, uint16_t service_port = 80) {
     reply.src = family.service;
-    reply.src_port = 80;
+    reply.src_port = service_port;
     reply.ttl -= 1;
     reply.src_mac = TestNetwork::kClientSideMac;
     reply.dst_mac = TestNetwork::kClientMac;

@@ -108,9 +108,105 @@ TEST_P(TcReplyTest, FromABackendPortWithoutAFlowNothingLeaks) {
   EXPECT_EQ(map_entries(datapath_->maps().backend_endpoints), 2u);  // backends 1 and 2 of the first
 }
 
+// A flow is written once, for both directions: the reply path finds it
+// from the backend that answers (the services it serves) and the flow's
+// own entry. No reverse entry is made.
+TEST_P(TcReplyTest, AFlowIsWrittenOnceForBothDirections) {
+  const auto& family = *GetParam().family;
+  const uint8_t protocol = GetParam().protocol;
+  apply(service_spec(family, protocol, 3));
+  PacketSpec request = client_packet(family, protocol);
+  int backend = backend_of(family, run(build_packet(request)).data);
+  ASSERT_GE(backend, 0);
+  EXPECT_EQ(flow_count(), 1u);
+  EXPECT_EQ(map_entries(datapath_->maps().reverse_flows), 0u);
+  EXPECT_EQ(run_tc(build_packet(reply_to(request, backend))).verdict, TC_ACT_REDIRECT);
+}
+
+// One backend endpoint behind two services: a client's flows to each get
+// their replies from the service they went to, also with the same client
+// port (the backend's own 4-tuples differ only once the first is gone).
+TEST_P(TcReplyTest, ABackendOfTwoServicesAnswersEachFromItsOwn) {
+  const auto& family = *GetParam().family;
+  const uint8_t protocol = GetParam().protocol;
+  ServiceSpec first = service_spec(family, protocol, 1);
+  ServiceSpec second = service_spec(family, protocol, 1);  // the same backend 0
+  second.address.endpoint.port = 81;
+  apply(first);
+  apply(second);
+  PacketSpec to_first = client_packet(family, protocol);
+  to_first.src_port = 40000;
+  PacketSpec to_second = to_first;
+  to_second.dst_port = 81;
+  to_second.src_port = 40001;
+  for (const PacketSpec& request : {to_first, to_second}) {
+    ASSERT_EQ(backend_of(family, run(build_packet(request)).data), 0);
+    PacketSpec reply = reply_to(request, 0);
+    RunResult result = run_tc(build_packet(reply));
+    ASSERT_EQ(result.verdict, TC_ACT_REDIRECT) << "to port " << request.dst_port;
+    Bytes expected = reply_output(family, reply, request.dst_port);
+    EXPECT_EQ(result.data, expected) << hex_diff(expected, result.data);
+  }
+  // Once the first service is gone, its flow's replies leak nowhere; the
+  // second's still go.
+  ASSERT_TRUE(dataplane_->remove_service(first.address));
+  EXPECT_EQ(run_tc(build_packet(reply_to(to_first, 0))).verdict, TC_ACT_SHOT);
+  EXPECT_EQ(run_tc(build_packet(reply_to(to_second, 0))).verdict, TC_ACT_REDIRECT);
+}
+
+// A service of every port: the backend's port does not tell which one the
+// client used, so its flows keep a reverse entry that restores it.
+TEST_P(TcReplyTest, AServiceOfEveryPortAnswersFromThePortTheClientUsed) {
+  const auto& family = *GetParam().family;
+  const uint8_t protocol = GetParam().protocol;
+  ServiceSpec every_port = service_spec(family, protocol, 2);
+  every_port.address.endpoint.port = 0;
+  apply(every_port);
+  for (uint16_t port : {uint16_t{443}, uint16_t{5353}}) {
+    PacketSpec request = client_packet(family, protocol);
+    request.dst_port = port;
+    request.src_port = static_cast<uint16_t>(40000 + port);
+    int backend = backend_of(family, run(build_packet(request)).data);
+    ASSERT_GE(backend, 0);
+    PacketSpec reply = reply_to(request, backend);
+    RunResult result = run_tc(build_packet(reply));
+    ASSERT_EQ(result.verdict, TC_ACT_REDIRECT) << "to port " << port;
+    Bytes expected = reply_output(family, reply, port);
+    EXPECT_EQ(result.data, expected) << hex_diff(expected, result.data);
+  }
+  EXPECT_EQ(map_entries(datapath_->maps().reverse_flows), 2u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, TcReplyTest,
                          ::testing::Values(ReplyCase{"Ipv4Tcp", &kIpv4, 6}, ReplyCase{"Ipv4Udp", &kIpv4, 17},
                                            ReplyCase{"Ipv6Tcp", &kIpv6, 6}, ReplyCase{"Ipv6Udp", &kIpv6, 17}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
+
+// The reply path's index names at most TG_ENDPOINT_SERVICES services per
+// backend endpoint: one more is refused whole, before anything is written.
+class EndpointServicesTest : public DataPathTest {};
+
+TEST_F(EndpointServicesTest, OneEndpointServesAtMostItsLimitOfServices) {
+  std::vector<ServiceSpec> specs;
+  for (uint16_t i = 0; i <= TG_ENDPOINT_SERVICES; ++i) {
+    ServiceSpec spec = service_spec(kIpv4, 6, 1);  // backend 0 each time
+    spec.address.endpoint.port = static_cast<uint16_t>(80 + i);
+    specs.push_back(spec);
+  }
+  for (size_t i = 0; i < TG_ENDPOINT_SERVICES; ++i) ASSERT_TRUE(dataplane_->apply_service(specs[i]));
+  auto refused = dataplane_->apply_service(specs.back());
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().kind, ErrorKind::capacity);
+  EXPECT_NE(refused.error().message.find("the most one endpoint can serve"), std::string::npos)
+      << refused.error().message;
+  EXPECT_FALSE(dataplane_->service_id(specs.back().address)) << "half applied";
+  EXPECT_EQ(map_entries(datapath_->maps().services), static_cast<size_t>(TG_ENDPOINT_SERVICES));
+
+  auto whole = dataplane_->check_capacity(specs);
+  ASSERT_FALSE(whole);
+  EXPECT_EQ(whole.error().kind, ErrorKind::capacity);
+  specs.pop_back();
+  EXPECT_TRUE(dataplane_->check_capacity(specs));
+}

@@ -22,9 +22,8 @@ std::string errno_text() { return std::strerror(errno); }
 // A table entry whose kernel value is not known (never a backend index).
 constexpr uint32_t kUnknownEntry = UINT32_MAX;
 
-// The value of a presence map's entry (tg_vip_addresses,
-// tg_backend_endpoints), unused: the data path asks only whether a key is
-// there.
+// The value of a presence map's entry (tg_vip_addresses), unused: the data
+// path asks only whether a key is there.
 constexpr uint32_t kPresent = 0;
 
 uint64_t nanoseconds(std::chrono::seconds value) {
@@ -46,6 +45,10 @@ void set_timeouts_fields(tg_config& config, const FlowTimeouts& timeouts) {
   config.tcp_established_timeout_ns = nanoseconds(timeouts.tcp_established);
   config.tcp_closing_timeout_ns = nanoseconds(timeouts.tcp_closing);
   config.udp_timeout_ns = nanoseconds(timeouts.udp);
+}
+
+bool same_service(const tg_endpoint_service& a, const tg_endpoint_service& b) {
+  return std::memcmp(&a, &b, sizeof(a)) == 0;
 }
 
 // Each CPU gets an equal share of the budget, rounded up.
@@ -114,6 +117,57 @@ Status Dataplane::KeyReferences<Key>::adopt(std::map<Key, uint32_t, KeyLess> cou
   return {};
 }
 
+size_t Dataplane::EndpointServices::count(const tg_backend_endpoint& key) const {
+  auto it = holders_.find(key);
+  return it == holders_.end() ? 0 : it->second.size();
+}
+
+Status Dataplane::EndpointServices::write(const tg_backend_endpoint& key,
+                                          const std::vector<tg_endpoint_service>& services) const {
+  if (services.empty()) return remove(map_, &key);
+  if (services.size() > TG_ENDPOINT_SERVICES)
+    return make_error(ErrorKind::capacity, "a backend endpoint serves at most {} services", TG_ENDPOINT_SERVICES);
+  tg_endpoint_services value{};
+  value.count = static_cast<uint32_t>(services.size());
+  std::copy(services.begin(), services.end(), value.services);
+  return update(map_, &key, &value);
+}
+
+Status Dataplane::EndpointServices::hold(const tg_backend_endpoint& key, const tg_endpoint_service& service) {
+  std::vector<tg_endpoint_service> services;
+  if (auto it = holders_.find(key); it != holders_.end()) services = it->second;
+  if (std::any_of(services.begin(), services.end(), [&](const auto& s) { return same_service(s, service); })) return {};
+  services.push_back(service);
+  if (auto status = write(key, services); !status) return status;
+  holders_[key] = std::move(services);
+  return {};
+}
+
+Status Dataplane::EndpointServices::release(const tg_backend_endpoint& key, const tg_endpoint_service& service) {
+  auto it = holders_.find(key);
+  if (it == holders_.end()) return {};
+  std::vector<tg_endpoint_service> services = it->second;
+  std::erase_if(services, [&](const auto& s) { return same_service(s, service); });
+  if (auto status = write(key, services); !status) return status;
+  if (services.empty())
+    holders_.erase(it);
+  else
+    it->second = std::move(services);
+  return {};
+}
+
+Status Dataplane::EndpointServices::adopt(Holders holders) {
+  auto keys = all_keys<tg_backend_endpoint>(map_);
+  if (!keys) return keys.error();
+  for (const auto& stale : *keys)
+    if (!holders.contains(stale))
+      if (auto status = remove(map_, &stale); !status) return status;
+  for (const auto& [key, services] : holders)
+    if (auto status = write(key, services); !status) return status;
+  holders_ = std::move(holders);
+  return {};
+}
+
 tg_vip_address Dataplane::vip_key(const IpAddress& address) {
   tg_vip_address key{};
   address.to_words(key.addr);
@@ -128,6 +182,13 @@ tg_backend_endpoint Dataplane::endpoint_key(const ServiceSpec& service, const En
   key.family = static_cast<uint8_t>(backend.address.family);
   key.protocol = static_cast<uint8_t>(service.address.protocol);
   return key;
+}
+
+tg_endpoint_service Dataplane::endpoint_service(const ServiceSpec& service) {
+  tg_endpoint_service value{};
+  service.address.endpoint.address.to_words(value.addr);
+  value.port = htons(service.address.endpoint.port);
+  return value;
 }
 
 Dataplane::Dataplane(const DataPathMaps& maps) : maps_(maps) {
@@ -278,10 +339,11 @@ Status Dataplane::adopt_policy(const ServiceIds& by_id) {
 // services.
 Status Dataplane::adopt_addresses() {
   std::map<tg_vip_address, uint32_t, KeyLess> vips;
-  std::map<tg_backend_endpoint, uint32_t, KeyLess> endpoints;
+  EndpointServices::Holders endpoints;
   for (const auto& [address, service] : services_) {
     ++vips[vip_key(address.endpoint.address)];
-    for (const auto& [backend, index] : service.backend_indexes) ++endpoints[endpoint_key(service.spec, backend)];
+    for (const auto& [backend, index] : service.backend_indexes)
+      endpoints[endpoint_key(service.spec, backend)].push_back(endpoint_service(service.spec));
   }
   if (auto status = vip_addresses_.adopt(std::move(vips)); !status) return status;
   return backend_endpoints_.adopt(std::move(endpoints));
@@ -393,7 +455,7 @@ Status Dataplane::remove_backend(ServiceState& service, BackendIterator& backend
   if (auto status = release_backend(backend->second); !status) return status;
   const Endpoint endpoint = backend->first;
   backend = service.backend_indexes.erase(backend);
-  return backend_endpoints_.release(endpoint_key(service.spec, endpoint));
+  return backend_endpoints_.release(endpoint_key(service.spec, endpoint), endpoint_service(service.spec));
 }
 
 std::vector<uint32_t> Dataplane::build_table(const ServiceState& service, const std::vector<uint32_t>& indexes) const {
@@ -471,6 +533,7 @@ Status Dataplane::write_service_value(const ServiceState& service) {
   value.maglev_size = service.spec.maglev_size;
   value.algorithm = TG_ALGORITHM_MAGLEV;
   value.forward_mode = TG_FORWARD_NAT;
+  if (service.spec.address.endpoint.port == 0) value.flags = TG_SERVICE_EVERY_PORT;
   tg_service_key key = service.spec.address.to_key();
   return update(maps_.services, &key, &value);
 }
@@ -593,7 +656,8 @@ Status Dataplane::apply_steps(ServiceState& next, const ServiceSpec* previous, b
     auto known = next.backend_indexes.find(backend.endpoint);
     if (known == next.backend_indexes.end()) {
       // Its endpoint is known to the reply path before any flow goes to it.
-      if (auto status = backend_endpoints_.hold(endpoint_key(spec, backend.endpoint)); !status) return status;
+      if (auto status = backend_endpoints_.hold(endpoint_key(spec, backend.endpoint), endpoint_service(spec)); !status)
+        return status;
       known = next.backend_indexes.emplace(backend.endpoint, backend_slots_.allocate()).first;
       ++generations_[known->second];
       if (auto status = reset_counters(maps_.backend_stats, known->second); !status) return status;
@@ -654,6 +718,14 @@ Status Dataplane::check_service_capacity(const ServiceSpec& spec) const {
   if (new_backends > backend_slots_.available())
     return make_error(ErrorKind::capacity, "backends: {} new backends, but only {} backend slots are free",
                       new_backends, backend_slots_.available());
+  for (const auto& backend : spec.backends) {
+    if (!is_new && existing->second.backend_indexes.contains(backend.endpoint)) continue;
+    if (backend_endpoints_.count(endpoint_key(spec, backend.endpoint)) >= TG_ENDPOINT_SERVICES)
+      return make_error(ErrorKind::capacity,
+                        "backends: {} is a backend of {} services already, the most one endpoint "
+                        "can serve",
+                        backend.endpoint.to_string(), TG_ENDPOINT_SERVICES);
+  }
   return {};
 }
 
@@ -675,6 +747,21 @@ Status Dataplane::check_capacity(const std::vector<ServiceSpec>& services) const
   if (slots > capacity)
     return make_error(ErrorKind::capacity, "backends: the change needs {} backend slots at once, the data path has {}",
                       slots, capacity);
+  // The services of each endpoint at once: the new ones and those now.
+  std::map<tg_backend_endpoint, std::set<ServiceAddress>, KeyLess> holders;
+  for (const auto& spec : services)
+    for (const auto& backend : spec.backends) holders[endpoint_key(spec, backend.endpoint)].insert(spec.address);
+  for (const auto& [address, service] : services_)
+    for (const auto& [endpoint, index] : service.backend_indexes)
+      holders[endpoint_key(service.spec, endpoint)].insert(address);
+  for (const auto& [key, users] : holders)
+    if (users.size() > TG_ENDPOINT_SERVICES) {
+      const auto family = static_cast<Family>(key.family);
+      return make_error(ErrorKind::capacity,
+                        "backends: {} would be a backend of {} services at once, the most one endpoint can serve is {}",
+                        Endpoint{IpAddress::from_words(key.addr, family), ntohs(key.port)}.to_string(), users.size(),
+                        TG_ENDPOINT_SERVICES);
+    }
   return {};
 }
 

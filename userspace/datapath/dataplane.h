@@ -115,8 +115,7 @@ class Dataplane final : public DataplaneTarget {
       return std::memcmp(&a, &b, sizeof(Key)) < 0;
     }
   };
-  // The keys of a presence map (tg_vip_addresses, tg_backend_endpoints),
-  // counted by who uses them: a key is written when its first user comes
+  // The keys of a presence map (tg_vip_addresses), counted by who uses them: a key is written when its first user comes
   // and removed when its last goes. A count changes only once the kernel
   // has the change.
   template <typename Key>
@@ -132,6 +131,27 @@ class Dataplane final : public DataplaneTarget {
    private:
     const MapHandle& map_;
     std::map<Key, uint32_t, KeyLess> counts_;
+  };
+
+  // tg_backend_endpoints: each backend endpoint and the services that have
+  // it, written when one comes or goes (at most TG_ENDPOINT_SERVICES; the
+  // capacity checks refuse more). The reply path finds a flow through it.
+  class EndpointServices {
+   public:
+    explicit EndpointServices(const MapHandle& map) : map_(map) {}
+    // How many services have `key` now.
+    size_t count(const tg_backend_endpoint& key) const;
+    Status hold(const tg_backend_endpoint& key, const tg_endpoint_service& service);
+    Status release(const tg_backend_endpoint& key, const tg_endpoint_service& service);
+    // The services' endpoints (adopt()): the kernel's other keys go, these
+    // are written.
+    using Holders = std::map<tg_backend_endpoint, std::vector<tg_endpoint_service>, KeyLess>;
+    Status adopt(Holders holders);
+
+   private:
+    Status write(const tg_backend_endpoint& key, const std::vector<tg_endpoint_service>& services) const;
+    const MapHandle& map_;
+    Holders holders_;
   };
 
   // A service's id -> its address, as adopt_services() found them.
@@ -154,8 +174,10 @@ class Dataplane final : public DataplaneTarget {
   Status install_table(ServiceState& service, std::vector<uint32_t> entries, bool defer_switch = false);
   Status write_service_value(const ServiceState& service);
   static tg_vip_address vip_key(const IpAddress& address);
-  // Where a backend of `service` sends from (tg_backend_endpoints).
+  // Where a backend of `service` sends from (tg_backend_endpoints), and the
+  // service as that map's value names it.
   static tg_backend_endpoint endpoint_key(const ServiceSpec& service, const Endpoint& backend);
+  static tg_endpoint_service endpoint_service(const ServiceSpec& service);
   // Gives up a backend's slot and its endpoint's reference; `backend`
   // moves on to the next of service.backend_indexes.
   using BackendIterator = std::map<Endpoint, uint32_t>::iterator;
@@ -169,7 +191,7 @@ class Dataplane final : public DataplaneTarget {
   tg_config config_{};
   std::map<ServiceAddress, ServiceState> services_;
   KeyReferences<tg_vip_address> vip_addresses_{maps_.vip_addresses};
-  KeyReferences<tg_backend_endpoint> backend_endpoints_{maps_.backend_endpoints};
+  EndpointServices backend_endpoints_{maps_.backend_endpoints};
   IndexPool service_ids_{0, TG_MAX_SERVICES};
   IndexPool backend_slots_{1, TG_MAX_BACKENDS};
   std::vector<uint32_t> generations_ = std::vector<uint32_t>(TG_MAX_BACKENDS, 0);

@@ -137,7 +137,7 @@ Result<nlohmann::json> list_flows(const std::map<uint32_t, BackendKey>& backend_
 
 Result<size_t> flush_flows(const DataPathMaps& maps) {
   size_t flushed = 0;
-  for (const MapHandle* table : {&maps.flows, &maps.reverse_flows, &maps.new_flows, &maps.new_reverse}) {
+  for (const MapHandle* table : {&maps.flows, &maps.reverse_flows, &maps.new_flows}) {
     // Every key read before any is deleted: a walk does not stand on a
     // key it deleted.
     auto keys = all_keys<tg_flow_key>(*table);

@@ -183,8 +183,9 @@ Result<std::unique_ptr<DataPath>> DataPath::load(const LoadOptions& options) {
   }
   for (size_t i = 0; i < 2; ++i) xdp->rodata->tg_syn_secret[i] = secret[i];
   const std::pair<bpf_map*, uint32_t> sizes[] = {
-      {xdp->maps.tg_flows, options.flow_capacity},           {xdp->maps.tg_reverse_flows, options.flow_capacity},
-      {xdp->maps.tg_new_flows, options.new_flow_capacity},   {xdp->maps.tg_new_reverse, options.new_flow_capacity},
+      {xdp->maps.tg_flows, options.flow_capacity},
+      {xdp->maps.tg_reverse_flows, options.flow_capacity},
+      {xdp->maps.tg_new_flows, options.new_flow_capacity},
       {xdp->maps.tg_source_buckets, options.source_buckets},
   };
   for (const auto& [map, entries] : sizes) {

@@ -29,7 +29,6 @@ namespace tollgate {
   X(flows, tg_flows)                                   \
   X(reverse_flows, tg_reverse_flows)                   \
   X(new_flows, tg_new_flows)                           \
-  X(new_reverse, tg_new_reverse)                       \
   X(fragments, tg_fragments)                           \
   X(service_stats, tg_service_stats)                   \
   X(backend_stats, tg_backend_stats)                   \
@@ -68,8 +67,9 @@ inline constexpr const char* kDataPathMapNames[] = {
 };
 
 struct LoadOptions {
-  uint32_t flow_capacity = TG_FLOWS_DEFAULT;  // entries in tg_flows and tg_reverse_flows
-  // Entries in tg_new_flows and tg_new_reverse: flows seen once (a SYN).
+  // Entries in tg_flows, and in tg_reverse_flows (flows of services of every port).
+  uint32_t flow_capacity = TG_FLOWS_DEFAULT;
+  // Entries in tg_new_flows: flows seen once (a SYN).
   uint32_t new_flow_capacity = TG_NEW_FLOWS_DEFAULT;
   // Per-source token buckets held at once (LRU).
   uint32_t source_buckets = TG_SOURCE_BUCKETS_DEFAULT;
