@@ -91,7 +91,7 @@ json api_to_datapath(const TestNetwork& network, int rounds) {
 
   // Where a probe SYN from `port` goes now.
   auto probe = [&](uint16_t port) {
-    if (!clear_map(bench.maps().new_flows)) fail("clear tg_new_flows");
+    if (!clear_map(bench.maps().flows)) fail("clear tg_flows");
     Bench::Run run = bench.xdp(build_packet(client_packet(false, 6, kService, port, kTcpSyn)));
     if (run.verdict != XDP_REDIRECT) fail("probe not forwarded");
     return destination_of(run.out, false);

@@ -156,7 +156,8 @@ void apply(Bench& bench, const ServiceSpec& spec) { must(bench.dataplane().apply
 
 // Fills tg_flows with `flows` established flows from other sources to
 // kService (a service of the bench), made from a real one.
-void fill_flows(Bench& bench, size_t flows) {
+void fill_flows(Bench& bench, size_t flows, bool overflow) {
+  const MapHandle& table = overflow ? bench.maps().overflow_flows : bench.maps().flows;
   PacketSpec model = client_packet(false, 6, kService, 41001, kTcpSyn);
   bench.establish(model);
   tg_flow_key key = flow_key_of(model);
@@ -169,16 +170,17 @@ void fill_flows(Bench& bench, size_t flows) {
     keys.clear();
     for (size_t j = i; j < std::min(flows, i + values.size()); ++j) {
       tg_flow_key filler = key;
-      filler.src_addr[0] = htonl(0xc6130000u | static_cast<uint32_t>(j / 50000));  // 198.19.x.y
+      // 198.19.x.y, the overflow's from 198.19.128.y
+      filler.src_addr[0] = htonl((overflow ? 0xc6138000u : 0xc6130000u) | static_cast<uint32_t>(j / 50000));
       filler.src_port = htons(static_cast<uint16_t>(1024 + j % 50000));
       keys.push_back(filler);
     }
     auto count = static_cast<uint32_t>(keys.size());
-    if (bpf_map_update_batch(bench.maps().flows.fd(), keys.data(), values.data(), &count, nullptr) != 0)
-      fail(fmt::format("filling tg_flows: {}", std::strerror(errno)));
+    if (bpf_map_update_batch(table.fd(), keys.data(), values.data(), &count, nullptr) != 0)
+      fail(fmt::format("filling {}: {}", table.name(), std::strerror(errno)));
   }
-  const size_t held = map_entries(bench.maps().flows);
-  if (held < flows) fail(fmt::format("tg_flows holds {} of {} flows", held, flows));
+  const size_t held = map_entries(table);
+  if (held < flows) fail(fmt::format("{} holds {} of {} flows", table.name(), held, flows));
 }
 
 }  // namespace tollgate::datapath_bench

@@ -101,8 +101,9 @@ class Bench {
 
 void apply(Bench& bench, const ServiceSpec& spec);
 
-// Fills tg_flows with `flows` established flows from other sources to
-// kService (a service of the bench), made from a real one.
-void fill_flows(Bench& bench, size_t flows);
+// Fills tg_flows (or the overflow table) with `flows` established flows
+// from other sources to kService (a service of the bench), made from a
+// real one. The overflow first: the real one needs room in tg_flows.
+void fill_flows(Bench& bench, size_t flows, bool overflow = false);
 
 }  // namespace tollgate::datapath_bench

@@ -57,15 +57,6 @@ static __always_inline __u64 tg_l4_csum_flags(__u8 protocol)
 	return protocol == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
 }
 
-/* A flow's entry, wherever it lives: past its first packet, then new. */
-static __always_inline struct tg_flow *
-tg_lookup_flow(const struct tg_flow_key *key)
-{
-	struct tg_flow *flow = bpf_map_lookup_elem(&tg_flows, key);
-
-	return flow ? flow : bpf_map_lookup_elem(&tg_new_flows, key);
-}
-
 /* Whether `flow` went to the backend that sent `reply`. */
 static __always_inline int tg_flow_sent_to(const struct tg_flow *flow,
 					   const struct tg_flow_key *reply)
@@ -108,6 +99,7 @@ static __always_inline int tg_reply_flow(const struct tg_flow_key *reply,
 	};
 	struct tg_endpoint_services *services;
 	struct tg_reverse_nat *reverse;
+	int in_overflow;
 	__u32 i;
 
 	__builtin_memcpy(endpoint.addr, reply->src_addr, sizeof(endpoint.addr));
@@ -125,7 +117,7 @@ static __always_inline int tg_reply_flow(const struct tg_flow_key *reply,
 		__builtin_memcpy(forward.dst_addr, service->addr,
 				 sizeof(forward.dst_addr));
 		forward.dst_port = service->port;
-		*flow = tg_lookup_flow(&forward);
+		*flow = tg_lookup_flow(&forward, &in_overflow);
 		if (*flow && tg_flow_sent_to(*flow, reply)) {
 			__builtin_memcpy(nat->addr, service->addr,
 					 sizeof(nat->addr));
@@ -141,7 +133,7 @@ static __always_inline int tg_reply_flow(const struct tg_flow_key *reply,
 	*nat = *reverse;
 	__builtin_memcpy(forward.dst_addr, nat->addr, sizeof(forward.dst_addr));
 	forward.dst_port = nat->port;
-	*flow = tg_lookup_flow(&forward);
+	*flow = tg_lookup_flow(&forward, &in_overflow);
 	return TG_REPLY_FOUND;
 }
 

@@ -16,17 +16,19 @@
 
 #define TG_ABI_VERSION 8
 
-/* Map sizes. TG_FLOWS_DEFAULT can be changed by the agent before load. */
+/* Map sizes. The flow tables' can be changed by the agent before load. */
 #define TG_MAX_SERVICES 16384
 #define TG_MAX_BACKENDS 65536
 #define TG_FLOWS_DEFAULT 262144
 /*
- * Flows that have shown one packet only (a SYN, a first datagram) live in a
- * table of their own until their second packet: a flood of one-packet
- * flows from spoofed sources evicts only its own kind, never a flow that
- * completed its handshake.
+ * The connection table (tg_flows) evicts nothing: a flow keeps its entry
+ * until the agent finds it idle past its timeout. New flows that find it
+ * full go to the overflow table (tg_overflow_flows, LRU) and move to the
+ * connection table once it has room: a flood of new flows from spoofed
+ * sources can fill it and churn the overflow, but never takes a tracked
+ * flow's entry.
  */
-#define TG_NEW_FLOWS_DEFAULT 65536
+#define TG_OVERFLOW_FLOWS_DEFAULT 65536
 /* Per-source token buckets (LRU: a flood of new sources evicts idle ones). */
 #define TG_SOURCE_BUCKETS_DEFAULT 65536
 /* CIDR entries per access-list trie (allow, deny), all scopes together. */

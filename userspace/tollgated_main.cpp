@@ -31,6 +31,7 @@
 #include "controller.h"
 #include "dataplane.h"
 #include "events.h"
+#include "flows.h"
 #include "health.h"
 #include "http_server.h"
 #include "kernel_probe.h"
@@ -44,13 +45,17 @@ using namespace tollgate;
 
 namespace {
 
+// How often idle flows are deleted from the connection table: a small
+// share of the shortest timeout (30 s), a walk of the table each time.
+constexpr std::chrono::seconds kFlowSweepInterval{5};
+
 struct Options {
   std::vector<std::string> client_interfaces;
   std::vector<std::string> backend_interfaces;
   std::string config_path;
   bool generic = false;
   uint32_t flow_capacity = TG_FLOWS_DEFAULT;
-  uint32_t new_flow_capacity = TG_NEW_FLOWS_DEFAULT;
+  uint32_t overflow_capacity = TG_OVERFLOW_FLOWS_DEFAULT;
   uint32_t source_buckets = TG_SOURCE_BUCKETS_DEFAULT;
   std::string pin_dir = kDefaultPinDir;
   std::string state_dir = kDefaultStateDir;
@@ -209,7 +214,7 @@ int run(const Options& options) {
 
   LoadOptions load_options;
   load_options.flow_capacity = options.flow_capacity;
-  load_options.new_flow_capacity = options.new_flow_capacity;
+  load_options.overflow_capacity = options.overflow_capacity;
   load_options.source_buckets = options.source_buckets;
   load_options.pin_dir = options.pin_dir;
   load_options.recreate = options.recreate;
@@ -304,6 +309,9 @@ int run(const Options& options) {
                  options.flow_capacity};
   HealthMonitor health(controller, **audit);
   health.start();
+  // The connection table evicts nothing: idle flows are deleted here.
+  FlowSweeper sweeper((*datapath)->maps(), kFlowSweepInterval);
+  sweeper.start();
   EventMonitor events(controller, **audit);
   if (auto status = events.start(); !status) {
     log::error("{}", status.error().message);
@@ -383,6 +391,7 @@ int run(const Options& options) {
   api_thread.join();
   health.stop();
   events.stop();
+  sweeper.stop();
   close(*lock);
   return 0;
 }
@@ -403,10 +412,11 @@ int main(int argc, char** argv) {
   app.add_option("-c,--config", options.config_path,
                  "configuration file (JSON), applied at start when it changed since last applied, and on SIGHUP");
   app.add_flag("--generic", options.generic, "attach XDP in generic (skb) mode instead of native");
-  app.add_option("--flow-capacity", options.flow_capacity, "entries in the connection table")
+  app.add_option("--flow-capacity", options.flow_capacity,
+                 "entries in the connection table (it evicts nothing; idle flows are swept)")
       ->check(CLI::Range(1u, 1u << 26));
-  app.add_option("--new-flow-capacity", options.new_flow_capacity,
-                 "entries for flows seen once (SYN received, handshake pending), apart from the connection table")
+  app.add_option("--overflow-capacity", options.overflow_capacity,
+                 "entries for new flows that find the connection table full (least recently used go first)")
       ->check(CLI::Range(1u, 1u << 24))
       ->capture_default_str();
   app.add_option("--source-buckets", options.source_buckets,

@@ -39,6 +39,47 @@ static __always_inline __u8 tg_flow_next_state(__u8 protocol, __u8 state,
 	return state;
 }
 
+/* A flow's entry: in the connection table, else in the overflow (then
+ * *in_overflow is set). */
+static __always_inline struct tg_flow *
+tg_lookup_flow(const struct tg_flow_key *key, int *in_overflow)
+{
+	struct tg_flow *flow = bpf_map_lookup_elem(&tg_flows, key);
+
+	*in_overflow = 0;
+	if (flow)
+		return flow;
+	flow = bpf_map_lookup_elem(&tg_overflow_flows, key);
+	*in_overflow = flow != NULL;
+	return flow;
+}
+
+/*
+ * Record a new flow. Its entry is written once and serves both directions;
+ * when the connection table is full it goes to the overflow, which evicts
+ * its least recently used. If that fails too, the next packet selects
+ * again, consistently through Maglev.
+ */
+#define TG_E2BIG 7 /* what an update of a full preallocated hash returns */
+
+static __always_inline void tg_insert_flow(const struct tg_flow_key *key,
+					   const struct tg_flow *flow)
+{
+	if (bpf_map_update_elem(&tg_flows, key, flow, BPF_NOEXIST) == -TG_E2BIG)
+		bpf_map_update_elem(&tg_overflow_flows, key, flow, BPF_ANY);
+}
+
+/* A flow of the overflow moves to the connection table once it has room.
+ * `flow` is gone after it. */
+static __always_inline void tg_settle_flow(const struct tg_flow_key *key,
+					   struct tg_flow *flow)
+{
+	struct tg_flow copy = *flow;
+
+	if (bpf_map_update_elem(&tg_flows, key, &copy, BPF_NOEXIST) == 0)
+		bpf_map_delete_elem(&tg_overflow_flows, key);
+}
+
 /* The backend of a tracked flow, or NULL if the flow must be selected anew. */
 static __always_inline struct tg_backend *
 tg_flow_backend(const struct tg_flow *flow, __u32 service_id,

@@ -201,6 +201,7 @@ tg_icmp_flow_backend(const struct tg_flow_key *key, int *verdict,
 	struct tg_service *service = tg_lookup_service(key);
 	struct tg_config *config;
 	struct tg_flow *flow;
+	int in_overflow;
 	__u32 zero = 0;
 
 	if (!service) {
@@ -209,9 +210,7 @@ tg_icmp_flow_backend(const struct tg_flow_key *key, int *verdict,
 	}
 	*verdict = XDP_DROP;
 	config = bpf_map_lookup_elem(&tg_config, &zero);
-	flow = bpf_map_lookup_elem(&tg_flows, key);
-	if (!flow)
-		flow = bpf_map_lookup_elem(&tg_new_flows, key);
+	flow = tg_lookup_flow(key, &in_overflow);
 	if (!config || !flow) {
 		tg_count_drop(TG_DROP_ICMP_UNKNOWN_FLOW);
 		return NULL;

@@ -68,8 +68,14 @@ struct {
 	__array(values, struct tg_maglev_table);
 } tg_maglev SEC(".maps");
 
+/*
+ * The connection table: every flow from its first packet, one entry for
+ * both directions. Preallocated and without eviction (see
+ * TG_OVERFLOW_FLOWS_DEFAULT): an insert takes a free element, cheaper than
+ * an LRU's; the agent deletes what idled out (sweep_flows()).
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, TG_FLOWS_DEFAULT);
 	__type(key, struct tg_flow_key);
 	__type(value, struct tg_flow);
@@ -83,14 +89,13 @@ struct {
 	__type(value, struct tg_reverse_nat);
 } tg_reverse_flows SEC(".maps");
 
-/* Flows seen once (a SYN, a first datagram), apart from tg_flows until
- * their second packet (see TG_NEW_FLOWS_DEFAULT). */
+/* New flows that found tg_flows full, until it has room for them. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, TG_NEW_FLOWS_DEFAULT);
+	__uint(max_entries, TG_OVERFLOW_FLOWS_DEFAULT);
 	__type(key, struct tg_flow_key);
 	__type(value, struct tg_flow);
-} tg_new_flows SEC(".maps");
+} tg_overflow_flows SEC(".maps");
 
 /* Datagrams in flight in fragments: what their first fragment got. */
 struct {

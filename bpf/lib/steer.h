@@ -178,19 +178,6 @@ tg_retry_flow(const struct tg_service *service, const struct tg_flow_key *key,
 }
 
 /*
- * A flow of tg_new_flows showed its second packet (the handshake's ACK, a
- * second datagram): it moves to tg_flows.
- */
-static __always_inline void tg_promote_flow(const struct tg_flow_key *key,
-					    const struct tg_flow *flow)
-{
-	struct tg_flow copy = *flow;
-
-	bpf_map_update_elem(&tg_flows, key, &copy, BPF_ANY);
-	bpf_map_delete_elem(&tg_new_flows, key);
-}
-
-/*
  * Where tg_steer() sent a packet: the backend's index, whether the packet
  * opened a flow there, the coarse time. The packet's traffic is counted by
  * tg_count_sent() once it has left, not when it was steered.
@@ -216,7 +203,7 @@ static __always_inline struct tg_backend *
 tg_steer_tracked(const struct tg_config *config,
 		 const struct tg_service *service,
 		 const struct tg_flow_key *key, struct tg_flow *flow,
-		 struct tg_backend *backend, int in_new_table, __u8 tcp_flags,
+		 struct tg_backend *backend, int in_overflow, __u8 tcp_flags,
 		 __u64 now, struct tg_choice *chosen)
 {
 	__u32 service_id = service->service_id;
@@ -240,8 +227,8 @@ tg_steer_tracked(const struct tg_config *config,
 	if (state_before == TG_FLOW_TCP_SYN &&
 	    flow->state == TG_FLOW_TCP_ESTABLISHED)
 		tg_note_handshake(backend_index, now);
-	if (in_new_table && flow->state != TG_FLOW_TCP_SYN)
-		tg_promote_flow(key, flow);
+	if (in_overflow)
+		tg_settle_flow(key, flow);
 	chosen->backend_index = backend_index;
 	return backend;
 }
@@ -249,8 +236,8 @@ tg_steer_tracked(const struct tg_config *config,
 /*
  * A backend for a flow that has none that holds. `known` is the flow's
  * record when it has one (its backend went, it idled out, or a SYN reopens
- * it): rewritten in the table it is in. A flow never seen goes to
- * tg_new_flows. Only a new connection (a SYN, a first datagram; on a known
+ * it): rewritten where it is. A flow never seen gets its entry
+ * (tg_insert_flow()). Only a new connection (a SYN, a first datagram; on a known
  * flow only a SYN that `reopens` it) counts against the service's cap: a
  * TCP flow whose record was lost mid-stream is not a new one.
  */
@@ -258,8 +245,8 @@ static __always_inline struct tg_backend *
 tg_steer_new(const struct tg_config *config,
 	     const struct tg_service_policy *policy,
 	     const struct tg_service *service, const struct tg_flow_key *key,
-	     int known, int reopens, int in_new_table, __u8 tcp_flags,
-	     __u64 now, int *drop_reason, struct tg_choice *chosen)
+	     struct tg_flow *known, int reopens, __u8 tcp_flags, __u64 now,
+	     int *drop_reason, struct tg_choice *chosen)
 {
 	__u32 service_id = service->service_id;
 	struct tg_backend *backend;
@@ -287,12 +274,10 @@ tg_steer_new(const struct tg_config *config,
 		.service_id = service_id,
 		.state = tg_flow_next_state(key->protocol, 0, tcp_flags, 1),
 	};
-	/* Best effort: an LRU update evicts rather than fails; if it did fail,
-	 * the next packet selects again, consistently through Maglev. */
-	if (known && !in_new_table)
-		bpf_map_update_elem(&tg_flows, key, &new_flow, BPF_ANY);
+	if (known)
+		*known = new_flow;
 	else
-		bpf_map_update_elem(&tg_new_flows, key, &new_flow, BPF_ANY);
+		tg_insert_flow(key, &new_flow);
 	tg_remember_reply(service, key, backend, backend_index);
 	chosen->backend_index = backend_index;
 	chosen->new_flow = 1;
@@ -314,7 +299,7 @@ tg_steer(const struct tg_service *service, const struct tg_flow_key *key,
 	struct tg_backend *backend;
 	struct tg_config *config;
 	struct tg_flow *flow;
-	int in_new_table = 0, reopens = 0, reason;
+	int in_overflow = 0, reopens = 0, reason;
 	__u32 zero = 0;
 	__u64 now;
 
@@ -334,19 +319,15 @@ tg_steer(const struct tg_service *service, const struct tg_flow_key *key,
 		return NULL;
 	}
 
-	flow = bpf_map_lookup_elem(&tg_flows, key);
-	if (!flow) {
-		flow = bpf_map_lookup_elem(&tg_new_flows, key);
-		in_new_table = flow != NULL;
-	}
+	flow = tg_lookup_flow(key, &in_overflow);
 	if (flow) {
 		backend = tg_flow_backend(flow, service_id, config, now);
 		reopens = backend &&
 			  tg_syn_selects_anew(flow, backend, tcp_flags);
 		if (backend && !reopens)
 			return tg_steer_tracked(config, service, key, flow,
-						backend, in_new_table,
-						tcp_flags, now, chosen);
+						backend, in_overflow, tcp_flags,
+						now, chosen);
 		if (!reopens && !tg_flow_expired(flow, config, now) &&
 		    flow->service_id == service_id)
 			tg_event(config, now, TG_EVENT_FLOW_MOVED, service_id,
@@ -364,8 +345,8 @@ tg_steer(const struct tg_service *service, const struct tg_flow_key *key,
 		tg_event(config, now, TG_EVENT_FLOW_UNTRACKED, service_id, 0,
 			 key->family, key->src_addr);
 	}
-	return tg_steer_new(config, policy, service, key, flow != NULL, reopens,
-			    in_new_table, tcp_flags, now, drop_reason, chosen);
+	return tg_steer_new(config, policy, service, key, flow, reopens,
+			    tcp_flags, now, drop_reason, chosen);
 }
 
 /*

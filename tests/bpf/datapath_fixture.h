@@ -80,12 +80,15 @@ class DataPathTest : public ::testing::Test {
     if (geteuid() != 0) GTEST_SKIP() << "needs root: loads BPF programs and makes a network namespace";
     std::string failure = network_.create();
     ASSERT_TRUE(failure.empty()) << failure;
-    auto loaded = DataPath::load(LoadOptions{});
+    auto loaded = DataPath::load(load_options());
     ASSERT_TRUE(loaded) << loaded.error().message;
     datapath_ = std::move(loaded).value();
     dataplane_ = std::make_unique<Dataplane>(datapath_->maps());
     ASSERT_TRUE(dataplane_->set_timeouts(FlowTimeouts{}));
   }
+
+  // What the data path is loaded with (a test of full tables makes them small).
+  virtual LoadOptions load_options() const { return LoadOptions{}; }
 
   // Runs the TC reply program on `packet` arriving on the backend side.
   RunResult run_tc(const Bytes& packet) {
@@ -215,11 +218,11 @@ class DataPathTest : public ::testing::Test {
     return flow_key_of(in_family);
   }
 
-  // The table holding the packet's flow: tg_flows, else tg_new_flows; -1: none.
+  // The table holding the packet's flow: tg_flows, else tg_overflow_flows; -1: none.
   int flow_table_of(const Addresses& family, const PacketSpec& packet) {
     tg_flow_key key = flow_key(family, packet);
     tg_flow flow{};
-    for (int fd : {datapath_->maps().flows.fd(), datapath_->maps().new_flows.fd()})
+    for (int fd : {datapath_->maps().flows.fd(), datapath_->maps().overflow_flows.fd()})
       if (bpf_map_lookup_elem(fd, &key, &flow) == 0) return fd;
     return -1;
   }
@@ -243,7 +246,7 @@ class DataPathTest : public ::testing::Test {
   }
 
   // Flows in both tables.
-  size_t flow_count() { return map_entries(datapath_->maps().flows) + map_entries(datapath_->maps().new_flows); }
+  size_t flow_count() { return map_entries(datapath_->maps().flows) + map_entries(datapath_->maps().overflow_flows); }
 
   DropCounts drops() {
     auto counts = read_drops(datapath_->maps().drops);

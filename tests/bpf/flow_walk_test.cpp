@@ -269,7 +269,9 @@ TEST_F(FlowTableTest, OccupancyAndFlushCountEveryFlow) {
   auto occupancy = flow_occupancy(datapath_->maps());
   ASSERT_TRUE(occupancy) << occupancy.error().message;
   EXPECT_EQ(occupancy->flows, kEntries);
-  EXPECT_EQ(occupancy->new_flows, 0u);
+  EXPECT_EQ(occupancy->overflow, 0u);
+  EXPECT_EQ(occupancy->flows_capacity, static_cast<size_t>(TG_FLOWS_DEFAULT));
+  EXPECT_EQ(occupancy->overflow_capacity, static_cast<size_t>(TG_OVERFLOW_FLOWS_DEFAULT));
   auto flushed = flush_flows(datapath_->maps());
   ASSERT_TRUE(flushed) << flushed.error().message;
   EXPECT_EQ(*flushed, kEntries);

@@ -298,33 +298,6 @@ TEST_P(PolicyTest, ConnectionCapStopsNewFlowsButNotEstablishedOnes) {
   EXPECT_EQ(send(family().client, 40004), XDP_DROP);
 }
 
-TEST_P(PolicyTest, OnePacketFlowsLiveApartUntilTheirSecondPacket) {
-  apply(spec_);
-  PacketSpec syn = client_packet(family(), 6, 40000);
-  ASSERT_EQ(run(build_packet(syn)).verdict, XDP_REDIRECT);
-  EXPECT_EQ(flow_table_of(family(), syn), datapath_->maps().new_flows.fd());
-  PacketSpec ack = syn;
-  ack.tcp_flags = kTcpAck;
-  ASSERT_EQ(run(build_packet(ack)).verdict, XDP_REDIRECT);
-  EXPECT_EQ(flow_table_of(family(), syn), datapath_->maps().flows.fd());
-  EXPECT_EQ(map_entries(datapath_->maps().new_flows), 0u);
-
-  // A flood of SYNs from as many sources as the new-flow table holds and
-  // more: the established flow stays tracked, and the flood stays apart.
-  const size_t flood = TG_NEW_FLOWS_DEFAULT + 4096;
-  PacketSpec spoofed = syn;
-  for (size_t i = 0; i < flood; ++i) {
-    spoofed.src = family().ipv6 ? fmt::format("2001:db8:9:{:x}::{:x}", i >> 12, (i & 0xfff) + 1)
-                                : fmt::format("198.19.{}.{}", (i >> 8) & 0xff, i & 0xff);
-    spoofed.src_port = static_cast<uint16_t>(1024 + (i >> 16));
-    ASSERT_EQ(run(build_packet(spoofed)).verdict, XDP_REDIRECT);
-  }
-  EXPECT_EQ(flow_table_of(family(), syn), datapath_->maps().flows.fd());
-  EXPECT_EQ(map_entries(datapath_->maps().flows), 1u);
-  EXPECT_LE(map_entries(datapath_->maps().new_flows), static_cast<size_t>(TG_NEW_FLOWS_DEFAULT));
-  EXPECT_GT(map_entries(datapath_->maps().new_flows), static_cast<size_t>(TG_NEW_FLOWS_DEFAULT) / 2);
-}
-
 TEST_P(PolicyTest, EventsAreAggregatedPerSourceAndCounted) {
   ServicePolicy policy;
   policy.access.deny = {cidr(GetParam().net16)};

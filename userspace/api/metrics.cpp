@@ -136,11 +136,16 @@ Result<std::string> prometheus_metrics(const Controller& controller, const Healt
   auto occupancy = flow_occupancy(controller.maps());
   if (!occupancy) return occupancy.error();
   out += fmt::format(
-      "# HELP tollgate_flow_table_entries Entries in the connection tables (new: flows seen once).\n"
+      "# HELP tollgate_flow_table_entries Entries in the connection table (flows) and its overflow (new flows that "
+      "found it full).\n"
       "# TYPE tollgate_flow_table_entries gauge\n"
       "tollgate_flow_table_entries{{table=\"flows\"}} {}\n"
-      "tollgate_flow_table_entries{{table=\"new_flows\"}} {}\n",
-      occupancy->flows, occupancy->new_flows);
+      "tollgate_flow_table_entries{{table=\"overflow\"}} {}\n"
+      "# HELP tollgate_flow_table_capacity Entries each flow table holds at most.\n"
+      "# TYPE tollgate_flow_table_capacity gauge\n"
+      "tollgate_flow_table_capacity{{table=\"flows\"}} {}\n"
+      "tollgate_flow_table_capacity{{table=\"overflow\"}} {}\n",
+      occupancy->flows, occupancy->overflow, occupancy->flows_capacity, occupancy->overflow_capacity);
   return out;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "flow_walk.h"
+#include "log.h"
 
 extern "C" {
 #include "tollgate_flow.h"
@@ -97,7 +98,7 @@ Result<std::map<uint32_t, uint64_t>> active_flow_counts(const DataPathMaps& maps
       ++counts[flow.backend_index];
     return {};
   };
-  for (const MapHandle* table : {&maps.flows, &maps.new_flows})
+  for (const MapHandle* table : {&maps.flows, &maps.overflow_flows})
     if (auto walked = walk_entries<tg_flow_key, tg_flow>(*table, count); !walked) return walked.error();
   return counts;
 }
@@ -111,7 +112,7 @@ Result<nlohmann::json> list_flows(const std::map<uint32_t, BackendKey>& backend_
 
   nlohmann::json flows = nlohmann::json::array();
   size_t total = 0;
-  for (const MapHandle* table : {&maps.flows, &maps.new_flows}) {
+  for (const MapHandle* table : {&maps.flows, &maps.overflow_flows}) {
     auto listed = walk_entries<tg_flow_key, tg_flow>(*table, [&](const tg_flow_key& key, const tg_flow& value) {
       ++total;
       if (flows.size() >= limit) return;
@@ -127,7 +128,7 @@ Result<nlohmann::json> list_flows(const std::map<uint32_t, BackendKey>& backend_
            {"service", service.to_string()},
            {"backend", backend == backends.end() ? fmt::format("slot {}", value.backend_index) : backend->second},
            {"state", flow_state_name(value.state)},
-           {"table", table == &maps.flows ? "flows" : "new_flows"},
+           {"table", table == &maps.flows ? "flows" : "overflow"},
            {"idle_seconds", idle}});
     });
     if (!listed) return listed.error();
@@ -137,14 +138,14 @@ Result<nlohmann::json> list_flows(const std::map<uint32_t, BackendKey>& backend_
 
 Result<size_t> flush_flows(const DataPathMaps& maps) {
   size_t flushed = 0;
-  for (const MapHandle* table : {&maps.flows, &maps.reverse_flows, &maps.new_flows}) {
+  for (const MapHandle* table : {&maps.flows, &maps.reverse_flows, &maps.overflow_flows}) {
     // Every key read before any is deleted: a walk does not stand on a
     // key it deleted.
     auto keys = all_keys<tg_flow_key>(*table);
     if (!keys) return keys.error();
     auto deleted = delete_keys(*table, *keys);
     if (!deleted) return deleted.error();
-    if (table == &maps.flows || table == &maps.new_flows) flushed += *deleted;
+    if (table == &maps.flows || table == &maps.overflow_flows) flushed += *deleted;
   }
   return flushed;
 }
@@ -152,9 +153,73 @@ Result<size_t> flush_flows(const DataPathMaps& maps) {
 Result<FlowOccupancy> flow_occupancy(const DataPathMaps& maps) {
   auto flows = count_entries(maps.flows);
   if (!flows) return flows.error();
-  auto new_flows = count_entries(maps.new_flows);
-  if (!new_flows) return new_flows.error();
-  return FlowOccupancy{*flows, *new_flows};
+  auto overflow = count_entries(maps.overflow_flows);
+  if (!overflow) return overflow.error();
+  auto flows_layout = map_layout(maps.flows);
+  if (!flows_layout) return flows_layout.error();
+  auto overflow_layout = map_layout(maps.overflow_flows);
+  if (!overflow_layout) return overflow_layout.error();
+  return FlowOccupancy{*flows, *overflow, flows_layout->max_entries, overflow_layout->max_entries};
+}
+
+Result<size_t> sweep_flows(const DataPathMaps& maps) {
+  tg_config config{};
+  uint32_t zero = 0;
+  auto config_found = maps.config.lookup(zero, config);
+  if (!config_found) return config_found.error();
+  if (!*config_found) return maps.config.error("lookup", ENOENT);
+  size_t swept = 0;
+  for (const MapHandle* table : {&maps.flows, &maps.overflow_flows}) {
+    const uint64_t now = monotonic_coarse_ns();
+    std::vector<tg_flow_key> idle;
+    auto walked = walk_entries<tg_flow_key, tg_flow>(*table, [&](const tg_flow_key& key, const tg_flow& flow) {
+      if (tg_flow_expired(&flow, &config, now)) idle.push_back(key);
+    });
+    if (!walked) return walked.error();
+    // A packet may have come since the walk read it: read again, at the
+    // time of the deletion.
+    std::vector<tg_flow_key> gone;
+    const uint64_t later = monotonic_coarse_ns();
+    for (const auto& key : idle) {
+      tg_flow flow{};
+      auto found = table->lookup(key, flow);
+      if (!found) return found.error();
+      if (*found && tg_flow_expired(&flow, &config, later)) gone.push_back(key);
+    }
+    auto deleted = delete_keys(*table, gone);
+    if (!deleted) return deleted.error();
+    swept += *deleted;
+  }
+  return swept;
+}
+
+void FlowSweeper::start() {
+  stopping_ = false;
+  thread_ = std::thread([this] { run(); });
+}
+
+void FlowSweeper::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void FlowSweeper::run() {
+  std::unique_lock lock(mutex_);
+  while (!wake_.wait_for(lock, interval_, [this] { return stopping_; })) {
+    lock.unlock();
+    auto swept = sweep_flows(maps_);
+    if (swept) {
+      swept_.fetch_add(*swept, std::memory_order_relaxed);
+      if (*swept) log::debug("flow sweep: {} idle flows deleted", *swept);
+    } else {
+      log::warn("flow sweep: {}", swept.error().message);
+    }
+    lock.lock();
+  }
 }
 
 }  // namespace tollgate

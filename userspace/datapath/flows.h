@@ -1,8 +1,13 @@
 // The connection table as operators see it: list and flush.
 #pragma once
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "loader.h"
 #include "result.h"
@@ -12,7 +17,7 @@ namespace tollgate {
 
 // Up to `limit` flows ({"client", "service", "backend", "state", "table",
 // "idle_seconds"}), and how many there are in all. "table" is "flows" for a
-// flow past its first packet, "new_flows" for one seen once (a SYN).
+// flow of the connection table, "overflow" for one that found it full.
 // `backends` names the slots (the controller's snapshot knows them).
 Result<nlohmann::json> list_flows(const std::map<uint32_t, BackendKey>& backends, const DataPathMaps& maps,
                                   size_t limit);
@@ -26,11 +31,41 @@ Result<std::map<uint32_t, uint64_t>> active_flow_counts(const DataPathMaps& maps
 // A flow that sends again is steered afresh.
 Result<size_t> flush_flows(const DataPathMaps& maps);
 
-// Entries in the connection tables now (a walk of each, batched).
+// Entries in the connection tables now (a walk of each, batched), and what
+// each holds at most.
 struct FlowOccupancy {
   size_t flows = 0;
-  size_t new_flows = 0;
+  size_t overflow = 0;
+  size_t flows_capacity = 0;
+  size_t overflow_capacity = 0;
 };
 Result<FlowOccupancy> flow_occupancy(const DataPathMaps& maps);
+
+// Deletes the flows idle past their timeout (maps/tollgate_flow.h): the
+// connection table evicts nothing, so this is how its entries come free.
+// Each key found idle is read once more just before it goes, and kept if
+// a packet stamped it meanwhile. Returns how many went.
+Result<size_t> sweep_flows(const DataPathMaps& maps);
+
+// sweep_flows() in a thread of its own, every `interval`, until stopped.
+class FlowSweeper {
+ public:
+  FlowSweeper(const DataPathMaps& maps, std::chrono::milliseconds interval) : maps_(maps), interval_(interval) {}
+  ~FlowSweeper() { stop(); }
+  void start();
+  void stop();
+  // Flows deleted since start().
+  uint64_t swept() const { return swept_.load(std::memory_order_relaxed); }
+
+ private:
+  void run();
+  const DataPathMaps& maps_;
+  const std::chrono::milliseconds interval_;
+  std::atomic<uint64_t> swept_{0};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
 
 }  // namespace tollgate

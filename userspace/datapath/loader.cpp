@@ -140,7 +140,7 @@ DataPath::~DataPath() {
 Result<std::unique_ptr<DataPath>> DataPath::load(const LoadOptions& options) {
   log::capture_libbpf();
   if (options.flow_capacity == 0) return make_error("flow capacity must be at least 1");
-  if (options.new_flow_capacity == 0) return make_error("new-flow capacity must be at least 1");
+  if (options.overflow_capacity == 0) return make_error("overflow capacity must be at least 1");
   if (options.source_buckets == 0) return make_error("source bucket capacity must be at least 1");
 
   // A kernel without what the programs use is refused by name here, not
@@ -185,7 +185,7 @@ Result<std::unique_ptr<DataPath>> DataPath::load(const LoadOptions& options) {
   const std::pair<bpf_map*, uint32_t> sizes[] = {
       {xdp->maps.tg_flows, options.flow_capacity},
       {xdp->maps.tg_reverse_flows, options.flow_capacity},
-      {xdp->maps.tg_new_flows, options.new_flow_capacity},
+      {xdp->maps.tg_overflow_flows, options.overflow_capacity},
       {xdp->maps.tg_source_buckets, options.source_buckets},
   };
   for (const auto& [map, entries] : sizes) {
@@ -211,7 +211,7 @@ Result<std::unique_ptr<DataPath>> DataPath::load(const LoadOptions& options) {
     if (adopting)
       return make_error(
           "BPF load failed: {} [object = tollgate_xdp]: the maps pinned in {} do not match this build (a different "
-          "--flow-capacity, --new-flow-capacity or --source-buckets?); start with --recreate to drop them (established "
+          "--flow-capacity, --overflow-capacity or --source-buckets?); start with --recreate to drop them (established "
           "flows are lost)",
           std::strerror(-err), options.pin_dir);
     return make_error("BPF load failed: {} [object = tollgate_xdp] (needs root; libbpf's log above says more)",

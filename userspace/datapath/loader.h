@@ -28,7 +28,7 @@ namespace tollgate {
   X(maglev, tg_maglev)                                 \
   X(flows, tg_flows)                                   \
   X(reverse_flows, tg_reverse_flows)                   \
-  X(new_flows, tg_new_flows)                           \
+  X(overflow_flows, tg_overflow_flows)                 \
   X(fragments, tg_fragments)                           \
   X(service_stats, tg_service_stats)                   \
   X(backend_stats, tg_backend_stats)                   \
@@ -69,8 +69,8 @@ inline constexpr const char* kDataPathMapNames[] = {
 struct LoadOptions {
   // Entries in tg_flows, and in tg_reverse_flows (flows of services of every port).
   uint32_t flow_capacity = TG_FLOWS_DEFAULT;
-  // Entries in tg_new_flows: flows seen once (a SYN).
-  uint32_t new_flow_capacity = TG_NEW_FLOWS_DEFAULT;
+  // Entries in tg_overflow_flows: flows seen once (a SYN).
+  uint32_t overflow_capacity = TG_OVERFLOW_FLOWS_DEFAULT;
   // Per-source token buckets held at once (LRU).
   uint32_t source_buckets = TG_SOURCE_BUCKETS_DEFAULT;
   // Where the maps are pinned (a directory on a BPF filesystem); empty: no
