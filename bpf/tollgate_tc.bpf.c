@@ -657,12 +657,13 @@ int tg_tc_reply(struct __sk_buff *skb)
 	struct hdr_cursor cursor;
 	__be16 ether_type = 0;
 	__u8 vlan_depth = 0;
+	__u64 want;
 
-	/* Headers may sit in paged data; pull what a reply needs. */
-	if (skb->data + TG_REPLY_HEADERS > skb->data_end)
-		bpf_skb_pull_data(skb, skb->len < TG_REPLY_HEADERS
-					       ? skb->len
-					       : TG_REPLY_HEADERS);
+	/* Headers may sit in paged data; pull what a reply needs, only when
+	 * some of it is not linear (a small packet is linear whole). */
+	want = skb->len < TG_REPLY_HEADERS ? skb->len : TG_REPLY_HEADERS;
+	if ((__u64)skb->data_end - (__u64)skb->data < want)
+		bpf_skb_pull_data(skb, want);
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
 	cursor.pos = data;
