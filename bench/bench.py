@@ -471,6 +471,19 @@ def report(results, command):
         targets.append(("tc_reply ≤ tcp_established", f"{by_name['tc_reply']:.0f} ns vs "
                         f"{by_name['tcp_established']:.0f} ns", by_name["tc_reply"] <= by_name["tcp_established"]))
         out.append("")
+    if "baseline" in results:
+        b = results["baseline"]
+        out.append(f"### Before and after: {b['label']} against this build\n")
+        out.append(f"Both builds' cost section, {b['runs']} runs each, alternating (the first of a pair swaps every "
+                   "run). Figure: the median over the runs of each run's median ns above the floor.\n")
+        out.append("| scenario | before | after | after / before |")
+        out.append("|---|---|---|---|")
+        for name in list(b["after"]) + [n for n in b["before"] if n not in b["after"]]:
+            before, after = b["before"].get(name), b["after"].get(name)
+            ratio = f"{after / before:.2f}x" if before and after else "—"
+            out.append(f"| {name} | {f'{before:,.1f}' if before else '—'} | {f'{after:,.1f}' if after else '—'} | "
+                       f"{ratio} |")
+        out.append("")
     if "forwarding" in results:
         fw = results["forwarding"]
         out.append("## 2. Forwarding in the lab\n")
@@ -611,6 +624,26 @@ def report(results, command):
     return "\n".join(out)
 
 
+def baseline(binary, label, runs, rounds):
+    """The cost section of `binary` and of this build, `runs` times each,
+    alternating (which goes first swaps every run): per scenario, the median
+    over the runs of each run's median ns above the floor."""
+    log(f"per-packet cost against {label} ({runs} runs each, alternating):")
+    figures = {"before": {}, "after": {}}
+    for run in range(runs):
+        order = [("before", binary), ("after", str(BUILD / "tollgate_bench_datapath"))]
+        for side, path in order if run % 2 == 0 else reversed(order):
+            completed = subprocess.run([path, "--rounds", str(rounds), "--only", "cost"], stdout=subprocess.PIPE,
+                                       stderr=subprocess.DEVNULL, text=True, timeout=600)
+            if completed.returncode != 0:
+                sys.exit(f"bench: {path} failed")
+            for scenario in json.loads(completed.stdout)["cost"]:
+                figures[side].setdefault(scenario["name"], []).append(scenario["above_floor_ns"]["median"])
+    return {"label": label, "runs": runs,
+            "before": {name: statistics.median(v) for name, v in figures["before"].items()},
+            "after": {name: statistics.median(v) for name, v in figures["after"].items()}}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5, help="lab rounds (each mode once per round)")
@@ -618,6 +651,10 @@ def main():
     parser.add_argument("--only", default="cost,forwarding,control",
                         help="comma-separated: cost, forwarding, control")
     parser.add_argument("--output", default=str(ROOT / "bench" / "RESULTS.md"))
+    parser.add_argument("--baseline", help="a tollgate_bench_datapath built from another commit: its per-packet "
+                        "costs are measured beside this build's, runs alternating")
+    parser.add_argument("--baseline-label", default="baseline", help="what the baseline is (a commit)")
+    parser.add_argument("--baseline-runs", type=int, default=5)
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench: run as root (BPF programs, network namespaces)")
@@ -646,6 +683,8 @@ def main():
             results["memory"] = data["memory"]
         if "walk" in data:
             results["walk"] = data["walk"]
+    if args.baseline:
+        results["baseline"] = baseline(args.baseline, args.baseline_label, args.baseline_runs, args.datapath_rounds)
     if "forwarding" in only:
         log(f"forwarding in the lab ({args.rounds} rounds, {len(MODES)} modes):")
         results["forwarding"] = forwarding(args.rounds)

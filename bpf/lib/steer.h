@@ -237,9 +237,9 @@ tg_steer_tracked(const struct tg_config *config,
  * A backend for a flow that has none that holds. `known` is the flow's
  * record when it has one (its backend went, it idled out, or a SYN reopens
  * it): rewritten where it is. A flow never seen gets its entry
- * (tg_insert_flow()). Only a new connection (a SYN, a first datagram; on a known
- * flow only a SYN that `reopens` it) counts against the service's cap: a
- * TCP flow whose record was lost mid-stream is not a new one.
+ * (tg_insert_flow()). Only a new connection (a SYN, a first datagram; on a
+ * known flow only a SYN that `reopens` it) counts against the service's
+ * cap: a TCP flow whose record was lost mid-stream is not a new one.
  */
 static __always_inline struct tg_backend *
 tg_steer_new(const struct tg_config *config,

@@ -108,6 +108,7 @@ class PolicyTest(LabTest):
         stream_stop = self.stop_file(name)
         stream, _ = self.start_stream(str(stream_stop))
         before = self.agent.metrics()
+        self.flows_before = self.agent.cli_json("conntrack", "list", "--limit", "1000000")["flows"]
         inbound_drops_before = self.path_drops(inbound_only=True)
         flood = subprocess.Popen([str(LAB), "flood", "c2", SERVICE_V4, "80", "8"], stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
@@ -139,23 +140,27 @@ class PolicyTest(LabTest):
         capacity = 'tollgate_flow_table_capacity{table="flows"}'
         before, during, flows, flood, load, stream = self.flood(
             "flood-stream", lambda b, m: m[entries] > b[entries] + 1000)
-        established = [f for f in flows if f["table"] == "flows" and f["client"].startswith(C1_V4)
-                       and f["state"] == "established"]
+        # c1's established flows before the flood (the kept-alive stream's):
+        # all still in the connection table during it.
+        c1_before = {f["client"] for f in self.flows_before
+                     if f["table"] == "flows" and f["client"].startswith(C1_V4) and f["state"] == "established"}
+        kept = c1_before & {f["client"] for f in flows if f["table"] == "flows"}
         spoofed = [f for f in flows if endpoint_address(f["client"]) in SPOOFED_V4]
         print(f"SYN flood from random {SPOOFED_V4} sources: {flood['packets']} SYNs in "
               f"{flood['seconds']:.1f} s ({flood['packets'] / flood['seconds'] / 1000:.0f} kpps "
               f"sent); connection table {during[entries]:.0f} of {during[capacity]:.0f} entries, overflow "
-              f"{during[overflow]:.0f}, {len(spoofed)} spoofed flows tracked; c1's established flows in the table: "
-              f"{len(established)}; c1 meanwhile: {load['ok']} of {load['ok'] + load['failed']} new connections "
-              f"ok, keep-alive stream {stream['ok']} ok / {stream['failed']} failed")
+              f"{during[overflow]:.0f}, {len(spoofed)} spoofed flows tracked; c1's flows from before the flood "
+              f"still in the table: {len(kept)} of {len(c1_before)}; c1 meanwhile: {load['ok']} of "
+              f"{load['ok'] + load['failed']} new connections ok, keep-alive stream {stream['ok']} ok / {stream['failed']} failed")
         # What the data path guarantees without SYN authentication: the
         # flood takes free entries, then churns the overflow, but evicts
-        # no tracked flow: the kept-alive stream's stays.
-        # (New connections meanwhile suffer: the backends take the flood;
+        # no tracked flow: the kept-alive stream's stays. (New connections
+        # meanwhile suffer: the backends take the flood;
         # test_syn_flood_with_syn_authentication is the defence.)
         self.assertTrue(spoofed, "the flood's flows were not tracked")
         self.assertLessEqual(during[entries], during[capacity])
-        self.assertTrue(established, "c1's established flows are not in the connection table")
+        self.assertTrue(c1_before, "c1's stream had no flow in the connection table before the flood")
+        self.assertEqual(kept, c1_before, "the flood took tracked flows' entries")
 
     def test_syn_flood_with_syn_authentication(self):
         """With SYN authentication the flood's spoofed SYNs are answered at
