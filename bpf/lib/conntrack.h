@@ -60,12 +60,16 @@ tg_lookup_flow(const struct tg_flow_key *key, int *in_overflow)
  * its least recently used. If that fails too, the next packet selects
  * again, consistently through Maglev.
  */
-#define TG_E2BIG 7 /* what an update of a full preallocated hash returns */
+#define TG_EEXIST 17
 
 static __always_inline void tg_insert_flow(const struct tg_flow_key *key,
 					   const struct tg_flow *flow)
 {
-	if (bpf_map_update_elem(&tg_flows, key, flow, BPF_NOEXIST) == -TG_E2BIG)
+	/* Full: -E2BIG on 6.18; 6.1 answers otherwise. Only "already there"
+	 * (another CPU's packet of the flow) keeps it out of the overflow. */
+	long err = bpf_map_update_elem(&tg_flows, key, flow, BPF_NOEXIST);
+
+	if (err && err != -TG_EEXIST)
 		bpf_map_update_elem(&tg_overflow_flows, key, flow, BPF_ANY);
 }
 
