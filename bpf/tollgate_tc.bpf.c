@@ -76,12 +76,13 @@ enum {
 
 /*
  * The flow a reply belongs to: *nat gets what its client addressed, *flow
- * the flow's entry (NULL when only the reverse entry of a flow of a
- * service of every port is left). The backend that sent it names its
- * services (tg_backend_endpoints), and the flow is the one among theirs,
- * client -> service, that went to that backend. An endpoint holds one
- * connection per client address and port at a time (its own 4-tuple), so
- * at most one of them matches.
+ * the flow's entry (NULL when only the reverse entry of a flow is left).
+ * The backend that sent it names its services (tg_backend_endpoints), and
+ * the flow is the one among theirs, client -> service, that went to that
+ * backend. An endpoint holds one connection per client address and port at
+ * a time (its own 4-tuple), so at most one of them matches. Flows of the
+ * services it does not list (of every port, or beyond its list) have
+ * reverse entries.
  */
 static __always_inline int tg_reply_flow(const struct tg_flow_key *reply,
 					 struct tg_reverse_nat *nat,
@@ -113,7 +114,7 @@ static __always_inline int tg_reply_flow(const struct tg_flow_key *reply,
 			&services->services[i];
 
 		if (!service->port)
-			continue; /* every port: the reverse entry, below */
+			continue; /* every port: its reverse entry, below */
 		__builtin_memcpy(forward.dst_addr, service->addr,
 				 sizeof(forward.dst_addr));
 		forward.dst_port = service->port;

@@ -205,8 +205,13 @@ struct tg_service {
 };
 
 /* tg_service.flags */
-/* A service of every port: its flows keep reverse entries (tg_reverse_flows). */
-#define TG_SERVICE_EVERY_PORT 0x1
+/*
+ * Its flows keep reverse entries (tg_reverse_flows): a service of every
+ * port (the backend's port does not tell which port the client addressed),
+ * and a service left out of the list of a backend endpoint it has (more
+ * than TG_ENDPOINT_SERVICES services share that endpoint).
+ */
+#define TG_SERVICE_REVERSE_ENTRIES 0x1
 
 /*
  * tg_vip_addresses: every address some service listens on. Lets the data
@@ -235,7 +240,10 @@ struct tg_backend_endpoint {
 	__u8 protocol; /* IPPROTO_TCP or IPPROTO_UDP */
 };
 
-/* The most services one backend endpoint can serve at once. */
+/*
+ * The services a backend endpoint's value lists, the first to have it; the
+ * flows of any further ones keep reverse entries (TG_SERVICE_REVERSE_ENTRIES).
+ */
 #define TG_ENDPOINT_SERVICES 16
 
 /* A service whose backends include an endpoint. */

@@ -60,9 +60,9 @@ static __always_inline void tg_reply_key(const struct tg_flow_key *key,
 
 /*
  * The reply path finds a flow from the backend that answers
- * (tg_backend_endpoints names its services) and the flow's own entry. Only
- * a service of every port needs more: the backend's port does not tell
- * which port the client addressed, so its flows keep a reverse entry.
+ * (tg_backend_endpoints names its services) and the flow's own entry.
+ * Only a service whose flag says so keeps a reverse entry per flow: one of
+ * every port, or one its backend's endpoint does not list.
  */
 static __always_inline void tg_remember_reply(const struct tg_service *service,
 					      const struct tg_flow_key *key,
@@ -76,7 +76,7 @@ static __always_inline void tg_remember_reply(const struct tg_service *service,
 		.backend_index = backend_index,
 	};
 
-	if (!(service->flags & TG_SERVICE_EVERY_PORT))
+	if (!(service->flags & TG_SERVICE_REVERSE_ENTRIES))
 		return;
 	tg_reply_key(key, backend, &reply);
 	__builtin_memcpy(nat.addr, key->dst_addr, sizeof(nat.addr));
@@ -95,7 +95,7 @@ static __always_inline void tg_forget_reply(const struct tg_service *service,
 {
 	struct tg_flow_key reply;
 
-	if (!(service->flags & TG_SERVICE_EVERY_PORT))
+	if (!(service->flags & TG_SERVICE_REVERSE_ENTRIES))
 		return;
 	tg_reply_key(key, backend, &reply);
 	bpf_map_delete_elem(&tg_reverse_flows, &reply);

@@ -154,6 +154,64 @@ TEST_P(TcReplyTest, ABackendOfTwoServicesAnswersEachFromItsOwn) {
   EXPECT_EQ(run_tc(build_packet(reply_to(to_second, 0))).verdict, TC_ACT_REDIRECT);
 }
 
+// More services on one backend endpoint than its value lists: the first
+// TG_ENDPOINT_SERVICES are found through the list, the flows of the others
+// keep reverse entries. Replies of every one reach their clients, also
+// after a restart adopts the maps (the list keeps its order: the listed
+// services' flows have no reverse entries) and after a listed service goes
+// (the next one moves up).
+TEST_P(TcReplyTest, MoreServicesThanAnEndpointListsAnswerEachFromItsOwn) {
+  const auto& family = *GetParam().family;
+  const uint8_t protocol = GetParam().protocol;
+  constexpr uint16_t kServices = TG_ENDPOINT_SERVICES + 4;
+  std::vector<ServiceSpec> specs;
+  std::vector<PacketSpec> requests;
+  // Highest port first: a restart that rebuilt the list in address order
+  // would leave out the services listed now.
+  for (uint16_t i = 0; i < kServices; ++i) {
+    ServiceSpec spec = service_spec(family, protocol, 1);  // backend 0 each time
+    spec.address.endpoint.port = static_cast<uint16_t>(80 + kServices - 1 - i);
+    apply(spec);
+    specs.push_back(spec);
+    PacketSpec request = client_packet(family, protocol, static_cast<uint16_t>(40000 + i));
+    request.dst_port = spec.address.endpoint.port;
+    ASSERT_EQ(backend_of(family, run(build_packet(request)).data), 0);
+    requests.push_back(request);
+  }
+  auto reverse_entries = [&](const ServiceSpec& spec) {
+    tg_service value{};
+    EXPECT_TRUE(*datapath_->maps().services.lookup(spec.address.to_key(), value));
+    return (value.flags & TG_SERVICE_REVERSE_ENTRIES) != 0;
+  };
+  for (uint16_t i = 0; i < kServices; ++i)
+    EXPECT_EQ(reverse_entries(specs[i]), i >= TG_ENDPOINT_SERVICES) << "port " << specs[i].address.endpoint.port;
+  auto replies_reach_clients = [&](const char* when) {
+    for (const PacketSpec& request : requests) {
+      PacketSpec reply = reply_to(request, 0);
+      RunResult result = run_tc(build_packet(reply));
+      ASSERT_EQ(result.verdict, TC_ACT_REDIRECT) << when << ": to port " << request.dst_port;
+      Bytes expected = reply_output(family, reply, request.dst_port);
+      EXPECT_EQ(result.data, expected) << when << ": " << hex_diff(expected, result.data);
+    }
+  };
+  replies_reach_clients("applied");
+
+  Dataplane restarted(datapath_->maps());
+  ASSERT_TRUE(restarted.adopt());
+  for (const auto& spec : specs) ASSERT_TRUE(restarted.apply_service(spec));
+  replies_reach_clients("adopted");
+
+  // The first service goes: the first one left out moves into the list;
+  // its flow (a reverse entry) and a new one (none) both answer.
+  ASSERT_TRUE(restarted.remove_service(specs.front().address));
+  requests.erase(requests.begin());
+  PacketSpec moved_up = client_packet(family, protocol, 41000);
+  moved_up.dst_port = specs[TG_ENDPOINT_SERVICES].address.endpoint.port;
+  ASSERT_EQ(backend_of(family, run(build_packet(moved_up)).data), 0);
+  requests.push_back(moved_up);
+  replies_reach_clients("after a listed service went");
+}
+
 // A service of every port: the backend's port does not tell which one the
 // client used, so its flows keep a reverse entry that restores it.
 TEST_P(TcReplyTest, AServiceOfEveryPortAnswersFromThePortTheClientUsed) {
@@ -183,30 +241,3 @@ INSTANTIATE_TEST_SUITE_P(Families, TcReplyTest,
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
-
-// The reply path's index names at most TG_ENDPOINT_SERVICES services per
-// backend endpoint: one more is refused whole, before anything is written.
-class EndpointServicesTest : public DataPathTest {};
-
-TEST_F(EndpointServicesTest, OneEndpointServesAtMostItsLimitOfServices) {
-  std::vector<ServiceSpec> specs;
-  for (uint16_t i = 0; i <= TG_ENDPOINT_SERVICES; ++i) {
-    ServiceSpec spec = service_spec(kIpv4, 6, 1);  // backend 0 each time
-    spec.address.endpoint.port = static_cast<uint16_t>(80 + i);
-    specs.push_back(spec);
-  }
-  for (size_t i = 0; i < TG_ENDPOINT_SERVICES; ++i) ASSERT_TRUE(dataplane_->apply_service(specs[i]));
-  auto refused = dataplane_->apply_service(specs.back());
-  ASSERT_FALSE(refused);
-  EXPECT_EQ(refused.error().kind, ErrorKind::capacity);
-  EXPECT_NE(refused.error().message.find("the most one endpoint can serve"), std::string::npos)
-      << refused.error().message;
-  EXPECT_FALSE(dataplane_->service_id(specs.back().address)) << "half applied";
-  EXPECT_EQ(map_entries(datapath_->maps().services), static_cast<size_t>(TG_ENDPOINT_SERVICES));
-
-  auto whole = dataplane_->check_capacity(specs);
-  ASSERT_FALSE(whole);
-  EXPECT_EQ(whole.error().kind, ErrorKind::capacity);
-  specs.pop_back();
-  EXPECT_TRUE(dataplane_->check_capacity(specs));
-}

@@ -117,38 +117,49 @@ Status Dataplane::KeyReferences<Key>::adopt(std::map<Key, uint32_t, KeyLess> cou
   return {};
 }
 
-size_t Dataplane::EndpointServices::count(const tg_backend_endpoint& key) const {
+bool Dataplane::EndpointServices::lists(const tg_backend_endpoint& key, const tg_endpoint_service& service) const {
   auto it = holders_.find(key);
-  return it == holders_.end() ? 0 : it->second.size();
+  if (it == holders_.end()) return false;
+  const auto listed = std::min<size_t>(it->second.size(), TG_ENDPOINT_SERVICES);
+  return std::any_of(it->second.begin(), it->second.begin() + static_cast<long>(listed),
+                     [&](const auto& s) { return same_service(s, service); });
 }
 
 Status Dataplane::EndpointServices::write(const tg_backend_endpoint& key,
                                           const std::vector<tg_endpoint_service>& services) const {
   if (services.empty()) return remove(map_, &key);
-  if (services.size() > TG_ENDPOINT_SERVICES)
-    return make_error(ErrorKind::capacity, "a backend endpoint serves at most {} services", TG_ENDPOINT_SERVICES);
   tg_endpoint_services value{};
-  value.count = static_cast<uint32_t>(services.size());
-  std::copy(services.begin(), services.end(), value.services);
+  value.count = static_cast<uint32_t>(std::min<size_t>(services.size(), TG_ENDPOINT_SERVICES));
+  std::copy_n(services.begin(), value.count, value.services);
   return update(map_, &key, &value);
 }
 
+// A service holds an endpoint once: the callers hold it for a backend new
+// to the service.
 Status Dataplane::EndpointServices::hold(const tg_backend_endpoint& key, const tg_endpoint_service& service) {
-  std::vector<tg_endpoint_service> services;
-  if (auto it = holders_.find(key); it != holders_.end()) services = it->second;
-  if (std::any_of(services.begin(), services.end(), [&](const auto& s) { return same_service(s, service); })) return {};
+  std::vector<tg_endpoint_service>& services = holders_[key];
   services.push_back(service);
-  if (auto status = write(key, services); !status) return status;
-  holders_[key] = std::move(services);
+  if (services.size() > TG_ENDPOINT_SERVICES) return {};  // not listed: the value stays
+  if (auto status = write(key, services); !status) {
+    services.pop_back();
+    if (services.empty()) holders_.erase(key);
+    return status;
+  }
   return {};
 }
 
+// The next service not listed moves up into the list (its flows have
+// reverse entries, which still serve); none listed ever moves out.
 Status Dataplane::EndpointServices::release(const tg_backend_endpoint& key, const tg_endpoint_service& service) {
   auto it = holders_.find(key);
   if (it == holders_.end()) return {};
   std::vector<tg_endpoint_service> services = it->second;
-  std::erase_if(services, [&](const auto& s) { return same_service(s, service); });
-  if (auto status = write(key, services); !status) return status;
+  auto gone = std::find_if(services.begin(), services.end(), [&](const auto& s) { return same_service(s, service); });
+  if (gone == services.end()) return {};
+  const bool was_listed = gone - services.begin() < TG_ENDPOINT_SERVICES;
+  services.erase(gone);
+  if (was_listed)
+    if (auto status = write(key, services); !status) return status;
   if (services.empty())
     holders_.erase(it);
   else
@@ -156,14 +167,30 @@ Status Dataplane::EndpointServices::release(const tg_backend_endpoint& key, cons
   return {};
 }
 
+// The services the kernel lists stay listed, in their places: their flows
+// have no reverse entries.
 Status Dataplane::EndpointServices::adopt(Holders holders) {
   auto keys = all_keys<tg_backend_endpoint>(map_);
   if (!keys) return keys.error();
   for (const auto& stale : *keys)
     if (!holders.contains(stale))
       if (auto status = remove(map_, &stale); !status) return status;
-  for (const auto& [key, services] : holders)
+  for (auto& [key, services] : holders) {
+    tg_endpoint_services pinned{};
+    auto found = map_.lookup(key, pinned);
+    if (!found) return found.error();
+    std::vector<tg_endpoint_service> order;
+    for (uint32_t i = 0; *found && i < std::min<uint32_t>(pinned.count, TG_ENDPOINT_SERVICES); ++i) {
+      auto it = std::find_if(services.begin(), services.end(),
+                             [&](const auto& s) { return same_service(s, pinned.services[i]); });
+      if (it == services.end()) continue;
+      order.push_back(*it);
+      services.erase(it);
+    }
+    order.insert(order.end(), services.begin(), services.end());
+    services = std::move(order);
     if (auto status = write(key, services); !status) return status;
+  }
   holders_ = std::move(holders);
   return {};
 }
@@ -244,6 +271,7 @@ Result<Dataplane::ServiceIds> Dataplane::adopt_services() {
         state.spec.maglev_size = value.maglev_size;
         state.address_counted = true;
         state.visible = true;
+        state.reverse_entries = value.flags & TG_SERVICE_REVERSE_ENTRIES;
         service_ids_.take(state.id);
         by_id.emplace(state.id, *address);
         services_.emplace(*address, std::move(state));
@@ -527,15 +555,25 @@ Status Dataplane::install_table(ServiceState& service, std::vector<uint32_t> ent
   return {};
 }
 
-Status Dataplane::write_service_value(const ServiceState& service) {
+bool Dataplane::needs_reverse_entries(const ServiceState& service) const {
+  if (service.spec.address.endpoint.port == 0) return true;
+  return std::any_of(service.backend_indexes.begin(), service.backend_indexes.end(), [&](const auto& backend) {
+    return !backend_endpoints_.lists(endpoint_key(service.spec, backend.first), endpoint_service(service.spec));
+  });
+}
+
+Status Dataplane::write_service_value(ServiceState& service, uint32_t maglev_size) {
   tg_service value{};
   value.service_id = service.id;
-  value.maglev_size = service.spec.maglev_size;
+  value.maglev_size = maglev_size;
   value.algorithm = TG_ALGORITHM_MAGLEV;
   value.forward_mode = TG_FORWARD_NAT;
-  if (service.spec.address.endpoint.port == 0) value.flags = TG_SERVICE_EVERY_PORT;
+  const bool reverse_entries = needs_reverse_entries(service);
+  if (reverse_entries) value.flags = TG_SERVICE_REVERSE_ENTRIES;
   tg_service_key key = service.spec.address.to_key();
-  return update(maps_.services, &key, &value);
+  if (auto status = update(maps_.services, &key, &value); !status) return status;
+  service.reverse_entries = reverse_entries;
+  return {};
 }
 
 Status Dataplane::apply_service(const ServiceSpec& spec) {
@@ -582,7 +620,7 @@ Status Dataplane::make_visible(ServiceState& service) {
     if (auto status = vip_addresses_.hold(vip_key(service.spec.address.endpoint.address)); !status) return status;
     service.address_counted = true;
   }
-  if (auto status = write_service_value(service); !status) return status;
+  if (auto status = write_service_value(service, service.spec.maglev_size); !status) return status;
   service.visible = true;
   return {};
 }
@@ -670,12 +708,18 @@ Status Dataplane::apply_steps(ServiceState& next, const ServiceSpec* previous, b
     }
     if (auto status = write_backend(next, known->second, backend); !status) return status;
   }
+  // A backend at an endpoint that lists the service not: its flows keep
+  // reverse entries from the first one on (the table in place still has the
+  // old size).
+  if (next.visible && !next.reverse_entries && needs_reverse_entries(next)) {
+    if (auto status = write_service_value(next, old_size); !status) return status;
+  }
 
   // 2. The table, switched in whole. When the size changes, the service
   // value that tells the size must never exceed the table in place.
   const bool shrinking = previous && spec.maglev_size < old_size;
   if (shrinking) {
-    if (auto status = write_service_value(next); !status) return status;
+    if (auto status = write_service_value(next, spec.maglev_size); !status) return status;
   }
   if (auto status = install_table(next, build_table(next, indexes), defer_switch); !status) return status;
   if (defer_switch) return {};  // a new service: finish_pending() does the rest
@@ -685,8 +729,8 @@ Status Dataplane::apply_steps(ServiceState& next, const ServiceSpec* previous, b
   // 3. The service itself, visible to packets last.
   if (!next.visible) {
     if (auto status = make_visible(next); !status) return status;
-  } else if (!shrinking && spec.maglev_size != old_size) {
-    if (auto status = write_service_value(next); !status) return status;
+  } else if (!shrinking && (spec.maglev_size != old_size || next.reverse_entries != needs_reverse_entries(next))) {
+    if (auto status = write_service_value(next, spec.maglev_size); !status) return status;
   }
 
   // 4. Slots of removed backends: no table names them any more. Every
@@ -718,14 +762,6 @@ Status Dataplane::check_service_capacity(const ServiceSpec& spec) const {
   if (new_backends > backend_slots_.available())
     return make_error(ErrorKind::capacity, "backends: {} new backends, but only {} backend slots are free",
                       new_backends, backend_slots_.available());
-  for (const auto& backend : spec.backends) {
-    if (!is_new && existing->second.backend_indexes.contains(backend.endpoint)) continue;
-    if (backend_endpoints_.count(endpoint_key(spec, backend.endpoint)) >= TG_ENDPOINT_SERVICES)
-      return make_error(ErrorKind::capacity,
-                        "backends: {} is a backend of {} services already, the most one endpoint "
-                        "can serve",
-                        backend.endpoint.to_string(), TG_ENDPOINT_SERVICES);
-  }
   return {};
 }
 
@@ -747,21 +783,6 @@ Status Dataplane::check_capacity(const std::vector<ServiceSpec>& services) const
   if (slots > capacity)
     return make_error(ErrorKind::capacity, "backends: the change needs {} backend slots at once, the data path has {}",
                       slots, capacity);
-  // The services of each endpoint at once: the new ones and those now.
-  std::map<tg_backend_endpoint, std::set<ServiceAddress>, KeyLess> holders;
-  for (const auto& spec : services)
-    for (const auto& backend : spec.backends) holders[endpoint_key(spec, backend.endpoint)].insert(spec.address);
-  for (const auto& [address, service] : services_)
-    for (const auto& [endpoint, index] : service.backend_indexes)
-      holders[endpoint_key(service.spec, endpoint)].insert(address);
-  for (const auto& [key, users] : holders)
-    if (users.size() > TG_ENDPOINT_SERVICES) {
-      const auto family = static_cast<Family>(key.family);
-      return make_error(ErrorKind::capacity,
-                        "backends: {} would be a backend of {} services at once, the most one endpoint can serve is {}",
-                        Endpoint{IpAddress::from_words(key.addr, family), ntohs(key.port)}.to_string(), users.size(),
-                        TG_ENDPOINT_SERVICES);
-    }
   return {};
 }
 

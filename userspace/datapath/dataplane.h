@@ -92,6 +92,8 @@ class Dataplane final : public DataplaneTarget {
     // written: packets find it (a failed first apply may leave either undone).
     bool address_counted = false;
     bool visible = false;
+    // TG_SERVICE_REVERSE_ENTRIES as its tg_services entry has it.
+    bool reverse_entries = false;
   };
   class IndexPool {
    public:
@@ -134,13 +136,14 @@ class Dataplane final : public DataplaneTarget {
   };
 
   // tg_backend_endpoints: each backend endpoint and the services that have
-  // it, written when one comes or goes (at most TG_ENDPOINT_SERVICES; the
-  // capacity checks refuse more). The reply path finds a flow through it.
+  // it, in the order they came; the value lists the first
+  // TG_ENDPOINT_SERVICES, written when one of those comes or goes. The reply
+  // path finds a flow through it.
   class EndpointServices {
    public:
     explicit EndpointServices(const MapHandle& map) : map_(map) {}
-    // How many services have `key` now.
-    size_t count(const tg_backend_endpoint& key) const;
+    // Whether the value of `key` lists `service`.
+    bool lists(const tg_backend_endpoint& key, const tg_endpoint_service& service) const;
     Status hold(const tg_backend_endpoint& key, const tg_endpoint_service& service);
     Status release(const tg_backend_endpoint& key, const tg_endpoint_service& service);
     // The services' endpoints (adopt()): the kernel's other keys go, these
@@ -172,7 +175,11 @@ class Dataplane final : public DataplaneTarget {
   Status release_backend(uint32_t index);
   // Fills the standby table and (unless deferred) switches it in.
   Status install_table(ServiceState& service, std::vector<uint32_t> entries, bool defer_switch = false);
-  Status write_service_value(const ServiceState& service);
+  // Its flows need reverse entries: a service of every port, or one a
+  // backend's endpoint does not list.
+  bool needs_reverse_entries(const ServiceState& service) const;
+  // The tg_services entry, with the Maglev size the table in place has.
+  Status write_service_value(ServiceState& service, uint32_t maglev_size);
   static tg_vip_address vip_key(const IpAddress& address);
   // Where a backend of `service` sends from (tg_backend_endpoints), and the
   // service as that map's value names it.
