@@ -141,13 +141,18 @@ Bytes Bench::establish(const PacketSpec& first) {
   if (packet.protocol == 6) packet.tcp_flags = kTcpAck;
   Run next = xdp(build_packet(packet));
   if (next.verdict != XDP_REDIRECT) fail("second packet not forwarded");
-  tg_flow_key key = flow_key_of(packet);
   tg_flow flow{};
-  if (bpf_map_lookup_elem(maps().flows.fd(), &key, &flow) != 0) fail("established flow is not in tg_flows");
+  if (!flow_table(flow_key_of(packet), &flow)) fail("established flow is in no flow table");
   std::string why;
   if (destination_of(next.out, packet.ipv6).first < 0 || !checksums_valid(next.out, &why))
     fail("established flow: bad output frame " + why);
   return next.out;
+}
+
+const MapHandle* Bench::flow_table(const tg_flow_key& key, tg_flow* flow) {
+  for (const MapHandle* table : {&maps().flows, &maps().overflow_flows})
+    if (bpf_map_lookup_elem(table->fd(), &key, flow) == 0) return table;
+  return nullptr;
 }
 
 uint64_t Bench::drops(int reason) { return must(read_drops(maps().drops), "drop counters")[reason]; }
@@ -162,8 +167,9 @@ void fill_flows(Bench& bench, size_t flows, bool overflow) {
   bench.establish(model);
   tg_flow_key key = flow_key_of(model);
   tg_flow value{};
-  if (bpf_map_lookup_elem(bench.maps().flows.fd(), &key, &value) != 0) fail("model flow");
-  bpf_map_delete_elem(bench.maps().flows.fd(), &key);
+  const MapHandle* holder = bench.flow_table(key, &value);
+  if (!holder) fail("model flow");
+  bpf_map_delete_elem(holder->fd(), &key);
   std::vector<tg_flow_key> keys;
   std::vector<tg_flow> values(std::min<size_t>(flows, 100000), value);
   for (size_t i = 0; i < flows; i += values.size()) {
@@ -179,8 +185,10 @@ void fill_flows(Bench& bench, size_t flows, bool overflow) {
     if (bpf_map_update_batch(table.fd(), keys.data(), values.data(), &count, nullptr) != 0)
       fail(fmt::format("filling {}: {}", table.name(), std::strerror(errno)));
   }
+  // An LRU table evicts a little before it is full (per-CPU free lists).
   const size_t held = map_entries(table);
-  if (held < flows) fail(fmt::format("{} holds {} of {} flows", table.name(), held, flows));
+  if (held < (overflow ? flows - flows / 100 : flows))
+    fail(fmt::format("{} holds {} of {} flows", table.name(), held, flows));
 }
 
 }  // namespace tollgate::datapath_bench

@@ -87,9 +87,13 @@ class Bench {
   Run tc(const Bytes& packet) { return run(datapath_->tc_program_fd(), true, packet); }
   int floor_fd(bool tc) const;
 
-  // A flow made established (SYN then ACK, or two datagrams) and now in
-  // tg_flows; returns the frame the data path makes of its next packet.
+  // A flow made established (SYN then ACK, or two datagrams) and now in a
+  // flow table (the overflow when tg_flows is full); returns the frame the
+  // data path makes of its next packet.
   Bytes establish(const PacketSpec& first);
+  // The table that holds `key` (tg_flows, else the overflow; nullptr: none),
+  // its entry in *flow.
+  const MapHandle* flow_table(const tg_flow_key& key, tg_flow* flow);
   uint64_t drops(int reason);
 
  private:
@@ -103,7 +107,7 @@ void apply(Bench& bench, const ServiceSpec& spec);
 
 // Fills tg_flows (or the overflow table) with `flows` established flows
 // from other sources to kService (a service of the bench), made from a
-// real one. The overflow first: the real one needs room in tg_flows.
+// real one.
 void fill_flows(Bench& bench, size_t flows, bool overflow = false);
 
 }  // namespace tollgate::datapath_bench

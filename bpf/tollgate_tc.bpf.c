@@ -205,6 +205,57 @@ static __always_inline int tg_reply_unknown(struct __sk_buff *skb,
 }
 
 /*
+ * The FIB's answer for a reply set up by tg_reply_fib(): from this CPU's
+ * tg_reply_hops while it holds, else a bpf_fib_lookup() that refills it.
+ * A GSO packet is always looked up: the helper checks each of its
+ * segments against the MTU, and its one lookup serves them all.
+ */
+static __always_inline int tg_reply_next_hop(struct __sk_buff *skb,
+					     struct bpf_fib_lookup *fib)
+{
+	__u32 client[4] = { fib->ipv6_dst[0], fib->ipv6_dst[1],
+			    fib->ipv6_dst[2], fib->ipv6_dst[3] };
+	__u8 family =
+		fib->family == TG_AF_INET ? TG_FAMILY_IPV4 : TG_FAMILY_IPV6;
+	__u32 slot, ingress = skb->ifindex;
+	struct tg_reply_hop *hop;
+	__u64 now;
+	int rc;
+
+	if (family == TG_FAMILY_IPV4) {
+		client[0] = fib->ipv4_dst;
+		client[1] = client[2] = client[3] = 0;
+	}
+	slot = tg_reply_hop_slot(client);
+	hop = bpf_map_lookup_elem(&tg_reply_hops, &slot);
+	if (!hop || skb->gso_size)
+		return bpf_fib_lookup(skb, fib, sizeof(*fib), 0);
+	now = bpf_ktime_get_coarse_ns();
+	if (hop->expires_ns > now && hop->family == family &&
+	    hop->ingress_ifindex == ingress &&
+	    skb->len <= TG_ETH_LEN + hop->mtu &&
+	    tg_addr6_equal(hop->addr, client)) {
+		fib->ifindex = hop->ifindex;
+		__builtin_memcpy(fib->smac, hop->smac, ETH_ALEN);
+		__builtin_memcpy(fib->dmac, hop->dmac, ETH_ALEN);
+		return BPF_FIB_LKUP_RET_SUCCESS;
+	}
+	rc = bpf_fib_lookup(skb, fib, sizeof(*fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return rc;
+	/* On success the kernel put the egress MTU where tot_len was. */
+	hop->expires_ns = now + TG_FIB_CACHE_NS;
+	__builtin_memcpy(hop->addr, client, sizeof(hop->addr));
+	hop->ingress_ifindex = ingress;
+	hop->ifindex = fib->ifindex;
+	hop->mtu = fib->mtu_result;
+	hop->family = family;
+	__builtin_memcpy(hop->smac, fib->smac, ETH_ALEN);
+	__builtin_memcpy(hop->dmac, fib->dmac, ETH_ALEN);
+	return rc;
+}
+
+/*
  * The route to the client, looked up before anything is translated: a
  * reply that cannot go on is left as the backend sent it. `df`: the
  * packet may not be fragmented (IPv4 DF, every IPv6 packet). Returns -1
@@ -216,7 +267,7 @@ static __always_inline int tg_reply_route(struct __sk_buff *skb,
 					  struct bpf_fib_lookup *fib, int df,
 					  __u8 ttl, int *rc)
 {
-	*rc = bpf_fib_lookup(skb, fib, sizeof(*fib), 0);
+	*rc = tg_reply_next_hop(skb, fib);
 	if (*rc == BPF_FIB_LKUP_RET_FRAG_NEEDED && df) {
 		/* The kernel's forwarding answers the backend with ICMP too big
 		 * about its own packet, and drops it. */
@@ -243,31 +294,37 @@ static __always_inline int tg_reply_route(struct __sk_buff *skb,
 static __always_inline int tg_reply_send(struct __sk_buff *skb,
 					 struct bpf_fib_lookup *fib, int rc)
 {
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
 		return TC_ACT_OK;
 	if (fib->family == TG_AF_INET) {
-		__u16 old_word, new_word;
+		struct iphdr *iph = data + TG_ETH_LEN;
+		__u16 *ttl_word = (__u16 *)&iph->ttl;
+		__u16 old_word;
 
-		if (bpf_skb_load_bytes(skb, TG_IP4_TTL_OFF, &old_word, 2))
+		if ((void *)(iph + 1) > data_end)
 			return TC_ACT_OK;
-		new_word = old_word;
-		((__u8 *)&new_word)[0] -= 1;
-		bpf_l3_csum_replace(skb, TG_IP4_CHECK_OFF, old_word, new_word,
-				    2);
-		bpf_skb_store_bytes(skb, TG_IP4_TTL_OFF, &new_word, 2, 0);
+		old_word = *ttl_word;
+		iph->ttl -= 1;
+		iph->check = tg_csum_end(tg_csum_word(tg_csum_begin(iph->check),
+						      old_word, *ttl_word));
 	} else {
-		__u8 hops;
+		struct ipv6hdr *ip6h = data + TG_ETH_LEN;
 
-		if (bpf_skb_load_bytes(skb, TG_IP6_HOPS_OFF, &hops, 1))
+		if ((void *)(ip6h + 1) > data_end)
 			return TC_ACT_OK;
-		hops -= 1;
-		bpf_skb_store_bytes(skb, TG_IP6_HOPS_OFF, &hops, 1, 0);
+		ip6h->hop_limit -= 1;
 	}
 
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		return bpf_redirect_neigh(fib->ifindex, NULL, 0, 0);
-	bpf_skb_store_bytes(skb, 0, fib->dmac, ETH_ALEN, 0);
-	bpf_skb_store_bytes(skb, ETH_ALEN, fib->smac, ETH_ALEN, 0);
+	if ((void *)(eth + 1) > data_end)
+		return TC_ACT_OK;
+	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
 	return bpf_redirect(fib->ifindex, 0);
 }
 
@@ -501,6 +558,45 @@ static __always_inline int lb6_reply_icmp(struct __sk_buff *skb)
 	return tg_reply_send(skb, &fib, rc);
 }
 
+/*
+ * The service's address and port as a reply's source, written in place
+ * once the L4 checksum has them (the IPv4 header's checksum by hand: it
+ * is always whole). `from`: the backend's address. Nonzero when the
+ * headers are not where they were.
+ */
+static __always_inline int tg_reply_set_source(struct __sk_buff *skb,
+					       __u8 family, __u32 l4_offset,
+					       const __u32 *from,
+					       const struct tg_reverse_nat *nat)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	__be16 *port;
+
+	if (l4_offset > TG_REPLY_HEADERS)
+		return -1;
+	port = data + l4_offset;
+	if ((void *)(port + 1) > data_end)
+		return -1;
+	if (family == TG_FAMILY_IPV4) {
+		struct iphdr *iph = data + TG_ETH_LEN;
+
+		if ((void *)(iph + 1) > data_end)
+			return -1;
+		iph->check = tg_csum_end(tg_csum_u32(tg_csum_begin(iph->check),
+						     from[0], nat->addr[0]));
+		iph->saddr = nat->addr[0];
+	} else {
+		struct ipv6hdr *ip6h = data + TG_ETH_LEN;
+
+		if ((void *)(ip6h + 1) > data_end)
+			return -1;
+		__builtin_memcpy(ip6h->saddr.in6_u.u6_addr32, nat->addr, 16);
+	}
+	*port = nat->port;
+	return 0;
+}
+
 static __always_inline int lb4_reply(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data;
@@ -563,11 +659,9 @@ static __always_inline int lb4_reply(struct __sk_buff *skb)
 			    BPF_F_PSEUDO_HDR | csum_flags | sizeof(old_addr));
 	bpf_l4_csum_replace(skb, check_offset, l4.src_port, nat.port,
 			    csum_flags | sizeof(nat.port));
-	bpf_l3_csum_replace(skb, TG_IP4_CHECK_OFF, old_addr, nat.addr[0],
-			    sizeof(old_addr));
-	bpf_skb_store_bytes(skb, TG_IP4_SADDR_OFF, &nat.addr[0],
-			    sizeof(nat.addr[0]), 0);
-	bpf_skb_store_bytes(skb, l4_offset, &nat.port, sizeof(nat.port), 0);
+	if (tg_reply_set_source(skb, TG_FAMILY_IPV4, l4_offset, key.src_addr,
+				&nat))
+		return TC_ACT_OK;
 	return tg_reply_send(skb, &fib, rc);
 }
 
@@ -583,7 +677,7 @@ static __always_inline int lb6_reply(struct __sk_buff *skb)
 	struct tg_flow *flow = NULL;
 	struct tg_l4 l4 = {};
 	__u32 l4_offset, check_offset, l4_length;
-	__s64 diff;
+	__u32 diff;
 	__u64 csum_flags;
 	__u8 protocol;
 	int rc, verdict, kind = TG_WHOLE, found;
@@ -639,15 +733,15 @@ static __always_inline int lb6_reply(struct __sk_buff *skb)
 
 	check_offset = tg_l4_check_offset(l4_offset, protocol);
 	csum_flags = tg_l4_csum_flags(protocol);
-	diff = bpf_csum_diff(key.src_addr, 16, nat.addr, 16, 0);
-	if (diff < 0)
-		return TC_ACT_OK;
+	/* The address's share of the sum, as bpf_csum_diff() gives it. */
+	diff = tg_csum_addr6(0, key.src_addr, nat.addr);
 	bpf_l4_csum_replace(skb, check_offset, 0, diff,
 			    BPF_F_PSEUDO_HDR | csum_flags);
 	bpf_l4_csum_replace(skb, check_offset, l4.src_port, nat.port,
 			    csum_flags | sizeof(nat.port));
-	bpf_skb_store_bytes(skb, TG_IP6_SADDR_OFF, nat.addr, 16, 0);
-	bpf_skb_store_bytes(skb, l4_offset, &nat.port, sizeof(nat.port), 0);
+	if (tg_reply_set_source(skb, TG_FAMILY_IPV6, l4_offset, key.src_addr,
+				&nat))
+		return TC_ACT_OK;
 	return tg_reply_send(skb, &fib, rc);
 }
 

@@ -14,7 +14,7 @@
 
 #include <linux/types.h>
 
-#define TG_ABI_VERSION 8
+#define TG_ABI_VERSION 9
 
 /* Map sizes. The flow tables' can be changed by the agent before load. */
 #define TG_MAX_SERVICES 16384
@@ -287,6 +287,35 @@ struct tg_fib_entry {
 	__u8 dmac[6];
 	__u8 pad[6]; /* 0 */
 };
+
+/* Slots of tg_reply_hops per CPU (a power of two). */
+#define TG_REPLY_HOPS 4096
+
+/*
+ * tg_reply_hops value (per CPU, direct-mapped by tg_reply_hop_slot() of the
+ * client address): the FIB's answer for a reply to that client, reused for
+ * at most TG_FIB_CACHE_NS as the forward path's. Valid only for the client,
+ * the interface the reply arrived on, and packets up to its MTU; two
+ * clients on one slot take turns.
+ */
+struct tg_reply_hop {
+	__u64 expires_ns; /* coarse monotonic time it stops being used */
+	__u32 addr[4]; /* the client */
+	__u32 ingress_ifindex; /* the interface the lookup was made from */
+	__u32 ifindex; /* egress interface */
+	__u16 mtu; /* the egress MTU the FIB reported */
+	__u8 family; /* enum tg_family; 0: empty */
+	__u8 pad; /* 0 */
+	__u8 smac[6];
+	__u8 dmac[6];
+};
+
+static inline __u32 tg_reply_hop_slot(const __u32 *addr)
+{
+	__u32 mixed = (addr[0] ^ addr[1] ^ addr[2] ^ addr[3]) * 0x9e3779b1U;
+
+	return mixed >> 20; /* the top 12 bits: TG_REPLY_HOPS slots */
+}
 
 /*
  * SYN authentication: a TCP SYN to a service with TG_POLICY_SYN_AUTH from a

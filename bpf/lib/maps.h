@@ -145,6 +145,13 @@ struct {
 	__type(value, struct tg_fib_entry);
 } tg_fib_cache SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TG_REPLY_HOPS);
+	__type(key, __u32);
+	__type(value, struct tg_reply_hop);
+} tg_reply_hops SEC(".maps");
+
 /* Sources that answered a SYN challenge (value: when, coarse ns). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

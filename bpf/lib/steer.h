@@ -210,6 +210,7 @@ tg_steer_tracked(const struct tg_config *config,
 	__u32 backend_index = flow->backend_index;
 	struct tg_backend *retried;
 	__u8 state_before;
+	int new_tick;
 
 	if (tg_is_syn_retransmit(flow, tcp_flags, now)) {
 		tg_count_health(backend_index, TG_HEALTH_SYN_RETRANSMIT);
@@ -223,11 +224,13 @@ tg_steer_tracked(const struct tg_config *config,
 		}
 	}
 	state_before = flow->state;
+	new_tick = flow->last_seen_ns != now;
 	tg_flow_touch(flow, key->protocol, tcp_flags, now);
 	if (state_before == TG_FLOW_TCP_SYN &&
 	    flow->state == TG_FLOW_TCP_ESTABLISHED)
 		tg_note_handshake(backend_index, now);
-	if (in_overflow)
+	/* While the table is full every try fails: one a clock tick. */
+	if (in_overflow && new_tick)
 		tg_settle_flow(key, flow);
 	chosen->backend_index = backend_index;
 	return backend;

@@ -91,9 +91,12 @@ class DataPathTest : public ::testing::Test {
   virtual LoadOptions load_options() const { return LoadOptions{}; }
 
   // Runs the TC reply program on `packet` arriving on the backend side.
-  RunResult run_tc(const Bytes& packet) {
+  // `gso_size`: the packet as a GSO one of segments that size.
+  RunResult run_tc(const Bytes& packet, uint32_t gso_size = 0) {
     __sk_buff context{};
     context.ifindex = static_cast<uint32_t>(network_.backend_ifindex);
+    context.gso_size = gso_size;
+    context.gso_segs = gso_size ? 2 : 0;
     return test_run(datapath_->tc_program_fd(), packet, &context, sizeof(context));
   }
 

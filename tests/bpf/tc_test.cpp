@@ -1,6 +1,9 @@
 // The TC reply program: a backend's reply to a NAT'd flow leaves with the
 // service address and port as its source, towards the client; what a
 // backend port sends outside any flow does not leave.
+#include <bpf/libbpf.h>
+#include <sched.h>
+
 #include "datapath_fixture.h"
 
 using namespace tollgate;
@@ -241,3 +244,91 @@ INSTANTIATE_TEST_SUITE_P(Families, TcReplyTest,
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
+
+namespace {
+
+// Commands that change the client side of the test network.
+std::string set_client_link_mtu(int mtu) { return fmt::format("ip link set {} mtu {}", topology::kGwClientLink, mtu); }
+std::string set_client_mac(const char* mac) {
+  return fmt::format("ip neigh replace {} lladdr {} nud permanent dev {}", kIpv4.client, mac, topology::kGwClientLink);
+}
+
+Mac destination_mac(const Bytes& frame) { return Mac{frame[0], frame[1], frame[2], frame[3], frame[4], frame[5]}; }
+
+class ReplyHopTest : public DataPathTest {};
+
+}  // namespace
+
+// The FIB's answer for a reply is reused per CPU and client: a neighbour or
+// MTU change on the client side reaches replies when the entry expires
+// (TG_FIB_CACHE_NS); a GSO packet, and a client on a slot another holds,
+// are looked up.
+TEST_F(ReplyHopTest, TheAnswerForAClientIsCachedUntilItExpires) {
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(0, &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);  // the cache is per CPU
+  auto restore = std::shared_ptr<void>(nullptr, [](void*) {
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) CPU_SET(cpu, &all);
+    sched_setaffinity(0, sizeof(all), &all);
+    std::system(set_client_link_mtu(1500).c_str());
+    std::system(set_client_mac(topology::kBpfClientMac).c_str());
+  });
+  apply(service_spec(kIpv4, 6, 1));
+  PacketSpec request = client_packet(kIpv4, 6);
+  ASSERT_EQ(backend_of(kIpv4, run(build_packet(request)).data), 0);
+  const Bytes reply = build_packet(backend_reply(kIpv4, request, 0, {}, kTcpAck));
+  RunResult first = run_tc(reply);
+  ASSERT_EQ(first.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(destination_mac(first.data), TestNetwork::kClientMac);
+
+  constexpr const char* kMovedMac = "02:00:00:00:02:99";
+  ASSERT_EQ(std::system(set_client_mac(kMovedMac).c_str()), 0);
+  EXPECT_EQ(destination_mac(run_tc(reply).data), TestNetwork::kClientMac)
+      << "within its lifetime the cached answer is used";
+  EXPECT_EQ(destination_mac(run_tc(reply, 1400).data), parse_mac(kMovedMac)) << "a GSO packet is looked up";
+
+  const int fd = datapath_->maps().reply_hops.fd();
+  uint32_t client[4] = {};
+  IpAddress::parse(kIpv4.client)->to_words(client);
+  const uint32_t slot = tg_reply_hop_slot(client);
+  std::vector<tg_reply_hop> hops(static_cast<size_t>(libbpf_num_possible_cpus()));
+  ASSERT_EQ(bpf_map_lookup_elem(fd, &slot, hops.data()), 0);
+  ASSERT_GT(hops[0].expires_ns, 0u) << "CPU 0 cached the answer";
+  EXPECT_EQ(hops[0].mtu, 1500) << "the MTU the FIB reported is kept";
+
+  // Another client on the slot: not its answer.
+  std::vector<tg_reply_hop> other = hops;
+  for (auto& hop : other) hop.addr[0] ^= 1;
+  ASSERT_EQ(bpf_map_update_elem(fd, &slot, other.data(), BPF_EXIST), 0);
+  EXPECT_EQ(destination_mac(run_tc(reply).data), parse_mac(kMovedMac)) << "another client's answer was used";
+
+  // Expired: looked up again. An MTU change the same: within the entry's
+  // lifetime its MTU holds, then a reply too big with DF stays with the
+  // kernel (which answers the backend).
+  ASSERT_EQ(std::system(set_client_mac(topology::kBpfClientMac).c_str()), 0);
+  for (auto& hop : hops) hop.expires_ns = 0;
+  ASSERT_EQ(bpf_map_update_elem(fd, &slot, hops.data(), BPF_EXIST), 0);
+  EXPECT_EQ(destination_mac(run_tc(reply).data), TestNetwork::kClientMac);
+  ASSERT_EQ(std::system(set_client_link_mtu(1000).c_str()), 0);
+  const Bytes big = build_packet(backend_reply(kIpv4, request, 0, Bytes(1200, 'x'), kTcpAck));
+  EXPECT_EQ(run_tc(big).verdict, TC_ACT_REDIRECT) << "within the entry's lifetime, its MTU holds";
+  const uint64_t too_big = drops()[TG_DROP_REPLY_TOO_BIG];
+  ASSERT_EQ(bpf_map_lookup_elem(fd, &slot, hops.data()), 0);
+  for (auto& hop : hops) hop.expires_ns = 0;
+  ASSERT_EQ(bpf_map_update_elem(fd, &slot, hops.data(), BPF_EXIST), 0);
+  EXPECT_EQ(run_tc(big).verdict, TC_ACT_OK) << "then the new MTU";
+  EXPECT_EQ(drops()[TG_DROP_REPLY_TOO_BIG], too_big + 1);
+  // A packet above the cached MTU is looked up, not sent on the entry.
+  EXPECT_EQ(destination_mac(run_tc(reply).data), TestNetwork::kClientMac);
+  ASSERT_EQ(bpf_map_lookup_elem(fd, &slot, hops.data()), 0);
+  EXPECT_EQ(hops[0].mtu, 1000);
+  ASSERT_EQ(std::system(set_client_link_mtu(1500).c_str()), 0);
+  ASSERT_EQ(std::system(set_client_mac(kMovedMac).c_str()), 0);
+  EXPECT_EQ(destination_mac(run_tc(reply).data), TestNetwork::kClientMac);
+  RunResult above = run_tc(big);
+  EXPECT_EQ(above.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(destination_mac(above.data), parse_mac(kMovedMac));
+}

@@ -35,6 +35,7 @@ namespace tollgate {
   X(backend_health, tg_backend_health)                 \
   X(backend_last_handshake, tg_backend_last_handshake) \
   X(fib_cache, tg_fib_cache)                           \
+  X(reply_hops, tg_reply_hops)                         \
   X(verified_sources, tg_verified_sources)             \
   X(drops, tg_drops)                                   \
   X(service_policy, tg_service_policy)                 \

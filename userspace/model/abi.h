@@ -16,6 +16,8 @@ static_assert(sizeof(tg_backend) == 32);
 static_assert(sizeof(tg_flow_key) == 40);
 static_assert(sizeof(tg_flow) == 24);
 static_assert(sizeof(tg_fib_entry) == 40);
+static_assert(sizeof(tg_reply_hop) == 48);
+static_assert(TG_REPLY_HOPS == 1u << 12, "tg_reply_hop_slot() takes 12 bits");
 static_assert(sizeof(tg_counters) == 24);
 static_assert(sizeof(tg_reverse_nat) == 24);
 static_assert(sizeof(tg_fragment_key) == 40);
