@@ -113,11 +113,13 @@ static __always_inline int lb6_forward(struct xdp_md *ctx, struct ipv6hdr *ip6h,
 	return lb6_send(ctx, ip6h, vlan_depth, &fib);
 }
 
-/* A datagram to a service address but no service: its fragments pass. */
+/* A datagram of no service: its fragments pass (remembered only for a
+ * service address: a later fragment to one is dropped unless known). */
 static __always_inline int tg_pass_datagram(const struct tg_fragment_key *key,
 					    int kind)
 {
-	if (kind == TG_FIRST_FRAGMENT)
+	if (kind == TG_FIRST_FRAGMENT &&
+	    tg_is_vip_address(key->dst_addr, key->family))
 		tg_remember_fragments(key, NULL, 0, TG_FRAGMENT_PASS, 0,
 				      bpf_ktime_get_coarse_ns());
 	return XDP_PASS;
@@ -140,18 +142,22 @@ static __always_inline int lb4_handle(struct xdp_md *ctx, struct iphdr *iph,
 	if ((void *)(iph + 1) > data_end)
 		return tg_drop(TG_DROP_IPV4_TRUNCATED);
 	key.dst_addr[0] = iph->daddr;
-	if (!tg_is_vip_address(key.dst_addr, TG_FAMILY_IPV4))
+	if (!tg_may_be_vip(key.dst_addr))
 		return XDP_PASS;
 
 	if (iph->version != 4 || iph->ihl < 5)
-		return tg_drop(TG_DROP_IPV4_BAD_IHL);
+		return tg_drop_if_vip(key.dst_addr, TG_FAMILY_IPV4,
+				      TG_DROP_IPV4_BAD_IHL);
 	total_length = tg_ntohs_bounded(iph->tot_len);
 	if (total_length < iph->ihl * 4)
-		return tg_drop(TG_DROP_IPV4_BAD_IHL);
+		return tg_drop_if_vip(key.dst_addr, TG_FAMILY_IPV4,
+				      TG_DROP_IPV4_BAD_IHL);
 	if ((void *)iph + total_length > data_end)
-		return tg_drop(TG_DROP_IPV4_TRUNCATED);
+		return tg_drop_if_vip(key.dst_addr, TG_FAMILY_IPV4,
+				      TG_DROP_IPV4_TRUNCATED);
 	if (iph->ihl != 5)
-		return tg_drop(TG_DROP_IPV4_OPTIONS);
+		return tg_drop_if_vip(key.dst_addr, TG_FAMILY_IPV4,
+				      TG_DROP_IPV4_OPTIONS);
 	bytes = data_end - (void *)(long)ctx->data;
 	kind = tg_ipv4_fragment_kind(iph);
 	if (kind != TG_WHOLE)
@@ -160,21 +166,27 @@ static __always_inline int lb4_handle(struct xdp_md *ctx, struct iphdr *iph,
 		backend = tg_steer_fragment(&fragment, bytes, &drop_reason,
 					    &choice);
 		if (!backend)
-			return drop_reason ? tg_drop(drop_reason) : XDP_PASS;
+			return drop_reason ? tg_drop_if_vip(key.dst_addr,
+							    TG_FAMILY_IPV4,
+							    drop_reason)
+					   : XDP_PASS;
 		if (iph->ttl <= 1)
 			return tg_drop(TG_DROP_TTL_EXCEEDED);
 		return lb4_forward(ctx, iph, vlan_depth, backend, &choice, kind,
 				   &fragment, bytes);
 	}
 	if (iph->protocol == IPPROTO_ICMP && kind == TG_WHOLE)
-		return lb4_icmp_error(ctx, iph, total_length, vlan_depth);
+		return tg_is_vip_address(key.dst_addr, TG_FAMILY_IPV4)
+			       ? lb4_icmp_error(ctx, iph, total_length,
+						vlan_depth)
+			       : XDP_PASS;
 	if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP)
 		return tg_pass_datagram(&fragment, kind);
 
 	rc = tg_parse_l4(iph + 1, data_end, iph->protocol,
 			 total_length - sizeof(*iph), kind == TG_WHOLE, &l4);
 	if (rc != TG_PARSE_OK)
-		return tg_drop(rc);
+		return tg_drop_if_vip(key.dst_addr, TG_FAMILY_IPV4, rc);
 
 	key.src_addr[0] = iph->saddr;
 	key.src_port = l4.src_port;
@@ -215,14 +227,16 @@ static __always_inline int lb6_handle(struct xdp_md *ctx, struct ipv6hdr *ip6h,
 	if ((void *)(ip6h + 1) > data_end)
 		return tg_drop(TG_DROP_IPV6_TRUNCATED);
 	__builtin_memcpy(key.dst_addr, ip6h->daddr.in6_u.u6_addr32, 16);
-	if (!tg_is_vip_address(key.dst_addr, TG_FAMILY_IPV6))
+	if (!tg_may_be_vip(key.dst_addr))
 		return XDP_PASS;
 	if (ip6h->version != 6)
-		return tg_drop(TG_DROP_IPV6_BAD_VERSION);
+		return tg_drop_if_vip(key.dst_addr, TG_FAMILY_IPV6,
+				      TG_DROP_IPV6_BAD_VERSION);
 
 	payload_length = tg_ntohs_bounded(ip6h->payload_len);
 	if ((void *)(ip6h + 1) + payload_length > data_end)
-		return tg_drop(TG_DROP_IPV6_TRUNCATED);
+		return tg_drop_if_vip(key.dst_addr, TG_FAMILY_IPV6,
+				      TG_DROP_IPV6_TRUNCATED);
 	protocol = ip6h->nexthdr;
 	l4_header = ip6h + 1;
 	l4_length = payload_length;
@@ -231,7 +245,8 @@ static __always_inline int lb6_handle(struct xdp_md *ctx, struct ipv6hdr *ip6h,
 
 		if ((void *)(frag + 1) > data_end ||
 		    payload_length < sizeof(*frag))
-			return tg_drop(TG_DROP_IPV6_TRUNCATED);
+			return tg_drop_if_vip(key.dst_addr, TG_FAMILY_IPV6,
+					      TG_DROP_IPV6_TRUNCATED);
 		kind = tg_ipv6_fragment_kind(frag);
 		tg_fragment_key6(ip6h, frag, &fragment);
 		protocol = frag->nexthdr;
@@ -239,34 +254,43 @@ static __always_inline int lb6_handle(struct xdp_md *ctx, struct ipv6hdr *ip6h,
 		l4_length = payload_length - sizeof(*frag);
 	}
 	if (lb6_is_extension_header(protocol) || protocol == IPPROTO_FRAGMENT)
-		return tg_drop(TG_DROP_IPV6_EXT_HEADER);
+		return tg_drop_if_vip(key.dst_addr, TG_FAMILY_IPV6,
+				      TG_DROP_IPV6_EXT_HEADER);
 	bytes = data_end - (void *)(long)ctx->data;
 	if (kind == TG_LATER_FRAGMENT) {
 		backend = tg_steer_fragment(&fragment, bytes, &drop_reason,
 					    &choice);
 		if (!backend)
-			return drop_reason ? tg_drop(drop_reason) : XDP_PASS;
+			return drop_reason ? tg_drop_if_vip(key.dst_addr,
+							    TG_FAMILY_IPV6,
+							    drop_reason)
+					   : XDP_PASS;
 		if (ip6h->hop_limit <= 1)
 			return tg_drop(TG_DROP_TTL_EXCEEDED);
 		return lb6_forward(ctx, ip6h, l4_header, protocol, vlan_depth,
 				   backend, &choice, kind, &fragment, bytes);
 	}
 	if (protocol == IPPROTO_ICMPV6 && kind == TG_WHOLE)
-		return lb6_icmp_error(ctx, ip6h, payload_length, vlan_depth);
+		return tg_is_vip_address(key.dst_addr, TG_FAMILY_IPV6)
+			       ? lb6_icmp_error(ctx, ip6h, payload_length,
+						vlan_depth)
+			       : XDP_PASS;
 	if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP)
 		return tg_pass_datagram(&fragment, kind);
 
 	rc = tg_parse_l4(l4_header, data_end, protocol, l4_length,
 			 kind == TG_WHOLE, &l4);
 	if (rc != TG_PARSE_OK)
-		return tg_drop(rc);
+		return tg_drop_if_vip(key.dst_addr, TG_FAMILY_IPV6, rc);
 	if (protocol == IPPROTO_UDP) {
 		struct udphdr *udp = l4_header;
 
 		if ((void *)(udp + 1) > data_end)
-			return tg_drop(TG_DROP_UDP_TRUNCATED);
+			return tg_drop_if_vip(key.dst_addr, TG_FAMILY_IPV6,
+					      TG_DROP_UDP_TRUNCATED);
 		if (udp->check == 0)
-			return tg_drop(TG_DROP_UDP6_ZERO_CHECKSUM);
+			return tg_drop_if_vip(key.dst_addr, TG_FAMILY_IPV6,
+					      TG_DROP_UDP6_ZERO_CHECKSUM);
 	}
 
 	__builtin_memcpy(key.src_addr, ip6h->saddr.in6_u.u6_addr32, 16);

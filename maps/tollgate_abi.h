@@ -224,6 +224,26 @@ struct tg_vip_address {
 	__u8 pad[3]; /* 0 */
 };
 
+/* A hash of an address (words in network order): its top bits index
+ * tg_vip_filter and tg_reply_hops. */
+static inline __u32 tg_addr_hash(const __u32 *addr)
+{
+	return (addr[0] ^ addr[1] ^ addr[2] ^ addr[3]) * 0x9e3779b1U;
+}
+
+/*
+ * tg_vip_filter: a bit for each address of tg_vip_addresses, by the top 16
+ * bits of its hash (words of 32 bits, key = bit / 32). Every packet meets
+ * it first: one with its bit clear is no service's and passes at the cost
+ * of an array read; one with it set is looked up exactly.
+ */
+#define TG_VIP_FILTER_WORDS 2048
+
+static inline __u32 tg_vip_filter_bit(const __u32 *addr)
+{
+	return tg_addr_hash(addr) >> 16;
+}
+
 /*
  * tg_backend_endpoints: every backend address, port and protocol some
  * service sends to. The value names the services that have it as a
@@ -312,9 +332,7 @@ struct tg_reply_hop {
 
 static inline __u32 tg_reply_hop_slot(const __u32 *addr)
 {
-	__u32 mixed = (addr[0] ^ addr[1] ^ addr[2] ^ addr[3]) * 0x9e3779b1U;
-
-	return mixed >> 20; /* the top 12 bits: TG_REPLY_HOPS slots */
+	return tg_addr_hash(addr) >> 20; /* 12 bits: TG_REPLY_HOPS slots */
 }
 
 /*

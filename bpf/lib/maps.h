@@ -33,6 +33,13 @@ struct {
 } tg_vip_addresses SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TG_VIP_FILTER_WORDS);
+	__type(key, __u32);
+	__type(value, __u32);
+} tg_vip_filter SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, TG_MAX_BACKENDS);
 	__uint(map_flags, BPF_F_NO_PREALLOC);

@@ -23,6 +23,27 @@ static __always_inline int tg_is_vip_address(const __u32 *addr, __u8 family)
 	return bpf_map_lookup_elem(&tg_vip_addresses, &vip) != NULL;
 }
 
+/* Whether `addr` may be a service address (tg_vip_filter): no means no. */
+static __always_inline int tg_may_be_vip(const __u32 *addr)
+{
+	__u32 bit = tg_vip_filter_bit(addr);
+	__u32 word = bit / 32;
+	__u32 *bits = bpf_map_lookup_elem(&tg_vip_filter, &word);
+
+	return bits && (*bits & (1U << (bit % 32)));
+}
+
+/*
+ * A packet that passed tg_may_be_vip() but is dropped for `reason` before
+ * its service is known: dropped only when aimed at a service address;
+ * someone else's passes.
+ */
+static __always_inline int tg_drop_if_vip(const __u32 *addr, __u8 family,
+					  int reason)
+{
+	return tg_is_vip_address(addr, family) ? tg_drop(reason) : XDP_PASS;
+}
+
 /* Exact (address, port, protocol) first, then the port wildcard. */
 static __always_inline struct tg_service *
 tg_lookup_service(const struct tg_flow_key *flow)

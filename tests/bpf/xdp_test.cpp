@@ -598,24 +598,91 @@ TEST_F(XdpTest, KernelRefusesFramesShorterThanEthernet) {
   EXPECT_EQ(errno, EINVAL);
 }
 
+uint32_t filter_bit(const std::string& address) {
+  uint32_t words[4] = {};
+  IpAddress::parse(address)->to_words(words);
+  return tg_vip_filter_bit(words);
+}
+
+// An address of the lab's ranges, not `address`, whose tg_vip_filter bit is
+// that of `address`: the filter lets its packets through to the exact look-up.
+std::string same_filter_bit(const Addresses& family) {
+  const uint32_t bit = filter_bit(family.service);
+  uint32_t words[4] = {};
+  IpAddress::parse(family.ipv6 ? "2001:db8:200::" : "198.18.0.0")->to_words(words);
+  const Family kind = family.ipv6 ? Family::ipv6 : Family::ipv4;
+  const uint32_t base = ntohl(words[family.ipv6 ? 3 : 0]);
+  for (uint32_t host = 1; host < (1u << 20); ++host) {
+    words[family.ipv6 ? 3 : 0] = htonl(base + host);
+    std::string candidate = IpAddress::from_words(words, kind).to_string();
+    if (tg_vip_filter_bit(words) == bit && candidate != family.service) return candidate;
+  }
+  ADD_FAILURE() << "no address shares the filter bit of " << family.service;
+  return family.other_address;
+}
+
+// Malformed packets to other addresses pass: those the address filter
+// stops, and those it lets through to the exact look-up (their bit is a
+// service address's).
 TEST_F(XdpTest, MalformedPacketsToOtherAddressesPassUntouched) {
   for (const Addresses* family : {&kIpv4, &kIpv6})
     for (uint8_t protocol : {6, 17}) apply(service_spec(*family, protocol, 3));
+  const std::string colliding[2] = {same_filter_bit(kIpv4), same_filter_bit(kIpv6)};
 
   for (const auto& test_case : malformed_cases()) {
     if (!test_case.destination_readable) continue;
-    SCOPED_TRACE(test_case.name);
     const Addresses& family = test_case.ipv6 ? kIpv6 : kIpv4;
-    PacketSpec spec = client_packet(family, test_case.protocol);
-    spec.dst = family.other_address;
-    Bytes frame = build_packet(spec);
-    test_case.mutate(frame);
-    DropCounts before = drops();
-    RunResult result = run(frame);
-    EXPECT_EQ(result.verdict, XDP_PASS) << verdict_name(result.verdict);
-    EXPECT_EQ(result.data, frame) << hex_diff(frame, result.data);
-    EXPECT_EQ(drops(), before);
+    for (const std::string& destination : {std::string(family.other_address), colliding[test_case.ipv6]}) {
+      SCOPED_TRACE(fmt::format("{} to {}", test_case.name, destination));
+      PacketSpec spec = client_packet(family, test_case.protocol);
+      spec.dst = destination;
+      Bytes frame = build_packet(spec);
+      test_case.mutate(frame);
+      DropCounts before = drops();
+      RunResult result = run(frame);
+      EXPECT_EQ(result.verdict, XDP_PASS) << verdict_name(result.verdict);
+      EXPECT_EQ(result.data, frame) << hex_diff(frame, result.data);
+      EXPECT_EQ(drops(), before);
+    }
   }
+  EXPECT_EQ(map_entries(datapath_->maps().fragments), 0u) << "another address's fragments were remembered";
+}
+
+// The filter has the bit of every service address while some service has
+// it; a bit two addresses share stays until both are gone; a restart
+// writes it again from the services.
+TEST_F(XdpTest, TheAddressFilterHoldsTheBitOfEveryServiceAddress) {
+  const int fd = datapath_->maps().vip_filter.fd();
+  auto bit_set = [fd](const std::string& address) {
+    const uint32_t bit = filter_bit(address);
+    const uint32_t word = bit / 32;
+    uint32_t bits = 0;
+    EXPECT_EQ(bpf_map_lookup_elem(fd, &word, &bits), 0);
+    return (bits >> (bit % 32) & 1) != 0;
+  };
+  const std::string collider = same_filter_bit(kIpv4);
+  EXPECT_FALSE(bit_set(kIpv4.service));
+  ServiceSpec first = service_spec(kIpv4, 6, 1);
+  ServiceSpec second = service_spec(kIpv4, 6, 1);
+  second.address.endpoint.address = *IpAddress::parse(collider);
+  apply(first);
+  EXPECT_TRUE(bit_set(kIpv4.service));
+  apply(second);
+  ASSERT_TRUE(dataplane_->remove_service(first.address));
+  EXPECT_TRUE(bit_set(kIpv4.service)) << "the other address of the bit lost it";
+  PacketSpec to_second = client_packet(kIpv4, 6);
+  to_second.dst = collider;
+  EXPECT_EQ(run(build_packet(to_second)).verdict, XDP_REDIRECT);
+
+  // A restart with the bit cleared in the kernel: adopt() writes it again.
+  const uint32_t word = filter_bit(collider) / 32, zero = 0;
+  ASSERT_EQ(bpf_map_update_elem(fd, &word, &zero, BPF_ANY), 0);
+  Dataplane restarted(datapath_->maps());
+  ASSERT_TRUE(restarted.adopt());
+  EXPECT_TRUE(bit_set(collider));
+  ASSERT_TRUE(restarted.remove_service(second.address));
+  EXPECT_FALSE(bit_set(collider));
+  EXPECT_EQ(run(build_packet(to_second)).verdict, XDP_PASS);
 }
 
 // --- counters ---------------------------------------------------------------

@@ -117,6 +117,43 @@ Status Dataplane::KeyReferences<Key>::adopt(std::map<Key, uint32_t, KeyLess> cou
   return {};
 }
 
+Status Dataplane::VipFilter::write_word(uint32_t word) const {
+  uint32_t bits = 0;
+  for (auto it = bits_.lower_bound(word * 32); it != bits_.end() && it->first < (word + 1) * 32; ++it)
+    bits |= 1u << (it->first % 32);
+  return update(map_, &word, &bits);
+}
+
+Status Dataplane::VipFilter::hold(const tg_vip_address& key) {
+  const uint32_t bit = tg_vip_filter_bit(key.addr);
+  if (bits_[bit]++ > 0) return {};
+  if (auto status = write_word(bit / 32); !status) {
+    bits_.erase(bit);
+    return status;
+  }
+  return {};
+}
+
+Status Dataplane::VipFilter::release(const tg_vip_address& key) {
+  const uint32_t bit = tg_vip_filter_bit(key.addr);
+  auto it = bits_.find(bit);
+  if (it == bits_.end()) return {};
+  if (--it->second > 0) return {};
+  bits_.erase(it);
+  // Should the write fail the bit stays set: a packet to the address is
+  // looked up exactly, as one to any address whose bit is set.
+  return write_word(bit / 32);
+}
+
+Status Dataplane::VipFilter::adopt(const std::map<tg_vip_address, uint32_t, KeyLess>& addresses) {
+  std::map<uint32_t, uint32_t> bits;
+  for (const auto& [key, count] : addresses) bits[tg_vip_filter_bit(key.addr)] += count;
+  bits_ = std::move(bits);
+  for (uint32_t word = 0; word < TG_VIP_FILTER_WORDS; ++word)
+    if (auto status = write_word(word); !status) return status;
+  return {};
+}
+
 bool Dataplane::EndpointServices::lists(const tg_backend_endpoint& key, const tg_endpoint_service& service) const {
   auto it = holders_.find(key);
   if (it == holders_.end()) return false;
@@ -373,6 +410,7 @@ Status Dataplane::adopt_addresses() {
     for (const auto& [backend, index] : service.backend_indexes)
       endpoints[endpoint_key(service.spec, backend)].push_back(endpoint_service(service.spec));
   }
+  if (auto status = vip_filter_.adopt(vips); !status) return status;
   if (auto status = vip_addresses_.adopt(std::move(vips)); !status) return status;
   return backend_endpoints_.adopt(std::move(endpoints));
 }
@@ -617,7 +655,13 @@ Status Dataplane::apply_service(const ServiceSpec& spec) {
 
 Status Dataplane::make_visible(ServiceState& service) {
   if (!service.address_counted) {
-    if (auto status = vip_addresses_.hold(vip_key(service.spec.address.endpoint.address)); !status) return status;
+    const tg_vip_address vip = vip_key(service.spec.address.endpoint.address);
+    if (auto status = vip_filter_.hold(vip); !status) return status;
+    if (auto status = vip_addresses_.hold(vip); !status) {
+      // A bit left set only costs an exact lookup.
+      (void)vip_filter_.release(vip);
+      return status;
+    }
     service.address_counted = true;
   }
   if (auto status = write_service_value(service, service.spec.maglev_size); !status) return status;
@@ -795,8 +839,10 @@ Status Dataplane::remove_service(const ServiceAddress& address) {
   tg_service_key key = address.to_key();
   if (auto status = remove(maps_.services, &key); !status) return status;
   if (service.address_counted) {
-    if (auto status = vip_addresses_.release(vip_key(address.endpoint.address)); !status) return status;
+    const tg_vip_address vip = vip_key(address.endpoint.address);
+    if (auto status = vip_addresses_.release(vip); !status) return status;
     service.address_counted = false;
+    if (auto status = vip_filter_.release(vip); !status) return status;
   }
   if (auto status = remove(maps_.maglev, &service.id); !status) return status;
   for (auto& table : service.tables)

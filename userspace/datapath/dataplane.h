@@ -135,6 +135,24 @@ class Dataplane final : public DataplaneTarget {
     std::map<Key, uint32_t, KeyLess> counts_;
   };
 
+  // tg_vip_filter: the bit of every service address is set while some
+  // service has that address (held before the service is visible, given
+  // up after it is gone); a bit several addresses share stays set until
+  // the last goes.
+  class VipFilter {
+   public:
+    explicit VipFilter(const MapHandle& map) : map_(map) {}
+    Status hold(const tg_vip_address& key);
+    Status release(const tg_vip_address& key);
+    // The services' addresses (adopt()): every word is written.
+    Status adopt(const std::map<tg_vip_address, uint32_t, KeyLess>& addresses);
+
+   private:
+    Status write_word(uint32_t word) const;
+    const MapHandle& map_;
+    std::map<uint32_t, uint32_t> bits_;  // bit -> holders
+  };
+
   // tg_backend_endpoints: each backend endpoint and the services that have
   // it, in the order they came; the value lists the first
   // TG_ENDPOINT_SERVICES, written when one of those comes or goes. The reply
@@ -198,6 +216,7 @@ class Dataplane final : public DataplaneTarget {
   tg_config config_{};
   std::map<ServiceAddress, ServiceState> services_;
   KeyReferences<tg_vip_address> vip_addresses_{maps_.vip_addresses};
+  VipFilter vip_filter_{maps_.vip_filter};
   EndpointServices backend_endpoints_{maps_.backend_endpoints};
   IndexPool service_ids_{0, TG_MAX_SERVICES};
   IndexPool backend_slots_{1, TG_MAX_BACKENDS};

@@ -23,6 +23,7 @@ namespace tollgate {
   X(config, tg_config)                                 \
   X(services, tg_services)                             \
   X(vip_addresses, tg_vip_addresses)                   \
+  X(vip_filter, tg_vip_filter)                         \
   X(backend_endpoints, tg_backend_endpoints)           \
   X(backends, tg_backends)                             \
   X(maglev, tg_maglev)                                 \

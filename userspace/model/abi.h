@@ -18,6 +18,7 @@ static_assert(sizeof(tg_flow) == 24);
 static_assert(sizeof(tg_fib_entry) == 40);
 static_assert(sizeof(tg_reply_hop) == 48);
 static_assert(TG_REPLY_HOPS == 1u << 12, "tg_reply_hop_slot() takes 12 bits");
+static_assert(TG_VIP_FILTER_WORDS * 32 == 1u << 16, "tg_vip_filter_bit() takes 16 bits");
 static_assert(sizeof(tg_counters) == 24);
 static_assert(sizeof(tg_reverse_nat) == 24);
 static_assert(sizeof(tg_fragment_key) == 40);
