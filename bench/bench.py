@@ -439,6 +439,15 @@ def verdict(ok):
     return "met" if ok else "**missed**"
 
 
+# (a scenario with a policy feature on, the same with it off)
+FEATURE_SCENARIOS = [
+    ("tcp_established_allow_list", "tcp_established"),
+    ("tcp_established_rate_limit", "tcp_established"),
+    ("tcp_new_flow_connection_limit", "tcp_new_flow"),
+    ("tcp_new_flow_syn_auth", "tcp_new_flow"),
+]
+
+
 def report(results, command):
     out = []
     m = results["machine"]
@@ -471,6 +480,16 @@ def report(results, command):
         targets.append(("tc_reply ≤ tcp_established", f"{by_name['tc_reply']:.0f} ns vs "
                         f"{by_name['tcp_established']:.0f} ns", by_name["tc_reply"] <= by_name["tcp_established"]))
         out.append("")
+        features = [(on, off) for on, off in FEATURE_SCENARIOS if on in by_name and off in by_name]
+        if features:
+            out.append("Each policy feature on (its packets pass) against the same scenario with it off, in the same "
+                       "rounds: off, a feature costs a flag test in the service's policy, read anyway.\n")
+            out.append("| feature on | off | ns above the floor, on | off | on − off |")
+            out.append("|---|---|---|---|---|")
+            for on, off in features:
+                out.append(f"| {on} | {off} | {by_name[on]:.0f} | {by_name[off]:.0f} | "
+                           f"{by_name[on] - by_name[off]:+.0f} |")
+            out.append("")
     if "baseline" in results:
         b = results["baseline"]
         out.append(f"### Before and after: {b['label']} against this build\n")
@@ -517,9 +536,9 @@ def report(results, command):
         targets.append(("gateway packet rate ≥ 1.3x nftables DNAT",
                         f"{g['tollgate']['median'] / g['nftables']['median']:.2f}x",
                         g["tollgate"]["median"] >= 1.3 * g["nftables"]["median"]))
-        targets.append(("gateway packet rate ≥ 90% of the bare redirect",
+        targets.append(("gateway packet rate ≥ 95% of the bare redirect",
                         f"{g['tollgate']['median'] / g['redirect']['median']:.0%}",
-                        g["tollgate"]["median"] >= 0.9 * g["redirect"]["median"]))
+                        g["tollgate"]["median"] >= 0.95 * g["redirect"]["median"]))
         for test in ("http_close_rps", "http_keepalive_rps"):
             h = fw[test]
             targets.append((f"{TEST_NAMES[test]}: ≥ nftables and within 5% of plain routing",

@@ -105,9 +105,15 @@ std::string same_frame(const Bytes& expected, const Bytes& out) {
                          : "output differs from the established flow's frame:\n" + hex_diff(expected, out);
 }
 
-Scenario established(Bench& bench, const std::string& name, bool ipv6, uint8_t protocol, uint16_t port) {
+// `service`: the address (default the bench's kService, kService6).
+Scenario established(Bench& bench, const std::string& name, bool ipv6, uint8_t protocol, uint16_t port,
+                     const std::string& service = {}) {
   auto reference = std::make_shared<Bytes>();
-  PacketSpec spec = client_packet(ipv6, protocol, ipv6 ? kService6 : kService, port, kTcpSyn);
+  PacketSpec spec = client_packet(ipv6, protocol,
+                                  !service.empty() ? service
+                                  : ipv6           ? kService6
+                                                   : kService,
+                                  port, kTcpSyn);
   PacketSpec next = spec;
   next.tcp_flags = kTcpAck;
   const Bytes packet = build_packet(next);
@@ -127,8 +133,8 @@ Scenario established(Bench& bench, const std::string& name, bool ipv6, uint8_t p
 
 // The packets of distinct new flows (one source port each): a SYN, or the
 // handshake's ACK after it.
-Bytes handshake_packet(size_t i, uint8_t flags) {
-  return build_packet(client_packet(false, 6, kService, static_cast<uint16_t>(1024 + i % 60000), flags));
+Bytes handshake_packet(const std::string& service, size_t i, uint8_t flags) {
+  return build_packet(client_packet(false, 6, service, static_cast<uint16_t>(1024 + i % 60000), flags));
 }
 
 std::string sent_to_a_backend(const Bytes&, const Bytes& out) {
@@ -137,12 +143,12 @@ std::string sent_to_a_backend(const Bytes&, const Bytes& out) {
 
 // Proof of a round of new flows: each iteration's flow is in a flow table,
 // in `state`; they are deleted after it (untimed), and nothing else is.
-void prove_new_flows(Bench& bench, Scenario& scenario, uint8_t state) {
-  scenario.after_round = [&bench, state](size_t iterations) {
+void prove_new_flows(Bench& bench, Scenario& scenario, uint8_t state, const std::string& service = kService) {
+  scenario.after_round = [&bench, state, service](size_t iterations) {
     size_t found = 0;
     for (size_t i = 0; i < iterations; ++i) {
       const tg_flow_key key =
-          flow_key_of(client_packet(false, 6, kService, static_cast<uint16_t>(1024 + i % 60000), kTcpSyn));
+          flow_key_of(client_packet(false, 6, service, static_cast<uint16_t>(1024 + i % 60000), kTcpSyn));
       for (const MapHandle* table : {&bench.maps().flows, &bench.maps().overflow_flows}) {
         tg_flow flow{};
         if (bpf_map_lookup_elem(table->fd(), &key, &flow) != 0) continue;
@@ -156,13 +162,13 @@ void prove_new_flows(Bench& bench, Scenario& scenario, uint8_t state) {
 
 // SYNs of distinct flows: every one a new flow, steered by the Maglev
 // table, its entry written once.
-Scenario new_flows(Bench& bench, const std::string& name) {
+Scenario new_flows(Bench& bench, const std::string& name, const std::string& service = kService) {
   Scenario scenario;
   scenario.name = name;
   scenario.what = "IPv4 TCP SYN of a new flow: Maglev lookup, flow recorded, NAT, forward";
-  scenario.packet = [](size_t i) { return handshake_packet(i, kTcpSyn); };
+  scenario.packet = [service](size_t i) { return handshake_packet(service, i, kTcpSyn); };
   scenario.check = sent_to_a_backend;
-  prove_new_flows(bench, scenario, TG_FLOW_TCP_SYN);
+  prove_new_flows(bench, scenario, TG_FLOW_TCP_SYN, service);
   return scenario;
 }
 
@@ -174,9 +180,9 @@ Scenario handshake_acks(Bench& bench, const std::string& name, bool with_syn) {
   scenario.name = name;
   scenario.what = with_syn ? "IPv4 TCP SYN and then its ACK, both timed: a connection's opening, the two summed"
                            : "IPv4 TCP handshake ACK of a flow seen once (its SYN sent untimed before it)";
-  scenario.first = [](size_t i) { return handshake_packet(i, kTcpSyn); };
+  scenario.first = [](size_t i) { return handshake_packet(kService, i, kTcpSyn); };
   scenario.time_first = with_syn;
-  scenario.packet = [](size_t i) { return handshake_packet(i, kTcpAck); };
+  scenario.packet = [](size_t i) { return handshake_packet(kService, i, kTcpAck); };
   scenario.check = sent_to_a_backend;
   prove_new_flows(bench, scenario, TG_FLOW_TCP_ESTABLISHED);
   return scenario;
@@ -281,6 +287,50 @@ json scale_point(
 
 }  // namespace
 
+// Each policy feature on, where its packets pass: its cost over the same
+// scenario with it off (tcp_established, tcp_new_flow), in the same run.
+std::vector<Scenario> feature_scenarios(Bench& bench) {
+  const std::string allow_listed = scale_service(0), rate_limited = scale_service(1), capped = scale_service(2),
+                    syn_authenticated = scale_service(3);
+  ServiceSpec allow = service(allow_listed, 80, "tcp", 3);
+  const std::string client_lan = fmt::format("{}/{}", topology::kGwClientV4, topology::kLanPrefixV4);
+  allow.policy.access.allow = {
+      must(Cidr::parse(fmt::format("{}/{}", ipv4_host(client_lan, 0), topology::kLanPrefixV4)), "cidr")};
+  apply(bench, allow);
+  ServiceSpec limit = service(rate_limited, 80, "tcp", 3);
+  // Far above what one CPU sends: every packet conforms.
+  limit.policy.rate_limit = RateLimitSpec{1'000'000'000, 1'000'000, 0, 0, 32, 64};
+  apply(bench, limit);
+  ServiceSpec cap = service(capped, 80, "tcp", 3);
+  cap.policy.new_connections = ConnectionLimitSpec{1'000'000'000, 1'000'000};
+  apply(bench, cap);
+  ServiceSpec syn_auth = service(syn_authenticated, 80, "tcp", 3);
+  syn_auth.policy.syn_authentication = true;
+  apply(bench, syn_auth);
+  // The client proved itself (as by a challenge's RST).
+  tg_source_key source{};
+  source.family = TG_FAMILY_IPV4;
+  inet_pton(AF_INET, kClient, &source.addr[0]);
+  const uint64_t now = monotonic_ns();
+  if (bpf_map_update_elem(bench.maps().verified_sources.fd(), &source, &now, BPF_ANY) != 0)
+    fail("prove the client's source");
+
+  std::vector<Scenario> scenarios;
+  auto with = [&](Scenario scenario, const char* what) {
+    scenario.what = what;
+    scenarios.push_back(std::move(scenario));
+  };
+  with(established(bench, "tcp_established_allow_list", false, 6, 40000, allow_listed),
+       "tcp_established to a service with an allow list that admits the client (LPM lookup)");
+  with(established(bench, "tcp_established_rate_limit", false, 6, 40000, rate_limited),
+       "tcp_established to a service with a per-source rate limit the client stays under (bucket)");
+  with(new_flows(bench, "tcp_new_flow_connection_limit", capped),
+       "tcp_new_flow to a service with a cap on new connections it stays under (bucket)");
+  with(new_flows(bench, "tcp_new_flow_syn_auth", syn_authenticated),
+       "tcp_new_flow to a service with SYN authentication, from a proven source");
+  return scenarios;
+}
+
 json cost(const TestNetwork& network, int rounds, size_t iterations) {
   std::fprintf(stderr, "cost per packet (BPF_PROG_TEST_RUN, repeat=1, %d rounds of %zu):\n", rounds, iterations);
   Bench bench(network, LoadOptions{});
@@ -311,6 +361,7 @@ json cost(const TestNetwork& network, int rounds, size_t iterations) {
   scenarios.push_back(dropped(bench, "acl_deny", "IPv4 TCP packet from a denied prefix: LPM lookup, XDP_DROP, counted",
                               kDeniedService, TG_DROP_DENIED, false));
   scenarios.push_back(tc_reply(bench));
+  for (auto& scenario : feature_scenarios(bench)) scenarios.push_back(std::move(scenario));
   json results = json::array();
   for (const auto& scenario : scenarios) results.push_back(measure(bench, scenario, rounds, iterations));
   return results;
