@@ -40,9 +40,7 @@
 #define TG_ETH_LEN sizeof(struct ethhdr)
 #define TG_IP4_CHECK_OFF (TG_ETH_LEN + offsetof(struct iphdr, check))
 #define TG_IP4_SADDR_OFF (TG_ETH_LEN + offsetof(struct iphdr, saddr))
-#define TG_IP4_TTL_OFF (TG_ETH_LEN + offsetof(struct iphdr, ttl))
 #define TG_IP6_SADDR_OFF (TG_ETH_LEN + offsetof(struct ipv6hdr, saddr))
-#define TG_IP6_HOPS_OFF (TG_ETH_LEN + offsetof(struct ipv6hdr, hop_limit))
 
 static __always_inline __u32 tg_l4_check_offset(__u32 l4_offset, __u8 protocol)
 {

@@ -177,8 +177,13 @@ class LabTest(unittest.TestCase):
 
     def start_stream(self, stop_file):
         """A keep-alive connection through the service; returns (process, its backend).
-        lab_traffic.py says "ready BACKEND" on stderr after the first answer."""
-        stream = self.lab.start_traffic("c1", ["stream", V4_HTTP, "--duration", 120, "--stop-file", stop_file])
+        lab_traffic.py says "ready BACKEND" on stderr after the first answer.
+        A request may wait 10 s: on a machine that does not carry a flood the
+        path loses the stream's segments too, and TCP's retransmissions (0.2,
+        0.4, 0.8 s ...) outlast a short wait; a connection tollgate broke
+        fails at once (a reset, another backend), not slowly."""
+        stream = self.lab.start_traffic("c1", ["stream", V4_HTTP, "--duration", 120, "--timeout", 10,
+                                               "--stop-file", stop_file])
         self.addCleanup(lambda: stream.poll() is None and stream.kill())
         selector = selectors.DefaultSelector()
         selector.register(stream.stderr, selectors.EVENT_READ)

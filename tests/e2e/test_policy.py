@@ -202,7 +202,7 @@ class PolicyTest(LabTest):
             # turned away (were its proof not kept, every SYN of it would be
             # challenged during the flood and next to none would connect).
             self.assertGreaterEqual(load["ok"], 0.5 * total, "the proven client was turned away")
-        self.assertEqual(stream["failed"], 0)
+        self.assertEqual(stream["failed"], 0, stream["errors"])
 
 if __name__ == "__main__":
     if os.geteuid() != 0:
