@@ -8,10 +8,12 @@
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <array>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <optional>
 
@@ -72,6 +74,22 @@ inline const Addresses kIpv6{true,
 
 inline std::string bracket(const Addresses& family, const char* address) {
   return family.ipv6 ? fmt::format("[{}]", address) : std::string(address);
+}
+
+// Runs the calling thread on CPU 0 only, for the tests of per-CPU caches;
+// the guard it returns gives the thread every CPU back, then runs `undo`.
+inline std::shared_ptr<void> on_first_cpu(std::function<void()> undo) {
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(0, &one);
+  EXPECT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+  return std::shared_ptr<void>(nullptr, [undo = std::move(undo)](void*) {
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) CPU_SET(cpu, &all);
+    sched_setaffinity(0, sizeof(all), &all);
+    undo();
+  });
 }
 
 class DataPathTest : public ::testing::Test {

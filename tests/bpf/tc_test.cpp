@@ -264,15 +264,7 @@ class ReplyHopTest : public DataPathTest {};
 // (TG_FIB_CACHE_NS); a GSO packet, and a client on a slot another holds,
 // are looked up.
 TEST_F(ReplyHopTest, TheAnswerForAClientIsCachedUntilItExpires) {
-  cpu_set_t one;
-  CPU_ZERO(&one);
-  CPU_SET(0, &one);
-  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);  // the cache is per CPU
-  auto restore = std::shared_ptr<void>(nullptr, [](void*) {
-    cpu_set_t all;
-    CPU_ZERO(&all);
-    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) CPU_SET(cpu, &all);
-    sched_setaffinity(0, sizeof(all), &all);
+  auto restore = on_first_cpu([] {  // the cache is per CPU
     std::system(set_client_link_mtu(1500).c_str());
     std::system(set_client_mac(topology::kBpfClientMac).c_str());
   });

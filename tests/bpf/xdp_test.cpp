@@ -814,15 +814,7 @@ std::string set_first_backend_mac(const char* mac) {
 // change reaches the data path when the entry expires (TG_FIB_CACHE_NS),
 // and at once for a backend slot used anew.
 TEST_F(XdpTest, FibAnswerIsCachedPerBackendUntilItExpires) {
-  cpu_set_t one;
-  CPU_ZERO(&one);
-  CPU_SET(0, &one);
-  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);  // the cache is per CPU
-  auto restore = std::shared_ptr<void>(nullptr, [](void*) {
-    cpu_set_t all;
-    CPU_ZERO(&all);
-    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) CPU_SET(cpu, &all);
-    sched_setaffinity(0, sizeof(all), &all);
+  auto restore = on_first_cpu([] {  // the cache is per CPU
     std::system(set_mtu(1500).c_str());
     std::system(set_first_backend_mac(topology::kBpfBackendMacs[0]).c_str());
   });
