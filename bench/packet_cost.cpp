@@ -220,7 +220,7 @@ Scenario dropped(Bench& bench, const std::string& name, const std::string& what,
 Scenario not_a_service() {
   Scenario scenario;
   scenario.name = "not_a_service";
-  scenario.what = "IPv4 TCP packet to an address that is no service: parse, one lookup, XDP_PASS";
+  scenario.what = "IPv4 TCP packet to an address that is no service: parse, the address filter, XDP_PASS";
   scenario.verdict = XDP_PASS;
   const Bytes packet = build_packet(client_packet(false, 6, kNotAService, 40000, kTcpAck));
   scenario.packet = [packet](size_t) { return packet; };
@@ -228,14 +228,15 @@ Scenario not_a_service() {
   return scenario;
 }
 
-// A backend's reply to an established flow: the TC program finds the
-// reverse entry, restores the service address and port, forwards.
+// A backend's reply to an established flow: the TC program finds its flow
+// from the backend's endpoint, restores the service address and port, forwards.
 Scenario tc_reply(Bench& bench) {
   auto reply = std::make_shared<Bytes>();
   auto reference = std::make_shared<Bytes>();
   Scenario scenario;
   scenario.name = "tc_reply";
-  scenario.what = "IPv4 TCP reply of a tracked flow (TC): reverse lookup, source NAT back, forward";
+  scenario.what =
+      "IPv4 TCP reply of a tracked flow (TC): its flow found from the backend's endpoint, source NAT back, forward";
   scenario.tc = true;
   scenario.verdict = TC_ACT_REDIRECT;
   scenario.before_round = [&bench, reply, reference] {
@@ -285,8 +286,6 @@ json scale_point(
   return point;
 }
 
-}  // namespace
-
 // Each policy feature on, where its packets pass: its cost over the same
 // scenario with it off (tcp_established, tcp_new_flow), in the same run.
 std::vector<Scenario> feature_scenarios(Bench& bench) {
@@ -330,6 +329,8 @@ std::vector<Scenario> feature_scenarios(Bench& bench) {
        "tcp_new_flow to a service with SYN authentication, from a proven source");
   return scenarios;
 }
+
+}  // namespace
 
 json cost(const TestNetwork& network, int rounds, size_t iterations) {
   std::fprintf(stderr, "cost per packet (BPF_PROG_TEST_RUN, repeat=1, %d rounds of %zu):\n", rounds, iterations);
