@@ -330,7 +330,7 @@ int run(const Options& options) {
     log::error("{}", server.error().message);
     return 1;
   }
-  api = std::make_unique<Api>(controller, **audit, access, info, &health, &events, &(*server)->counters());
+  api = std::make_unique<Api>(controller, **audit, access, info, &health, &events, &(*server)->counters(), &sweeper);
   std::unique_ptr<ScrapeServer> scrape;
   if (options.metrics_address) {
     auto listening = ScrapeServer::listen(*options.metrics_address, [&api] { return api->metrics(); });

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "api.h"
 #include "cli.h"
@@ -203,6 +204,27 @@ TEST_F(AgentTest, MutationsReachTheKernelAndTheAuditLog) {
       {"backend_state", "up"},  {"backend.add", "ok"},       {"backend_state", "draining"},
       {"backend.update", "ok"}, {"backend_state", "absent"}, {"backend.remove", "ok"}};
   EXPECT_EQ(seen, expected);
+}
+
+// The flows the sweeper deletes are counted in the metrics.
+TEST_F(AgentTest, SweptFlowsAreCountedInTheMetrics) {
+  FlowSweeper sweeper(datapath_->maps(), std::chrono::milliseconds(20));
+  Api api(*controller_, *audit_, AccessPolicy{}, AgentInfo{}, nullptr, nullptr, nullptr, &sweeper);
+  auto before = api.metrics();
+  ASSERT_TRUE(before) << before.error().message;
+  EXPECT_NE(before->find("\ntollgate_flows_swept_total 0\n"), std::string::npos) << *before;
+  PacketSpec syn = client_packet(kIpv4, 6);
+  ASSERT_EQ(run(build_packet(syn)).verdict, XDP_REDIRECT);
+  age_flow(kIpv4, syn, std::chrono::seconds(31));  // idle past the SYN timeout
+  sweeper.start();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (sweeper.swept() == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  sweeper.stop();
+  EXPECT_EQ(flow_count(), 0u);
+  auto after = api.metrics();
+  ASSERT_TRUE(after) << after.error().message;
+  EXPECT_NE(after->find("\ntollgate_flows_swept_total 1\n"), std::string::npos) << *after;
 }
 
 // --- pins and adoption ---------------------------------------------------

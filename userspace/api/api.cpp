@@ -160,14 +160,15 @@ std::optional<std::string> AccessPolicy::refuse(const Caller& caller) const {
 }
 
 Api::Api(Controller& controller, AuditLog& audit, AccessPolicy access, AgentInfo info, const HealthMonitor* health,
-         const EventMonitor* events, const HttpServerCounters* connections)
+         const EventMonitor* events, const HttpServerCounters* connections, const FlowSweeper* sweeper)
     : controller_(controller),
       audit_(audit),
       access_(std::move(access)),
       info_(std::move(info)),
       health_(health),
       events_(events),
-      connections_(connections) {}
+      connections_(connections),
+      sweeper_(sweeper) {}
 
 Result<json> Api::backends_status(const Snapshot& snapshot, const ServiceSpec& service) const {
   auto active = active_flow_counts(controller_.maps());
@@ -392,6 +393,7 @@ Result<std::string> Api::metrics() const {
   auto text = prometheus_metrics(controller_, health_, events_);
   if (!text) return text.error();
   if (connections_) *text += api_connection_metrics(*connections_);
+  if (sweeper_) *text += swept_flows_metric(sweeper_->swept());
   *text += build_info_metric(info_.version);
   return text;
 }

@@ -33,6 +33,7 @@
 #include "audit.h"
 #include "controller.h"
 #include "events.h"
+#include "flows.h"
 #include "health.h"
 #include "http_server.h"
 
@@ -61,10 +62,11 @@ class Api {
  public:
   // `health` (may be null) adds the backends' health to what they show;
   // `events` (may be null) serves /v1/events; `connections` (may be null),
-  // the server's counters, adds them to /v1/metrics.
+  // the server's counters, and `sweeper` (may be null), the flows it
+  // deleted, add themselves to /v1/metrics.
   Api(Controller& controller, AuditLog& audit, AccessPolicy access, AgentInfo info,
       const HealthMonitor* health = nullptr, const EventMonitor* events = nullptr,
-      const HttpServerCounters* connections = nullptr);
+      const HttpServerCounters* connections = nullptr, const FlowSweeper* sweeper = nullptr);
 
   // Safe to call from several threads at once: reads take the controller's
   // snapshot, mutations go through its lock.
@@ -117,6 +119,7 @@ class Api {
   const HealthMonitor* health_;
   const EventMonitor* events_;
   const HttpServerCounters* connections_;
+  const FlowSweeper* sweeper_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

@@ -149,6 +149,14 @@ Result<std::string> prometheus_metrics(const Controller& controller, const Healt
   return out;
 }
 
+std::string swept_flows_metric(uint64_t swept) {
+  return fmt::format(
+      "# HELP tollgate_flows_swept_total Idle flows the agent deleted from the flow tables (they evict nothing).\n"
+      "# TYPE tollgate_flows_swept_total counter\n"
+      "tollgate_flows_swept_total {}\n",
+      swept);
+}
+
 std::string api_connection_metrics(const HttpServerCounters& counters) {
   auto read = [](const std::atomic<uint64_t>& counter) { return counter.load(std::memory_order_relaxed); };
   return fmt::format(

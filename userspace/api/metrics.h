@@ -22,6 +22,8 @@ Result<std::string> prometheus_metrics(const Controller& controller, const Healt
 // The API server's connections: open, admitted, refused by reason, cut by
 // a deadline, memory given back.
 std::string api_connection_metrics(const HttpServerCounters& counters);
+// The idle flows the agent's sweeper deleted (FlowSweeper::swept()).
+std::string swept_flows_metric(uint64_t swept);
 
 // tollgate_build_info{version="..."} 1: which build answers.
 std::string build_info_metric(std::string_view version);
