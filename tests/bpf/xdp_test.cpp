@@ -604,8 +604,9 @@ uint32_t filter_bit(const std::string& address) {
   return tg_vip_filter_bit(words);
 }
 
-// An address of the lab's ranges, not `address`, whose tg_vip_filter bit is
-// that of `address`: the filter lets its packets through to the exact look-up.
+// An address of the lab's ranges, not the family's service address, whose
+// tg_vip_filter bit is the service address's: the filter lets its packets
+// through to the exact look-up.
 std::string same_filter_bit(const Addresses& family) {
   const uint32_t bit = filter_bit(family.service);
   uint32_t words[4] = {};

@@ -140,8 +140,6 @@ Status Dataplane::VipFilter::release(const tg_vip_address& key) {
   if (it == bits_.end()) return {};
   if (--it->second > 0) return {};
   bits_.erase(it);
-  // Should the write fail the bit stays set: a packet to the address is
-  // looked up exactly, as one to any address whose bit is set.
   return write_word(bit / 32);
 }
 
@@ -658,8 +656,7 @@ Status Dataplane::make_visible(ServiceState& service) {
     const tg_vip_address vip = vip_key(service.spec.address.endpoint.address);
     if (auto status = vip_filter_.hold(vip); !status) return status;
     if (auto status = vip_addresses_.hold(vip); !status) {
-      // A bit left set only costs an exact lookup.
-      (void)vip_filter_.release(vip);
+      (void)vip_filter_.release(vip);  // a bit left set only costs an exact lookup
       return status;
     }
     service.address_counted = true;
@@ -842,7 +839,8 @@ Status Dataplane::remove_service(const ServiceAddress& address) {
     const tg_vip_address vip = vip_key(address.endpoint.address);
     if (auto status = vip_addresses_.release(vip); !status) return status;
     service.address_counted = false;
-    if (auto status = vip_filter_.release(vip); !status) return status;
+    // Not a reason to stop half way: a bit left set only costs an exact lookup.
+    (void)vip_filter_.release(vip);
   }
   if (auto status = remove(maps_.maglev, &service.id); !status) return status;
   for (auto& table : service.tables)

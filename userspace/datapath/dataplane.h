@@ -143,6 +143,7 @@ class Dataplane final : public DataplaneTarget {
    public:
     explicit VipFilter(const MapHandle& map) : map_(map) {}
     Status hold(const tg_vip_address& key);
+    // Should the write fail, the bit stays set in the kernel: harmless.
     Status release(const tg_vip_address& key);
     // The services' addresses (adopt()): every word is written.
     Status adopt(const std::map<tg_vip_address, uint32_t, KeyLess>& addresses);
