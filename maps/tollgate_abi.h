@@ -14,7 +14,7 @@
 
 #include <linux/types.h>
 
-#define TG_ABI_VERSION 9
+#define TG_ABI_VERSION 10
 
 /* Map sizes. The flow tables' can be changed by the agent before load. */
 #define TG_MAX_SERVICES 16384
@@ -49,8 +49,11 @@
  * 1 s before its first SYN retransmission, other stacks as long or longer.
  */
 #define TG_SYN_RETRANSMIT_MIN_NS 200000000ULL
-/* How many other Maglev slots a retried SYN tries for another backend. */
+/* How many other Maglev slots a retried SYN tries for another backend
+ * (they keep the weights), and how many entries of the service's list of
+ * backends it then walks (it finds one whenever the service has another). */
 #define TG_RETRY_PROBES 4
+#define TG_RETRY_LIST_WALK 16
 /* How long a FIB answer for a backend is reused (route and neighbour
  * changes reach the data path within this). */
 #define TG_FIB_CACHE_NS 1000000000ULL
@@ -201,7 +204,9 @@ struct tg_service {
 	__u8 algorithm; /* enum tg_algorithm */
 	__u8 forward_mode; /* enum tg_forward_mode */
 	__u16 flags; /* TG_SERVICE_* */
-	__u32 pad; /* 0 */
+	/* Its selectable backends, listed by their index in its tg_maglev
+	 * array after the table (slots maglev_size ..), in endpoint order. */
+	__u32 listed_backends;
 };
 
 /* tg_service.flags */

@@ -57,10 +57,49 @@ tg_select_backend(const struct tg_service *service,
 }
 
 /*
+ * A selectable backend other than `avoid` from the service's list of
+ * backends (after its Maglev table), walked from entry `start`: found
+ * whenever the list holds one within TG_RETRY_LIST_WALK entries.
+ */
+static __always_inline struct tg_backend *
+tg_select_listed_backend(const struct tg_service *service, __u32 start,
+			 __u32 avoid, __u32 *backend_index)
+{
+	__u32 service_id = service->service_id;
+	__u32 count = service->listed_backends;
+	void *table;
+
+	if (count == 0)
+		return NULL;
+	table = bpf_map_lookup_elem(&tg_maglev, &service_id);
+	if (!table)
+		return NULL;
+	start %= count;
+	for (__u32 i = 0; i < TG_RETRY_LIST_WALK && i < count; i++) {
+		__u32 slot = service->maglev_size + start, *index;
+		struct tg_backend *backend;
+
+		if (++start == count)
+			start = 0;
+		index = bpf_map_lookup_elem(table, &slot);
+		if (!index || *index == avoid)
+			continue;
+		backend = tg_selectable_backend(service, *index);
+		if (backend) {
+			*backend_index = *index;
+			return backend;
+		}
+	}
+	return NULL;
+}
+
+/*
  * A backend other than `avoid` for a flow being retried: further slots of
  * the same table, picked by rehashing, so the choice keeps the weights and
- * is the same for every retransmission of the flow. NULL when the few
- * slots tried all name `avoid` (or nothing selectable).
+ * is the same for every retransmission of the flow. When those few slots
+ * all name `avoid` (a backend with most of the weight, or bad luck: with
+ * three backends one flow in 81), the service's list of backends. NULL
+ * only when no other backend is selectable.
  */
 static __always_inline struct tg_backend *
 tg_select_other_backend(const struct tg_service *service,
@@ -83,7 +122,7 @@ tg_select_other_backend(const struct tg_service *service,
 			return backend;
 		}
 	}
-	return NULL;
+	return tg_select_listed_backend(service, hash, avoid, backend_index);
 }
 
 #endif /* TG_LIB_SELECT_H */

@@ -81,6 +81,29 @@ TEST_P(FaultTest, RetransmittedSynToASilentBackendIsRetriedOnAnother) {
   EXPECT_EQ(flow_of(family(), syn)->state, TG_FLOW_TCP_ESTABLISHED);
 }
 
+// The rehashed probes keep the weights, so a backend with nearly all of
+// them fills every probe: the service's list of backends then gives the
+// other one. Without it these flows would stay with the silent backend
+// for every retransmission, and the client would time out.
+TEST_P(FaultTest, EveryRetransmittedSynFindsTheOtherBackendWhateverItsWeight) {
+  auto spec = service_spec(family(), 6, 2);
+  spec.backends[0].weight = 1000;
+  spec.backends[1].weight = 1;
+  apply(spec);
+  int retried = 0;
+  for (uint16_t port = 46000; retried < 20 && port < 46100; ++port) {
+    PacketSpec syn = client_packet(family(), 6, port);
+    if (backend_of(family(), run(build_packet(syn)).data) != 0) continue;
+    age_flow(family(), syn, kRetransmitDelay);
+    RunResult retry = run(build_packet(syn));
+    ASSERT_EQ(retry.verdict, XDP_REDIRECT) << verdict_name(retry.verdict);
+    ASSERT_EQ(backend_of(family(), retry.data), 1) << "client port " << port << " stayed with the silent backend";
+    ++retried;
+  }
+  EXPECT_EQ(retried, 20);
+  EXPECT_EQ(backend_health(spec.address, spec.backends[0].endpoint).retried, 20u);
+}
+
 TEST_P(FaultTest, RetransmittedSynToABackendThatAnswersOthersStaysAndCounts) {
   auto spec = service_spec(family(), 6, 3);
   apply(spec);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -307,6 +308,7 @@ Result<Dataplane::ServiceIds> Dataplane::adopt_services() {
         state.address_counted = true;
         state.visible = true;
         state.reverse_entries = value.flags & TG_SERVICE_REVERSE_ENTRIES;
+        state.listed_backends = value.listed_backends;
         service_ids_.take(state.id);
         by_id.emplace(state.id, *address);
         services_.emplace(*address, std::move(state));
@@ -368,7 +370,10 @@ Status Dataplane::adopt_tables(const ServiceIds& by_id) {
       close(fd);
       return entries.error();
     }
-    service.tables[0] = Table{fd, std::move(*entries)};
+    // A list that does not fit is read as none: the next change rewrites it.
+    const uint64_t end = uint64_t{service.spec.maglev_size} + service.listed_backends;
+    const uint32_t listed = end <= entries->size() ? service.listed_backends : 0;
+    service.tables[0] = Table{fd, std::move(*entries), listed};
     service.active_table = 0;
   }
   return {};
@@ -522,9 +527,10 @@ Status Dataplane::remove_backend(ServiceState& service, BackendIterator& backend
   return backend_endpoints_.release(endpoint_key(service.spec, endpoint), endpoint_service(service.spec));
 }
 
-std::vector<uint32_t> Dataplane::build_table(const ServiceState& service, const std::vector<uint32_t>& indexes) const {
+Dataplane::Table Dataplane::build_table(const ServiceState& service, const std::vector<uint32_t>& indexes) const {
   std::vector<MaglevBackend> candidates;
   std::vector<uint32_t> table_indexes;
+  std::map<Endpoint, uint32_t> listed;
   for (size_t i = 0; i < service.spec.backends.size(); ++i) {
     const BackendSpec& backend = service.spec.backends[i];
     if (backend.state != BackendState::up) continue;
@@ -532,13 +538,23 @@ std::vector<uint32_t> Dataplane::build_table(const ServiceState& service, const 
     size_t length = backend.endpoint.address.family == Family::ipv4 ? 4 : 16;
     candidates.push_back({maglev_key(bytes.data(), length, backend.endpoint.port), backend.weight});
     table_indexes.push_back(indexes[i]);
+    listed.emplace(backend.endpoint, indexes[i]);
   }
-  std::vector<uint32_t> table = build_maglev_table(candidates, service.spec.maglev_size);
-  for (auto& entry : table) entry = entry == kMaglevEmpty ? TG_BACKEND_NONE : table_indexes[entry];
-  return table;
+  Table built;
+  built.entries = build_maglev_table(candidates, service.spec.maglev_size);
+  for (auto& entry : built.entries) entry = entry == kMaglevEmpty ? TG_BACKEND_NONE : table_indexes[entry];
+  for (const auto& [endpoint, index] : listed) built.entries.push_back(index);
+  built.listed = static_cast<uint32_t>(listed.size());
+  // Room for the list to grow to the next power of two (at least 8): a
+  // backend added or removed changes a few entries, not the array's size
+  // (which would mean a new array, written whole).
+  const size_t room = std::bit_ceil(std::max<size_t>(listed.size(), 8));
+  built.entries.resize(built.entries.size() + room - listed.size(), TG_BACKEND_NONE);
+  return built;
 }
 
-Status Dataplane::install_table(ServiceState& service, std::vector<uint32_t> entries, bool defer_switch) {
+Status Dataplane::install_table(ServiceState& service, Table built, bool defer_switch) {
+  std::vector<uint32_t>& entries = built.entries;
   const uint32_t size = static_cast<uint32_t>(entries.size());
   // The table in place is this one already (a change that moves no entry:
   // a weight change that rounds the same, a backend added down): no swap,
@@ -578,6 +594,7 @@ Status Dataplane::install_table(ServiceState& service, std::vector<uint32_t> ent
   }
   last_write_.table_entries += keys.size();
   standby.entries = std::move(entries);
+  standby.listed = built.listed;
   if (defer_switch) return {};  // switch_pending_tables() puts it in place
 
   // The switch. For a map-in-map update the kernel waits for an RCU grace
@@ -589,6 +606,10 @@ Status Dataplane::install_table(ServiceState& service, std::vector<uint32_t> ent
   last_write_.table_switch += std::chrono::steady_clock::now() - switch_started;
   service.active_table = standby_index;
   return {};
+}
+
+uint32_t Dataplane::active_listed(const ServiceState& service) {
+  return service.active_table < 0 ? 0 : service.tables[service.active_table].listed;
 }
 
 bool Dataplane::needs_reverse_entries(const ServiceState& service) const {
@@ -606,9 +627,14 @@ Status Dataplane::write_service_value(ServiceState& service, uint32_t maglev_siz
   value.forward_mode = TG_FORWARD_NAT;
   const bool reverse_entries = needs_reverse_entries(service);
   if (reverse_entries) value.flags = TG_SERVICE_REVERSE_ENTRIES;
+  // The table in place's list. Written before a shrinking table's switch,
+  // it is read at the new size's offset: entries of that same service, or
+  // past the array's end (the data path skips both).
+  value.listed_backends = active_listed(service);
   tg_service_key key = service.spec.address.to_key();
   if (auto status = update(maps_.services, &key, &value); !status) return status;
   service.reverse_entries = reverse_entries;
+  service.listed_backends = value.listed_backends;
   return {};
 }
 
@@ -770,7 +796,8 @@ Status Dataplane::apply_steps(ServiceState& next, const ServiceSpec* previous, b
   // 3. The service itself, visible to packets last.
   if (!next.visible) {
     if (auto status = make_visible(next); !status) return status;
-  } else if (!shrinking && (spec.maglev_size != old_size || next.reverse_entries != needs_reverse_entries(next))) {
+  } else if (!shrinking && (spec.maglev_size != old_size || next.reverse_entries != needs_reverse_entries(next) ||
+                            next.listed_backends != active_listed(next))) {
     if (auto status = write_service_value(next, spec.maglev_size); !status) return status;
   }
 

@@ -78,6 +78,7 @@ class Dataplane final : public DataplaneTarget {
   struct Table {
     int fd = -1;
     std::vector<uint32_t> entries;  // what the kernel map holds
+    uint32_t listed = 0;            // entries at its end that list the backends
   };
   struct ServiceState {
     uint32_t id = 0;
@@ -92,8 +93,10 @@ class Dataplane final : public DataplaneTarget {
     // written: packets find it (a failed first apply may leave either undone).
     bool address_counted = false;
     bool visible = false;
-    // TG_SERVICE_REVERSE_ENTRIES as its tg_services entry has it.
+    // TG_SERVICE_REVERSE_ENTRIES and listed_backends as its tg_services
+    // entry has them.
     bool reverse_entries = false;
+    uint32_t listed_backends = 0;
   };
   class IndexPool {
    public:
@@ -192,11 +195,14 @@ class Dataplane final : public DataplaneTarget {
   Status write_backend_value(uint32_t index, const tg_backend& value);
   Status write_backend(const ServiceState& service, uint32_t index, const BackendSpec& backend);
   Status release_backend(uint32_t index);
-  // Fills the standby table and (unless deferred) switches it in.
-  Status install_table(ServiceState& service, std::vector<uint32_t> entries, bool defer_switch = false);
+  // Fills the standby table with `built`'s entries and (unless deferred)
+  // switches it in.
+  Status install_table(ServiceState& service, Table built, bool defer_switch = false);
   // Its flows need reverse entries: a service of every port, or one a
   // backend's endpoint does not list.
   bool needs_reverse_entries(const ServiceState& service) const;
+  // Backends listed after the table in place (0 before the first).
+  static uint32_t active_listed(const ServiceState& service);
   // The tg_services entry, with the Maglev size the table in place has.
   Status write_service_value(ServiceState& service, uint32_t maglev_size);
   static tg_vip_address vip_key(const IpAddress& address);
@@ -208,8 +214,10 @@ class Dataplane final : public DataplaneTarget {
   // moves on to the next of service.backend_indexes.
   using BackendIterator = std::map<Endpoint, uint32_t>::iterator;
   Status remove_backend(ServiceState& service, BackendIterator& backend);
-  // `indexes`: the slot of each backend of service.spec, in its order.
-  std::vector<uint32_t> build_table(const ServiceState& service, const std::vector<uint32_t>& indexes) const;
+  // The Maglev table of the service's up backends, then their list in
+  // endpoint order (no fd). `indexes`: the slot of each backend of
+  // service.spec, in its order.
+  Table build_table(const ServiceState& service, const std::vector<uint32_t>& indexes) const;
 
   Status write_config();
 
