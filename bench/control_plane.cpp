@@ -39,7 +39,7 @@ json maglev_builds(int rounds) {
     std::vector<MaglevBackend> list;
     for (const auto& spec : backends(count)) {
       const auto& endpoint = spec.endpoint;
-      list.push_back({maglev_key(endpoint.address.bytes.data(), 4, endpoint.port), 1});
+      list.push_back({maglev_key(endpoint), 1});
     }
     std::vector<double> ms;
     for (int round = 0; round < rounds; ++round) {
@@ -126,8 +126,7 @@ json api_to_datapath(const TestNetwork& network, int rounds) {
 
   // Slots that one drain moves, from the Maglev tables themselves.
   std::vector<MaglevBackend> list;
-  for (const auto& spec : backends(1000))
-    list.push_back({maglev_key(spec.endpoint.address.bytes.data(), 4, spec.endpoint.port), 1});
+  for (const auto& spec : backends(1000)) list.push_back({maglev_key(spec.endpoint), 1});
   const auto before = build_maglev_table(list, TG_MAGLEV_DEFAULT_SIZE);
   list[0].weight = 0;
   const auto after = build_maglev_table(list, TG_MAGLEV_DEFAULT_SIZE);

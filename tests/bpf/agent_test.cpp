@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "controller.h"
 #include "datapath_fixture.h"
+#include "maglev.h"
 #include "state.h"
 
 namespace tollgate::test {
@@ -204,6 +205,20 @@ TEST_F(AgentTest, MutationsReachTheKernelAndTheAuditLog) {
       {"backend_state", "up"},  {"backend.add", "ok"},       {"backend_state", "draining"},
       {"backend.update", "ok"}, {"backend_state", "absent"}, {"backend.remove", "ok"}};
   EXPECT_EQ(seen, expected);
+}
+
+// The digest of the table the kernel holds: in the service list and in
+// the metrics, the same.
+TEST_F(AgentTest, TheTablesDigestIsListedAndInTheMetrics) {
+  auto listed = call("GET", "/v1/services");
+  ASSERT_EQ(listed.status, 200) << listed.body;
+  const std::string digest = json::parse(listed.body).at(0).at("table_digest");
+  EXPECT_EQ(digest, maglev_digest_text(dataplane_->slots(web_)->table_digest));
+  auto metrics = api_->metrics();
+  ASSERT_TRUE(metrics) << metrics.error().message;
+  const std::string sample =
+      fmt::format("\ntollgate_service_table_info{{service=\"{}\",digest=\"{}\"}} 1\n", web_.to_string(), digest);
+  EXPECT_NE(metrics->find(sample), std::string::npos) << *metrics;
 }
 
 // The flows the sweeper deletes are counted in the metrics.

@@ -805,6 +805,55 @@ TEST_F(XdpTest, InvalidServiceChangesNothing) {
   EXPECT_TRUE(backend == 0 || backend == 1);
 }
 
+// Two gateways given the same backends by changes in different orders (one
+// of them also took a backend and gave it up, so their slots differ) hold
+// the same table, slot for slot by endpoint, and show the same digest.
+TEST_F(XdpTest, TwoGatewaysGivenTheSameChangesInAnyOrderHoldTheSameTable) {
+  auto other_datapath = DataPath::load(load_options());
+  ASSERT_TRUE(other_datapath) << other_datapath.error().message;
+  Dataplane other(other_datapath.value()->maps());
+  const ServiceSpec full = [this] {
+    auto spec = service_spec(kIpv4, 6, 5);
+    for (size_t i = 0; i < spec.backends.size(); ++i) spec.backends[i].weight = static_cast<uint32_t>(i + 1);
+    spec.backends[3].state = BackendState::draining;
+    return spec;
+  }();
+  ServiceSpec step = full;
+  step.backends.clear();
+  for (const auto& backend : full.backends) {  // one backend at a time, drained last
+    step.backends.push_back(backend);
+    step.backends.back().state = BackendState::up;
+    ASSERT_TRUE(dataplane_->apply_service(step));
+  }
+  ASSERT_TRUE(dataplane_->apply_service(full));
+  step.backends.assign(full.backends.rbegin(), full.backends.rend());  // all at once, reversed
+  step.backends.push_back({backend_endpoint(kIpv4, 0), 9});
+  step.backends.back().endpoint.port += 1;
+  ASSERT_TRUE(other.apply_service(step));
+  step.backends.pop_back();
+  ASSERT_TRUE(other.apply_service(step));
+
+  auto endpoints = [](const Dataplane& plane, const ServiceAddress& address) {
+    std::map<uint32_t, Endpoint> by_index;
+    const auto slots = plane.slots(address);
+    for (const auto& [endpoint, index] : slots->backends) by_index[index] = endpoint;
+    std::vector<std::string> named;
+    for (uint32_t index : *plane.active_table(address))
+      named.push_back(index == TG_BACKEND_NONE ? "-" : by_index.at(index).to_string());
+    return named;
+  };
+  EXPECT_NE(dataplane_->slots(full.address)->backends, other.slots(full.address)->backends)
+      << "the two gateways' slots should differ for this test to mean something";
+  EXPECT_TRUE(endpoints(*dataplane_, full.address) == endpoints(other, full.address));
+  const uint64_t digest = dataplane_->slots(full.address)->table_digest;
+  EXPECT_NE(digest, 0u);
+  EXPECT_EQ(other.slots(full.address)->table_digest, digest);
+  auto changed = full;
+  changed.backends[0].weight = 7;
+  ASSERT_TRUE(other.apply_service(changed));
+  EXPECT_NE(other.slots(full.address)->table_digest, digest);
+}
+
 // Commands that change the backend side of the test network.
 std::string set_mtu(int mtu) { return fmt::format("ip link set {} mtu {}", topology::kGwBackendLink, mtu); }
 std::string set_first_backend_mac(const char* mac) {

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <future>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "fake_dataplane.h"
@@ -287,6 +288,25 @@ TEST_F(ApiOnFakeTest, ErrorKindsAreStatuses) {
   auto drained = call("PATCH", backends + "/198.18.1.10:8080", R"({"state": "draining"})");
   EXPECT_EQ(drained.status, 200) << drained.body;
   EXPECT_EQ(fake_.services.begin()->second.backends[0].state, BackendState::draining);
+}
+
+// The service list shows the digest of the table the data path holds:
+// it changes with the backends in the table and comes back with them.
+TEST_F(ApiOnFakeTest, ServicesShowTheirTablesDigest) {
+  const std::string service = "/v1/services/198.18.100.1%3A80%2Ftcp";
+  auto digest_of = [&](const HttpResponse& reply) {
+    auto body = nlohmann::json::parse(reply.body);
+    const auto& entry = body.is_array() ? body.at(0) : body;
+    return entry.at("table_digest").get<std::string>();
+  };
+  const std::string digest = digest_of(call("GET", "/v1/services"));
+  EXPECT_EQ(digest.size(), 16u);
+  EXPECT_EQ(digest_of(call("GET", service)), digest);
+  ASSERT_EQ(call("PATCH", service + "/backends/198.18.1.10:8080", R"({"state": "draining"})").status, 200);
+  const std::string drained = digest_of(call("GET", "/v1/services"));
+  EXPECT_NE(drained, digest);
+  ASSERT_EQ(call("PATCH", service + "/backends/198.18.1.10:8080", R"({"state": "up"})").status, 200);
+  EXPECT_EQ(digest_of(call("GET", "/v1/services")), digest);
 }
 
 // Concurrent edits of one service do not lose each other's change.

@@ -14,6 +14,7 @@
 
 #include "api.h"
 #include "controller.h"
+#include "maglev.h"
 #include "state.h"
 
 namespace tollgate::test {
@@ -86,7 +87,14 @@ class FakeDataplane final : public DataplaneTarget {
     if (id == ids_.end()) return std::nullopt;
     ServiceSlots slots{id->second, {}};
     uint32_t index = id->second * 1000;
-    for (const auto& backend : services.at(address).backends) slots.backends[backend.endpoint] = ++index;
+    std::vector<MaglevBackend> table_backends;
+    for (const auto& backend : services.at(address).backends) {
+      slots.backends[backend.endpoint] = ++index;
+      if (backend.state == BackendState::up) table_backends.push_back({maglev_key(backend.endpoint), backend.weight});
+    }
+    // As the data path's: the digest of the table the spec gives.
+    const ServiceSpec& spec = services.at(address);
+    slots.table_digest = maglev_digest(table_backends, build_maglev_table(table_backends, spec.maglev_size));
     return slots;
   }
 

@@ -121,3 +121,28 @@ TEST(Maglev, RejectsSizeThatIsNotPrime) {
   EXPECT_FALSE(is_prime(1));
   EXPECT_FALSE(is_prime(65535));
 }
+
+// Gateways hold the same table for the same backends, whatever order they
+// were listed in; the digest tells them apart from any other table.
+TEST(Maglev, TheDigestDependsOnTheBackendsNotOnTheirOrder) {
+  auto backends = equal_backends(7);
+  backends[2].weight = 3;
+  auto digest_of = [](const std::vector<MaglevBackend>& list, uint32_t size = kSize) {
+    return maglev_digest(list, build_maglev_table(list, size));
+  };
+  const uint64_t digest = digest_of(backends);
+  std::mt19937 shuffle(7);
+  for (int round = 0; round < 5; ++round) {
+    auto reordered = backends;
+    std::shuffle(reordered.begin(), reordered.end(), shuffle);
+    EXPECT_EQ(digest_of(reordered), digest);
+  }
+  auto heavier = backends;
+  heavier[2].weight = 4;
+  EXPECT_NE(digest_of(heavier), digest);
+  auto fewer = backends;
+  fewer.pop_back();
+  EXPECT_NE(digest_of(fewer), digest);
+  EXPECT_NE(digest_of(backends, 65521), digest);
+  EXPECT_EQ(maglev_digest_text(0xabcULL), "0000000000000abc");
+}

@@ -46,12 +46,13 @@ int do_service_list(Session& session) {
     session.print_json(*reply);
     return 0;
   }
-  std::vector<std::vector<std::string>> rows{{"SERVICE", "BACKENDS", "UP", "MAGLEV"}};
+  std::vector<std::vector<std::string>> rows{{"SERVICE", "BACKENDS", "UP", "MAGLEV", "TABLE DIGEST"}};
   for (const auto& entry : *reply) {
     size_t up = 0;
     for (const auto& backend : entry["backends"]) up += backend["state"] == "up";
     rows.push_back({text_of(entry["address"]), std::to_string(entry["backends"].size()), std::to_string(up),
-                    text_of(entry["maglev_size"])});
+                    text_of(entry["maglev_size"]),
+                    entry.contains("table_digest") ? text_of(entry["table_digest"]) : "-"});
   }
   print_table(session.out, rows);
   return 0;

@@ -6,6 +6,7 @@
 
 #include "flows.h"
 #include "json_text.h"
+#include "maglev.h"
 #include "metrics.h"
 #include "report.h"
 
@@ -344,6 +345,14 @@ Error no_service(const ServiceAddress& address) {
   return make_error(ErrorKind::not_found, "service {} does not exist", address.to_string());
 }
 
+// A service as asked for, and the digest of the table the data path holds
+// for it (none before it is applied).
+json service_view(const ServiceEntry& entry) {
+  json out = service_to_json(entry.desired);
+  if (entry.slots) out["table_digest"] = maglev_digest_text(entry.slots->table_digest);
+  return out;
+}
+
 }  // namespace
 
 Api::Outcome Api::get_status(const Call& call) {
@@ -467,7 +476,7 @@ Api::Outcome Api::set_access(const Call& call) {
 
 Api::Outcome Api::list_services(const Call& call) {
   json services = json::array();
-  for (const auto& entry : call.snapshot->services.entries()) services.push_back(service_to_json(entry->desired));
+  for (const auto& entry : call.snapshot->services.entries()) services.push_back(service_view(*entry));
   return {reply(200, services)};
 }
 
@@ -488,9 +497,9 @@ Api::Outcome Api::add_service(const Call& call) {
 }
 
 Api::Outcome Api::get_service(const Call& call) {
-  const ServiceSpec* service = call.snapshot->service(service_param(call));
-  if (!service) return {failure(no_service(service_param(call)))};
-  return {reply(200, service_to_json(*service))};
+  const ServiceEntry* entry = call.snapshot->services.find(service_param(call));
+  if (!entry) return {failure(no_service(service_param(call)))};
+  return {reply(200, service_view(*entry))};
 }
 
 Api::Outcome Api::remove_service(const Call& call) {

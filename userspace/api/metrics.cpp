@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "flows.h"
+#include "maglev.h"
 #include "stats.h"
 
 namespace tollgate {
@@ -55,6 +56,10 @@ Result<std::string> prometheus_metrics(const Controller& controller, const Healt
       {"tollgate_backend_retried_total", "counter", "Retransmitted SYNs steered to another backend.", {}},
       {"tollgate_backend_udp_replies_total", "counter", "UDP datagrams the backend sent back.", {}},
       {"tollgate_backend_udp_unreachable_total", "counter", "ICMP port unreachable from the backend (UDP).", {}},
+      {"tollgate_service_table_info",
+       "gauge",
+       "The digest of the service's Maglev table: equal on gateways that hold the same backends.",
+       {}},
   };
   auto add = [&](size_t family, const std::string& labels, auto value) {
     families[family].samples += fmt::format("{}{{{}}} {}\n", families[family].name, labels, value);
@@ -62,6 +67,11 @@ Result<std::string> prometheus_metrics(const Controller& controller, const Healt
 
   for (const auto& entry : state->services.entries()) {
     const ServiceSpec& service = entry->desired;
+    if (entry->slots)
+      add(16,
+          fmt::format(R"(service="{}",digest="{}")", escape(service.address.to_string()),
+                      maglev_digest_text(entry->slots->table_digest)),
+          1);
     for (const auto& backend : service.backends) {
       const BackendKey key{service.address, backend.endpoint};
       const std::string labels = fmt::format(R"(service="{}",backend="{}")", escape(service.address.to_string()),

@@ -121,7 +121,9 @@ void Snapshot::set_slots(std::vector<SlotChange> changes) {
   std::shared_ptr<ServiceIds> ids;
   std::shared_ptr<BackendIndices> indices;
   for (auto& change : changes) {
-    if (change.before != change.after) {
+    const bool moved = change.before.has_value() != change.after.has_value() ||
+                       (change.before && !change.before->same_places(*change.after));
+    if (moved) {
       if (!ids) {
         ids = std::make_shared<ServiceIds>(*service_by_id);
         indices = std::make_shared<BackendIndices>(*backend_by_index);

@@ -463,7 +463,9 @@ const ServiceSpec* Dataplane::service_spec(const ServiceAddress& address) const 
 std::optional<ServiceSlots> Dataplane::slots(const ServiceAddress& address) const {
   auto it = services_.find(address);
   if (it == services_.end()) return std::nullopt;
-  return ServiceSlots{it->second.id, it->second.backend_indexes};
+  const ServiceState& service = it->second;
+  const uint64_t digest = service.active_table < 0 ? 0 : service.tables[service.active_table].digest;
+  return ServiceSlots{service.id, service.backend_indexes, digest};
 }
 
 std::optional<uint32_t> Dataplane::service_id(const ServiceAddress& address) const {
@@ -534,14 +536,13 @@ Dataplane::Table Dataplane::build_table(const ServiceState& service, const std::
   for (size_t i = 0; i < service.spec.backends.size(); ++i) {
     const BackendSpec& backend = service.spec.backends[i];
     if (backend.state != BackendState::up) continue;
-    const auto& bytes = backend.endpoint.address.bytes;
-    size_t length = backend.endpoint.address.family == Family::ipv4 ? 4 : 16;
-    candidates.push_back({maglev_key(bytes.data(), length, backend.endpoint.port), backend.weight});
+    candidates.push_back({maglev_key(backend.endpoint), backend.weight});
     table_indexes.push_back(indexes[i]);
     listed.emplace(backend.endpoint, indexes[i]);
   }
   Table built;
   built.entries = build_maglev_table(candidates, service.spec.maglev_size);
+  built.digest = maglev_digest(candidates, built.entries);
   for (auto& entry : built.entries) entry = entry == kMaglevEmpty ? TG_BACKEND_NONE : table_indexes[entry];
   for (const auto& [endpoint, index] : listed) built.entries.push_back(index);
   built.listed = static_cast<uint32_t>(listed.size());
@@ -559,7 +560,10 @@ Status Dataplane::install_table(ServiceState& service, Table built, bool defer_s
   // The table in place is this one already (a change that moves no entry:
   // a weight change that rounds the same, a backend added down): no swap,
   // and so no RCU grace period to wait for.
-  if (service.active_table >= 0 && service.tables[service.active_table].entries == entries) return {};
+  if (service.active_table >= 0 && service.tables[service.active_table].entries == entries) {
+    service.tables[service.active_table].digest = built.digest;  // an adopted table's is not known
+    return {};
+  }
   int standby_index = service.active_table == 0 ? 1 : 0;
   Table& standby = service.tables[standby_index];
 
@@ -595,6 +599,7 @@ Status Dataplane::install_table(ServiceState& service, Table built, bool defer_s
   last_write_.table_entries += keys.size();
   standby.entries = std::move(entries);
   standby.listed = built.listed;
+  standby.digest = built.digest;
   if (defer_switch) return {};  // switch_pending_tables() puts it in place
 
   // The switch. For a map-in-map update the kernel waits for an RCU grace

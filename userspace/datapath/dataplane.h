@@ -79,6 +79,7 @@ class Dataplane final : public DataplaneTarget {
     int fd = -1;
     std::vector<uint32_t> entries;  // what the kernel map holds
     uint32_t listed = 0;            // entries at its end that list the backends
+    uint64_t digest = 0;            // maglev_digest() of its table (0: adopted, not rebuilt yet)
   };
   struct ServiceState {
     uint32_t id = 0;

@@ -16,10 +16,14 @@
 
 namespace tollgate {
 
-// Where the data path keeps one service: its id and its backends' slots.
+// Where the data path keeps one service: its id and its backends' slots;
+// and the digest of the Maglev table it holds for it (maglev_digest()).
 struct ServiceSlots {
   uint32_t id = 0;
   std::map<Endpoint, uint32_t> backends;
+  uint64_t table_digest = 0;
+
+  bool same_places(const ServiceSlots& other) const { return id == other.id && backends == other.backends; }
 
   bool operator==(const ServiceSlots&) const = default;
 };

@@ -1,5 +1,7 @@
 #include "maglev.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -28,6 +30,10 @@ uint64_t maglev_key(const uint8_t* address, size_t length, uint16_t port) {
   uint64_t key = mix64(length);
   for (size_t i = 0; i < length; ++i) key = mix64(key ^ address[i]);
   return mix64(key ^ port);
+}
+
+uint64_t maglev_key(const Endpoint& endpoint) {
+  return maglev_key(endpoint.address.bytes.data(), endpoint.address.family == Family::ipv4 ? 4 : 16, endpoint.port);
 }
 
 bool is_prime(uint32_t value) {
@@ -81,6 +87,14 @@ std::vector<uint32_t> build_maglev_table(std::span<const MaglevBackend> backends
     }
   }
   return table;
+}
+
+std::string maglev_digest_text(uint64_t digest) { return fmt::format("{:016x}", digest); }
+
+uint64_t maglev_digest(std::span<const MaglevBackend> backends, std::span<const uint32_t> table) {
+  uint64_t digest = mix64(table.size());
+  for (uint32_t entry : table) digest = mix64(digest ^ (entry < backends.size() ? backends[entry].key : 0));
+  return digest;
 }
 
 }  // namespace tollgate

@@ -6,7 +6,10 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
+
+#include "address.h"
 
 namespace tollgate {
 
@@ -20,6 +23,7 @@ inline constexpr uint32_t kMaglevEmpty = UINT32_MAX;
 
 // Stable identity of a backend, from its address bytes and port.
 uint64_t maglev_key(const uint8_t* address, size_t length, uint16_t port);
+uint64_t maglev_key(const Endpoint& endpoint);
 
 bool is_prime(uint32_t value);
 
@@ -27,5 +31,13 @@ bool is_prime(uint32_t value);
 // when no backend has weight). `size` must be prime; the share of a backend
 // is proportional to its weight.
 std::vector<uint32_t> build_maglev_table(std::span<const MaglevBackend> backends, uint32_t size);
+
+// A digest of a table that build_maglev_table() gave for `backends`: of
+// its size and of each slot's backend by key. Gateways holding the same
+// backends hold the same table, whatever order they came in, and show the
+// same digest.
+uint64_t maglev_digest(std::span<const MaglevBackend> backends, std::span<const uint32_t> table);
+// As the API and the metrics show it: 16 hex digits.
+std::string maglev_digest_text(uint64_t digest);
 
 }  // namespace tollgate
