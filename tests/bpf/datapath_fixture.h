@@ -92,21 +92,34 @@ inline std::shared_ptr<void> on_first_cpu(std::function<void()> undo) {
   });
 }
 
+// Puts every map of a loaded data path back as the load made it: hash
+// maps, tries and outer maps of maps empty, arrays zeroed, the ring buffer
+// drained (the programs keep no other state).
+Status reset_maps(const DataPathMaps& maps);
+
+// The tests of one process share one load of the data path (a load is
+// most of a test's time: 1.5 s here, 15 s under TCG), its maps reset
+// between tests; the test network is made anew for each.
 class DataPathTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root: loads BPF programs and makes a network namespace";
     std::string failure = network_.create();
     ASSERT_TRUE(failure.empty()) << failure;
-    auto loaded = DataPath::load(load_options());
+    auto loaded = load_datapath();
     ASSERT_TRUE(loaded) << loaded.error().message;
-    datapath_ = std::move(loaded).value();
+    datapath_ = *loaded;
     dataplane_ = std::make_unique<Dataplane>(datapath_->maps());
     ASSERT_TRUE(dataplane_->set_timeouts(FlowTimeouts{}));
   }
 
   // What the data path is loaded with (a test of full tables makes them small).
   virtual LoadOptions load_options() const { return LoadOptions{}; }
+
+  // With the default options, the one data path of this test process, its
+  // maps emptied as a fresh load has them (reset_maps); else one of this
+  // test's own.
+  Result<DataPath*> load_datapath();
 
   // Runs the TC reply program on `packet` arriving on the backend side.
   // `gso_size`: the packet as a GSO one of segments that size.
@@ -300,7 +313,8 @@ class DataPathTest : public ::testing::Test {
   }
 
   TestNetwork network_;
-  std::unique_ptr<DataPath> datapath_;
+  DataPath* datapath_ = nullptr;
+  std::unique_ptr<DataPath> own_datapath_;
   std::unique_ptr<Dataplane> dataplane_;
 };
 

@@ -6,6 +6,7 @@
 #include <sched.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -35,22 +36,26 @@ std::string ipv4_host(std::string_view cidr, uint32_t host) {
 
 std::string TestNetwork::create() {
   if (unshare(CLONE_NEWNET) != 0) return fmt::format("unshare(CLONE_NEWNET): {}", std::strerror(errno));
+  // /proc/sys/net is the opener's namespace's.
+  for (const char* sysctl : {"/proc/sys/net/ipv4/conf/all/forwarding", "/proc/sys/net/ipv6/conf/all/forwarding"}) {
+    FILE* file = std::fopen(sysctl, "w");
+    if (!file || std::fputs("1", file) < 0 || std::fclose(file) != 0)
+      return fmt::format("{}: {}", sysctl, std::strerror(errno));
+  }
+  // One `ip -batch` for the whole topology: a test makes it anew each time.
   std::vector<std::string> commands = {
-      "ip link set lo up",
-      fmt::format("ip link add {} address {} type veth peer name {}", kGwClientLink, kBpfGwClientMac, kBpfClientPeer),
-      fmt::format("ip link add {} address {} type veth peer name {}", kGwBackendLink, kBpfGwBackendMac,
-                  kBpfBackendPeer),
+      "link set lo up",
+      fmt::format("link add {} address {} type veth peer name {}", kGwClientLink, kBpfGwClientMac, kBpfClientPeer),
+      fmt::format("link add {} address {} type veth peer name {}", kGwBackendLink, kBpfGwBackendMac, kBpfBackendPeer),
   };
   for (const char* link : {kGwClientLink, kBpfClientPeer, kGwBackendLink, kBpfBackendPeer})
-    commands.push_back(fmt::format("ip link set {} up", link));
-  commands.push_back(fmt::format("ip addr add {}/{} dev {}", kGwClientV4, kLanPrefixV4, kGwClientLink));
-  commands.push_back(fmt::format("ip addr add {}/{} dev {}", kGwBackendV4, kLanPrefixV4, kGwBackendLink));
-  commands.push_back(fmt::format("ip -6 addr add {}/{} dev {} nodad", kGwClientV6, kLanPrefixV6, kGwClientLink));
-  commands.push_back(fmt::format("ip -6 addr add {}/{} dev {} nodad", kGwBackendV6, kLanPrefixV6, kGwBackendLink));
-  commands.push_back("sysctl -qw net.ipv4.conf.all.forwarding=1");
-  commands.push_back("sysctl -qw net.ipv6.conf.all.forwarding=1");
+    commands.push_back(fmt::format("link set {} up", link));
+  commands.push_back(fmt::format("addr add {}/{} dev {}", kGwClientV4, kLanPrefixV4, kGwClientLink));
+  commands.push_back(fmt::format("addr add {}/{} dev {}", kGwBackendV4, kLanPrefixV4, kGwBackendLink));
+  commands.push_back(fmt::format("addr add {}/{} dev {} nodad", kGwClientV6, kLanPrefixV6, kGwClientLink));
+  commands.push_back(fmt::format("addr add {}/{} dev {} nodad", kGwBackendV6, kLanPrefixV6, kGwBackendLink));
   auto neighbour = [&commands](const char* address, const char* mac, const char* link) {
-    commands.push_back(fmt::format("ip neigh replace {} lladdr {} nud permanent dev {}", address, mac, link));
+    commands.push_back(fmt::format("neigh replace {} lladdr {} nud permanent dev {}", address, mac, link));
   };
   for (size_t i = 0; i < kBpfBackendsV4.size(); ++i) neighbour(kBpfBackendsV4[i], kBpfBackendMacs[i], kGwBackendLink);
   for (size_t i = 0; i < kBpfBackendsV6.size(); ++i) neighbour(kBpfBackendsV6[i], kBpfBackendMacs[i], kGwBackendLink);
@@ -58,10 +63,10 @@ std::string TestNetwork::create() {
   neighbour(kBpfClientSideHostV6, kBpfClientSideHostMac, kGwClientLink);
   neighbour(kBpfClientV4, kBpfClientMac, kGwClientLink);
   neighbour(kBpfClientV6, kBpfClientMac, kGwClientLink);
-  for (const auto& command : commands) {
-    std::string quiet = command + " >/dev/null 2>&1";
-    if (std::system(quiet.c_str()) != 0) return fmt::format("'{}' failed", command);
-  }
+  FILE* ip = popen("ip -batch - >/dev/null 2>&1", "w");
+  if (!ip) return fmt::format("ip -batch: {}", std::strerror(errno));
+  for (const auto& command : commands) std::fprintf(ip, "%s\n", command.c_str());
+  if (pclose(ip) != 0) return "ip -batch failed: the test topology is incomplete";
   client_ifindex = static_cast<int>(if_nametoindex(kGwClientLink));
   backend_ifindex = static_cast<int>(if_nametoindex(kGwBackendLink));
   if (!client_ifindex || !backend_ifindex) return "test interfaces missing after creation";

@@ -80,6 +80,8 @@ struct LoadOptions {
   std::string pin_dir;
   // Drop pinned maps instead of adopting them (their flows are lost).
   bool recreate = false;
+
+  bool operator==(const LoadOptions&) const = default;
 };
 
 inline constexpr const char* kDefaultPinDir = "/sys/fs/bpf/tollgate";
