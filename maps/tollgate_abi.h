@@ -14,7 +14,7 @@
 
 #include <linux/types.h>
 
-#define TG_ABI_VERSION 10
+#define TG_ABI_VERSION 11
 
 /* Map sizes. The flow tables' can be changed by the agent before load. */
 #define TG_MAX_SERVICES 16384
@@ -71,8 +71,15 @@ enum tg_family {
 	TG_FAMILY_IPV6 = 6,
 };
 
+/*
+ * tg_service.algorithm: how a new flow picks its backend from the
+ * service's table (tg_maglev), every one in proportion to the weights.
+ */
 enum tg_algorithm {
-	TG_ALGORITHM_MAGLEV = 0,
+	TG_ALGORITHM_MAGLEV = 0, /* Maglev table, by the flow's hash */
+	TG_ALGORITHM_SOURCE_HASH = 1, /* Maglev table, by the masked source */
+	TG_ALGORITHM_ROUND_ROBIN = 2, /* smooth weighted sequence, one cursor */
+	TG_ALGORITHM_RANDOM = 3, /* smooth weighted sequence, at random */
 };
 
 enum tg_forward_mode {
@@ -200,13 +207,19 @@ struct tg_service_key {
 /* tg_services value. */
 struct tg_service {
 	__u32 service_id; /* index into tg_maglev and tg_service_stats */
-	__u32 maglev_size; /* entries in this service's Maglev table (prime) */
+	/* entries in this service's table (prime): the Maglev table, or for
+	 * round robin and random the smooth weighted sequence */
+	__u32 maglev_size;
 	__u8 algorithm; /* enum tg_algorithm */
 	__u8 forward_mode; /* enum tg_forward_mode */
 	__u16 flags; /* TG_SERVICE_* */
 	/* Its selectable backends, listed by their index in its tg_maglev
 	 * array after the table (slots maglev_size ..), in endpoint order. */
 	__u32 listed_backends;
+	/* source-hash: the bits of the client's address hashed (32 / 128:
+	 * all of them) */
+	__u8 source_prefix;
+	__u8 pad[3]; /* 0 */
 };
 
 /* tg_service.flags */

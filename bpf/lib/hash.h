@@ -7,6 +7,7 @@
 #define TG_LIB_HASH_H
 
 #include <linux/types.h>
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
 #include "tollgate_abi.h"
@@ -53,6 +54,37 @@ static __always_inline __u32 tg_hash_flow(const struct tg_flow_key *key)
 	hash = tg_hash_mix(hash, ((__u32)key->src_port << 16) | key->dst_port);
 	hash = tg_hash_mix(hash, key->protocol);
 	return tg_hash_final(hash, sizeof(*key));
+}
+
+/* `addr` masked to its first `bits` bits (network byte order words). */
+static __always_inline void tg_mask_address(__u32 *out, const __u32 *addr,
+					    __u32 bits)
+{
+#pragma unroll
+	for (__u32 i = 0; i < 4; i++) {
+		__u32 keep = bits > 32 * i ? bits - 32 * i : 0;
+
+		if (keep >= 32)
+			out[i] = addr[i];
+		else if (keep == 0)
+			out[i] = 0;
+		else
+			out[i] = addr[i] & bpf_htonl(~0U << (32 - keep));
+	}
+}
+
+/* Source affinity: the hash of the client's address masked to `bits`. */
+static __always_inline __u32 tg_hash_source(const struct tg_flow_key *key,
+					    __u32 bits)
+{
+	__u32 hash = TG_HASH_SEED, source[4];
+
+	tg_mask_address(source, key->src_addr, bits);
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+		hash = tg_hash_mix(hash, source[i]);
+	hash = tg_hash_mix(hash, key->family);
+	return tg_hash_final(hash, sizeof(source));
 }
 
 #endif /* TG_LIB_HASH_H */

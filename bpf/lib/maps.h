@@ -75,6 +75,16 @@ struct {
 	__array(values, struct tg_maglev_table);
 } tg_maglev SEC(".maps");
 
+/* Round robin: the service's cursor into its sequence, shared by every
+ * CPU (one atomic add per new flow), so that the sequence is dealt out in
+ * order whichever CPU a flow arrives on. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TG_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, __u64);
+} tg_service_cursors SEC(".maps");
+
 /*
  * The connection table: every flow from its first packet, one entry for
  * both directions. Preallocated and without eviction (see

@@ -12,6 +12,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "events.h"
+#include "hash.h"
 #include "maps.h"
 
 static __always_inline int tg_acl_match(void *trie, __u32 scope,
@@ -50,23 +51,6 @@ tg_acl_verdict(const struct tg_config *config,
 	    !tg_acl_match(&tg_acl_allow, service_id, key))
 		return TG_DROP_NOT_ALLOWED;
 	return 0;
-}
-
-/* `addr` masked to its first `bits` bits (network byte order words). */
-static __always_inline void tg_mask_address(__u32 *out, const __u32 *addr,
-					    __u32 bits)
-{
-#pragma unroll
-	for (__u32 i = 0; i < 4; i++) {
-		__u32 keep = bits > 32 * i ? bits - 32 * i : 0;
-
-		if (keep >= 32)
-			out[i] = addr[i];
-		else if (keep == 0)
-			out[i] = 0;
-		else
-			out[i] = addr[i] & bpf_htonl(~0U << (32 - keep));
-	}
 }
 
 /*

@@ -43,12 +43,46 @@ tg_selectable_backend(const struct tg_service *service, __u32 index)
 	return backend;
 }
 
+/*
+ * What places a flow in its service's table for a retry, and for the
+ * hashing schedulers its first choice: the client's masked address for
+ * source-hash (all its flows move together), else the flow.
+ */
+static __always_inline __u32 tg_flow_place(const struct tg_service *service,
+					   const struct tg_flow_key *key)
+{
+	if (service->algorithm == TG_ALGORITHM_SOURCE_HASH)
+		return tg_hash_source(key, service->source_prefix);
+	return tg_hash_flow(key);
+}
+
+/* The slot of the service's table a new flow takes, by its scheduler. */
+static __always_inline __u32 tg_schedule(const struct tg_service *service,
+					 const struct tg_flow_key *key)
+{
+	__u32 service_id = service->service_id;
+	__u64 *cursor;
+
+	switch (service->algorithm) {
+	case TG_ALGORITHM_ROUND_ROBIN:
+		cursor = bpf_map_lookup_elem(&tg_service_cursors, &service_id);
+		if (cursor && service->maglev_size)
+			return __sync_fetch_and_add(cursor, 1) %
+			       service->maglev_size;
+		return 0;
+	case TG_ALGORITHM_RANDOM:
+		return bpf_get_prandom_u32();
+	default:
+		return tg_flow_place(service, key);
+	}
+}
+
 /* Pick a backend for a new flow; NULL when the service has none selectable. */
 static __always_inline struct tg_backend *
 tg_select_backend(const struct tg_service *service,
 		  const struct tg_flow_key *key, __u32 *backend_index)
 {
-	__u32 index = tg_select_maglev(service, tg_hash_flow(key));
+	__u32 index = tg_select_maglev(service, tg_schedule(service, key));
 	struct tg_backend *backend = tg_selectable_backend(service, index);
 
 	if (backend)
@@ -96,7 +130,8 @@ tg_select_listed_backend(const struct tg_service *service, __u32 start,
 /*
  * A backend other than `avoid` for a flow being retried: further slots of
  * the same table, picked by rehashing, so the choice keeps the weights and
- * is the same for every retransmission of the flow. When those few slots
+ * is the same for every retransmission of the flow (for source-hash, for
+ * every flow of the client). When those few slots
  * all name `avoid` (a backend with most of the weight, or bad luck: with
  * three backends one flow in 81), the service's list of backends. NULL
  * only when no other backend is selectable.
@@ -106,7 +141,7 @@ tg_select_other_backend(const struct tg_service *service,
 			const struct tg_flow_key *key, __u32 avoid,
 			__u32 *backend_index)
 {
-	__u32 hash = tg_hash_flow(key);
+	__u32 hash = tg_flow_place(service, key);
 
 #pragma unroll
 	for (int i = 1; i <= TG_RETRY_PROBES; i++) {

@@ -217,8 +217,68 @@ TEST_F(AgentTest, TheTablesDigestIsListedAndInTheMetrics) {
   auto metrics = api_->metrics();
   ASSERT_TRUE(metrics) << metrics.error().message;
   const std::string sample =
-      fmt::format("\ntollgate_service_table_info{{service=\"{}\",digest=\"{}\"}} 1\n", web_.to_string(), digest);
+      fmt::format("\ntollgate_service_table_info{{service=\"{}\",scheduler=\"maglev\",digest=\"{}\"}} 1\n",
+                  web_.to_string(), digest);
   EXPECT_NE(metrics->find(sample), std::string::npos) << *metrics;
+}
+
+// PATCH of a service's scheduler: into the kernel's tg_services entry, the
+// listing, the metrics and the audit log; a bad one changes nothing.
+TEST_F(AgentTest, TheSchedulerIsSetAuditedAndShown) {
+  auto kernel_service = [this] {
+    tg_service value{};
+    EXPECT_TRUE(*datapath_->maps().services.lookup(web_.to_key(), value));
+    return value;
+  };
+  ASSERT_EQ(kernel_service().algorithm, TG_ALGORITHM_MAGLEV);
+  EXPECT_EQ(kernel_service().source_prefix, 32);
+
+  HttpResponse set = call("PATCH", web_path_, R"({"scheduler": "source-hash", "source_prefix": 24})");
+  ASSERT_EQ(set.status, 200) << set.body;
+  EXPECT_EQ(json::parse(set.body), json::parse(R"({"scheduler": "source-hash", "source_prefix": 24,
+                                                   "maglev_size": 65537})"));
+  EXPECT_EQ(kernel_service().algorithm, TG_ALGORITHM_SOURCE_HASH);
+  EXPECT_EQ(kernel_service().source_prefix, 24);
+  const json listed = json::parse(call("GET", web_path_).body);
+  EXPECT_EQ(listed["scheduler"], "source-hash");
+  EXPECT_EQ(listed["source_prefix"], 24);
+  auto metrics = api_->metrics();
+  ASSERT_TRUE(metrics) << metrics.error().message;
+  EXPECT_NE(metrics->find(
+                fmt::format("tollgate_service_table_info{{service=\"{}\",scheduler=\"source-hash\"", web_.to_string())),
+            std::string::npos)
+      << *metrics;
+
+  // Leaving source-hash, the prefix goes with it.
+  set = call("PATCH", web_path_, R"({"scheduler": "round-robin"})");
+  ASSERT_EQ(set.status, 200) << set.body;
+  EXPECT_EQ(kernel_service().algorithm, TG_ALGORITHM_ROUND_ROBIN);
+  EXPECT_FALSE(json::parse(call("GET", web_path_).body).contains("source_prefix"));
+
+  const std::pair<const char*, const char*> refused[] = {
+      {R"({"scheduler": "fastest"})", "'fastest' is not a scheduler"},
+      {R"({"source_prefix": 24})", "only the source-hash scheduler has one"},
+      {R"({"scheduler": "source-hash", "source_prefix": 33})", "out of range 1-32"},
+      {R"({"maglev_size": 10})", "not a prime"},
+      {R"({"weight": 2})", "weight: unknown field"},
+      {R"({})", "nothing to change"},
+  };
+  for (const auto& [body, error] : refused) {
+    HttpResponse response = call("PATCH", web_path_, body);
+    EXPECT_EQ(response.status, 400) << body;
+    EXPECT_NE(response.body.find(error), std::string::npos) << body << " -> " << response.body;
+    EXPECT_EQ(kernel_service().algorithm, TG_ALGORITHM_ROUND_ROBIN) << body;
+  }
+
+  std::vector<json> updates;
+  for (const auto& line : audit_lines())
+    if (line.value("action", "") == "service.update") updates.push_back(line);
+  ASSERT_EQ(updates.size(), 2u + std::size(refused));
+  EXPECT_EQ(updates[0]["result"], "ok");
+  EXPECT_EQ(updates[0]["before"]["scheduler"], "maglev");
+  EXPECT_EQ(updates[0]["after"]["scheduler"], "source-hash");
+  EXPECT_EQ(updates[1]["after"]["scheduler"], "round-robin");
+  EXPECT_NE(updates[2]["result"], "ok");
 }
 
 // The flows the sweeper deletes are counted in the metrics.

@@ -57,7 +57,11 @@ TEST(Cli, BadArgumentsAreNamedAndNothingIsSent) {
   };
   const Case cases[] = {
       {{}, "tollgate: a subcommand is required: service, backend, status, stats, conntrack"},
-      {{"service"}, "service: a subcommand is required: add, rm, list"},
+      {{"service"}, "service: a subcommand is required: add, set, rm, list"},
+      {{"service", "add", "198.18.100.1:80/tcp", "--scheduler", "fastest"}, "'fastest' is not a scheduler"},
+      {{"service", "set", "198.18.100.1:80/tcp", "--scheduler", "wlc"}, "one of maglev, source-hash"},
+      {{"service", "set", "198.18.100.1:80/tcp", "--source-prefix", "129"}, "--source-prefix"},
+      {{"service", "set", "198.18.100.1:80/tcp"}, "nothing to change"},
       {{"service", "add"}, "service is required"},
       {{"service", "add", "198.18.100.1:99999/tcp"}, "bad port '99999'"},
       {{"service", "add", "198.18.100.1:80/sctp"}, "sctp"},
@@ -127,6 +131,23 @@ TEST(Cli, RequestsAreWhatTheApiExpects) {
             "%5B2001%3Adb8%3A1%3A%3A11%5D%3A8443");
   EXPECT_EQ(nlohmann::json::parse(run.sent[0].body), nlohmann::json::parse(R"({"state": "draining"})"));
 
+  run = run_cli({"service", "set", "198.18.100.1:80/tcp", "--scheduler", "source-hash", "--source-prefix", "24"},
+                {200, R"({"scheduler": "source-hash", "source_prefix": 24, "maglev_size": 65537})"});
+  EXPECT_EQ(run.code, 0) << run.err;
+  ASSERT_EQ(run.sent.size(), 1u);
+  EXPECT_EQ(run.sent[0].method, "PATCH");
+  EXPECT_EQ(run.sent[0].path, "/v1/services/198.18.100.1%3A80%2Ftcp");
+  EXPECT_EQ(nlohmann::json::parse(run.sent[0].body),
+            nlohmann::json::parse(R"({"scheduler": "source-hash", "source_prefix": 24})"));
+  EXPECT_NE(run.out.find("scheduler source-hash"), std::string::npos) << run.out;
+
+  run = run_cli({"service", "add", "198.18.100.1:80/tcp", "--scheduler", "round-robin"},
+                {201, R"({"address": "198.18.100.1:80/tcp"})"});
+  EXPECT_EQ(run.code, 0) << run.err;
+  ASSERT_EQ(run.sent.size(), 1u);
+  EXPECT_EQ(nlohmann::json::parse(run.sent[0].body),
+            nlohmann::json::parse(R"({"address": "198.18.100.1:80/tcp", "backends": [], "scheduler": "round-robin"})"));
+
   // Written the short way, sent the canonical way: the protocol defaults to tcp.
   run = run_cli({"service", "rm", "198.18.100.1:80"});
   ASSERT_EQ(run.sent.size(), 1u);
@@ -172,13 +193,19 @@ TEST(Cli, TheAgentsRefusalIsShownAndExitsOne) {
 
 TEST(Cli, ListingsAsTablesAndJson) {
   const std::string services =
-      R"([{"address": "198.18.100.1:80/tcp", "maglev_size": 65537, "backends": [
+      R"([{"address": "198.18.100.1:80/tcp", "maglev_size": 65537, "scheduler": "maglev", "backends": [
            {"address": "198.18.1.11:8080", "weight": 1, "state": "up"},
-           {"address": "198.18.1.12:8080", "weight": 2, "state": "draining"}]}])";
+           {"address": "198.18.1.12:8080", "weight": 2, "state": "draining"}]},
+          {"address": "198.18.100.2:80/tcp", "maglev_size": 7, "scheduler": "source-hash", "source_prefix": 24,
+           "backends": [], "table_digest": "00000000000000aa"}])";
   CliRun table = run_cli({"service", "list"}, {200, services});
   EXPECT_EQ(table.code, 0);
   EXPECT_NE(table.out.find("SERVICE"), std::string::npos);
-  EXPECT_NE(table.out.find("198.18.100.1:80/tcp  2         1   65537"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("198.18.100.1:80/tcp  2         1   maglev          65537  -"), std::string::npos)
+      << table.out;
+  EXPECT_NE(table.out.find("198.18.100.2:80/tcp  0         0   source-hash/24  7      00000000000000aa"),
+            std::string::npos)
+      << table.out;
   CliRun json = run_cli({"service", "list", "-o", "json"}, {200, services});
   EXPECT_EQ(nlohmann::json::parse(json.out), nlohmann::json::parse(services));
 }

@@ -17,13 +17,22 @@ TEST(Config, ParsesTheWholeModel) {
       {"address": "198.18.100.1:80/tcp", "maglev_size": 251,
        "backends": [{"address": "198.18.1.11:8080", "weight": 2},
                     {"address": "198.18.1.12:8080", "state": "draining"}]},
-      {"address": "[2001:db8:100::1]:53/udp", "backends": []}
+      {"address": "[2001:db8:100::1]:53/udp", "backends": [], "scheduler": "source-hash", "source_prefix": 64},
+      {"address": "198.18.100.2:80/tcp", "scheduler": "round-robin"}
     ]})");
   ASSERT_TRUE(config) << config.error().message;
   EXPECT_EQ(config->timeouts.tcp_established.count(), 600);
   EXPECT_EQ(config->timeouts.udp.count(), 30);
   EXPECT_EQ(config->timeouts.tcp_syn.count(), FlowTimeouts{}.tcp_syn.count());
-  ASSERT_EQ(config->services.size(), 2u);
+  ASSERT_EQ(config->services.size(), 3u);
+  EXPECT_EQ(config->services[0].scheduler, Scheduler::maglev);
+  EXPECT_EQ(config->services[1].scheduler, Scheduler::source_hash);
+  EXPECT_EQ(config->services[1].source_prefix, 64);
+  EXPECT_EQ(config->services[2].scheduler, Scheduler::round_robin);
+  EXPECT_FALSE(config->services[2].source_prefix);
+  // And back: what the API shows parses to the same service.
+  for (const auto& service : config->services)
+    EXPECT_EQ(parse_service_json(service_to_json(service), "").value(), service) << service.address.to_string();
   EXPECT_EQ(config->services[0].maglev_size, 251u);
   EXPECT_EQ(config->services[0].backends[0].weight, 2u);
   EXPECT_EQ(config->services[0].backends[1].state, BackendState::draining);
@@ -59,6 +68,16 @@ TEST(Config, BadInputNamesWhere) {
        "services[0].backends[0]: [2001:db8::1]:80 is not of the service's address family"},
       {R"({"services": [{"address": "198.18.100.1:80/tcp"}, {"address": "198.18.100.1:80/tcp"}]})",
        "services[1].address: 198.18.100.1:80/tcp is listed twice"},
+      {R"({"services": [{"address": "198.18.100.1:80/tcp", "scheduler": "wlc"}]})",
+       "services[0].scheduler: 'wlc' is not a scheduler (one of maglev, source-hash, round-robin, random)"},
+      {R"({"services": [{"address": "198.18.100.1:80/tcp", "scheduler": 2}]})",
+       "services[0].scheduler: expected a string"},
+      {R"({"services": [{"address": "198.18.100.1:80/tcp", "source_prefix": 24}]})",
+       "services[0].source_prefix: only the source-hash scheduler has one, not maglev"},
+      {R"({"services": [{"address": "198.18.100.1:80/tcp", "scheduler": "source-hash", "source_prefix": 33}]})",
+       "services[0].source_prefix: 33 is out of range 1-32"},
+      {R"({"services": [{"address": "[2001:db8::1]:80/tcp", "scheduler": "source-hash", "source_prefix": 0}]})",
+       "services[0].source_prefix: 0 is out of range 1-128"},
       {R"({"timeouts": {"udp": 0}})", "timeouts.udp: 0 is out of range"},
       {R"([])", "(top level): expected an object"},
   };

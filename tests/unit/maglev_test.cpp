@@ -146,3 +146,70 @@ TEST(Maglev, TheDigestDependsOnTheBackendsNotOnTheirOrder) {
   EXPECT_NE(digest_of(backends, 65521), digest);
   EXPECT_EQ(maglev_digest_text(0xabcULL), "0000000000000abc");
 }
+
+// --- the weighted sequence of round robin and random ----------------------
+
+// The backend keys of `sequence` (indexes into `backends`), as letters by key order: A the lowest.
+static std::string letters(const std::vector<MaglevBackend>& backends, const std::vector<uint32_t>& sequence) {
+  std::vector<uint64_t> keys;
+  for (const auto& backend : backends) keys.push_back(backend.key);
+  std::sort(keys.begin(), keys.end());
+  std::string out;
+  for (uint32_t entry : sequence)
+    out += entry < backends.size()
+               ? static_cast<char>('A' + (std::find(keys.begin(), keys.end(), backends[entry].key) - keys.begin()))
+               : '-';
+  return out;
+}
+
+TEST(WeightedSequence, IsSmooth) {
+  auto backends = equal_backends(3);
+  std::sort(backends.begin(), backends.end(), [](auto& a, auto& b) { return a.key < b.key; });
+  backends[0].weight = 5;
+  EXPECT_EQ(letters(backends, build_weighted_sequence(backends, 7)), "AABACAA");
+  EXPECT_EQ(letters(backends, build_weighted_sequence(backends, 14)), "AABACAAAABACAA");
+  backends[0].weight = 1;
+  backends[2].weight = 2;
+  EXPECT_EQ(letters(backends, build_weighted_sequence(backends, 8)), "CABCCABC");
+}
+
+// Over any run of the sequence, each backend's count stays within two of its weight's share.
+TEST(WeightedSequence, EveryStretchHoldsTheWeightsShares) {
+  auto backends = equal_backends(4);
+  const std::vector<uint32_t> weights = {1, 3, 7, 100};
+  for (size_t i = 0; i < backends.size(); ++i) backends[i].weight = weights[i];
+  const auto sequence = build_weighted_sequence(backends, kSize);
+  ASSERT_EQ(sequence.size(), kSize);
+  EXPECT_EQ(shares(sequence, 4), (std::vector<size_t>{591, 1771, 4133, 59042}));
+  for (size_t length : {100, 1000, 30000}) {
+    for (size_t start : {size_t{0}, size_t{12345}}) {
+      std::vector<size_t> counts(4);
+      for (size_t i = start; i < start + length; ++i) ++counts[sequence[i]];
+      for (size_t i = 0; i < 4; ++i)
+        EXPECT_NEAR(static_cast<double>(counts[i]), length * weights[i] / 111.0, 2.0)
+            << "backend " << i << ", " << length << " entries from " << start;
+    }
+  }
+}
+
+TEST(WeightedSequence, DependsOnTheSetNotTheOrder) {
+  auto backends = equal_backends(5);
+  for (size_t i = 0; i < backends.size(); ++i) backends[i].weight = static_cast<uint32_t>(i % 2 + 1);
+  auto reversed = backends;
+  std::reverse(reversed.begin(), reversed.end());
+  const auto a = build_weighted_sequence(backends, 251);
+  const auto b = build_weighted_sequence(reversed, 251);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t slot = 0; slot < a.size(); ++slot) EXPECT_EQ(backends[a[slot]].key, reversed[b[slot]].key) << slot;
+  EXPECT_EQ(maglev_digest(backends, a), maglev_digest(reversed, b));
+}
+
+TEST(WeightedSequence, NoWeightNoEntries) {
+  auto backends = equal_backends(2);
+  backends[0].weight = 0;
+  backends[1].weight = 0;
+  EXPECT_EQ(build_weighted_sequence(backends, 7), std::vector<uint32_t>(7, kMaglevEmpty));
+  EXPECT_EQ(build_weighted_sequence({}, 7), std::vector<uint32_t>(7, kMaglevEmpty));
+  backends[1].weight = 4;
+  EXPECT_EQ(build_weighted_sequence(backends, 7), std::vector<uint32_t>(7, 1));
+}

@@ -257,6 +257,7 @@ const std::vector<Api::Route>& Api::routes() {
       {"GET", {"v1", "services"}, &Api::list_services},
       {"POST", {"v1", "services"}, &Api::add_service},
       {"GET", {"v1", "services", "{service}"}, &Api::get_service},
+      {"PATCH", {"v1", "services", "{service}"}, &Api::update_service},
       {"DELETE", {"v1", "services", "{service}"}, &Api::remove_service},
       {"GET", {"v1", "services", "{service}", "policy"}, &Api::get_service_policy},
       {"PUT", {"v1", "services", "{service}", "policy"}, &Api::set_service_policy},
@@ -275,12 +276,12 @@ namespace {
 // What a mutation on `path` is audited as when it fails before its handler.
 std::string action_of(const std::string& method, const std::vector<std::string>& pattern) {
   static const std::map<std::pair<std::string, std::string>, std::string> actions = {
-      {{"PUT", "config"}, "config.replace"},       {{"DELETE", "conntrack"}, "conntrack.flush"},
-      {{"PUT", "access"}, "policy.access.set"},    {{"DELETE", "access"}, "policy.access.clear"},
-      {{"POST", "services"}, "service.add"},       {{"DELETE", "{service}"}, "service.remove"},
-      {{"PUT", "policy"}, "policy.set"},           {{"DELETE", "policy"}, "policy.clear"},
-      {{"POST", "backends"}, "backend.add"},       {{"PATCH", "{backend}"}, "backend.update"},
-      {{"DELETE", "{backend}"}, "backend.remove"},
+      {{"PUT", "config"}, "config.replace"},      {{"DELETE", "conntrack"}, "conntrack.flush"},
+      {{"PUT", "access"}, "policy.access.set"},   {{"DELETE", "access"}, "policy.access.clear"},
+      {{"POST", "services"}, "service.add"},      {{"DELETE", "{service}"}, "service.remove"},
+      {{"PATCH", "{service}"}, "service.update"}, {{"PUT", "policy"}, "policy.set"},
+      {{"DELETE", "policy"}, "policy.clear"},     {{"POST", "backends"}, "backend.add"},
+      {{"PATCH", "{backend}"}, "backend.update"}, {{"DELETE", "{backend}"}, "backend.remove"},
   };
   auto found = actions.find({method, pattern.back()});
   return found == actions.end() ? "" : found->second;
@@ -544,6 +545,44 @@ Api::Outcome Api::set_service_policy(const Call& call) {
       call.actor);
   if (!status) return {failure(status.error())};
   const json after = service_policy_to_json(policy);
+  return {reply(200, after), "", "", before, after};
+}
+
+// The fields of a service a PATCH changes; its backends and policy have their own endpoints.
+constexpr const char* kServiceSettings[] = {"scheduler", "source_prefix", "maglev_size"};
+
+Api::Outcome Api::update_service(const Call& call) {
+  auto body = parse_body(call.request);
+  if (!body) return {failure(body.error())};
+  if (!body->is_object() || body->empty())
+    return {failure(400, "body: nothing to change (expected scheduler, source_prefix or maglev_size)")};
+  for (const auto& [key, value] : body->items())
+    if (std::find(std::begin(kServiceSettings), std::end(kServiceSettings), key) == std::end(kServiceSettings))
+      return {failure(400, fmt::format("{}: unknown field (expected scheduler, source_prefix or maglev_size)", key))};
+  const ServiceAddress address = service_param(call);
+  json before, after;
+  Status status = controller_.edit_service(
+      address,
+      [&](std::optional<ServiceSpec>& service) -> Status {
+        if (!service) return no_service(address);
+        json merged = service_to_json(*service);
+        for (const char* key : kServiceSettings) before[key] = merged.value(key, json());
+        for (const auto& [key, value] : body->items()) merged[key] = value;
+        // A prefix belongs to source-hash: leaving it, the prefix goes too.
+        if (body->contains("scheduler") && !body->contains("source_prefix") &&
+            merged["scheduler"] != scheduler_name(Scheduler::source_hash))
+          merged.erase("source_prefix");
+        auto updated = parse_service_json(merged, "");
+        if (!updated) return Error{updated.error().message, ErrorKind::invalid};
+        service->scheduler = updated->scheduler;
+        service->source_prefix = updated->source_prefix;
+        service->maglev_size = updated->maglev_size;
+        const json now = service_to_json(*service);
+        for (const char* key : kServiceSettings) after[key] = now.value(key, json());
+        return {};
+      },
+      call.actor);
+  if (!status) return {failure(status.error())};
   return {reply(200, after), "", "", before, after};
 }
 

@@ -101,6 +101,7 @@ class Api {
   Outcome get_service(const Call& call);
   Outcome remove_service(const Call& call);
   Outcome get_service_policy(const Call& call);
+  Outcome update_service(const Call& call);
   Outcome set_service_policy(const Call& call);
   Outcome list_backends(const Call& call);
   Outcome add_backend(const Call& call);

@@ -58,7 +58,7 @@ Result<std::string> prometheus_metrics(const Controller& controller, const Healt
       {"tollgate_backend_udp_unreachable_total", "counter", "ICMP port unreachable from the backend (UDP).", {}},
       {"tollgate_service_table_info",
        "gauge",
-       "The digest of the service's Maglev table: equal on gateways that hold the same backends.",
+       "The service's scheduler and the digest of its table: equal on gateways that hold the same backends.",
        {}},
   };
   auto add = [&](size_t family, const std::string& labels, auto value) {
@@ -69,8 +69,8 @@ Result<std::string> prometheus_metrics(const Controller& controller, const Healt
     const ServiceSpec& service = entry->desired;
     if (entry->slots)
       add(16,
-          fmt::format(R"(service="{}",digest="{}")", escape(service.address.to_string()),
-                      maglev_digest_text(entry->slots->table_digest)),
+          fmt::format(R"(service="{}",scheduler="{}",digest="{}")", escape(service.address.to_string()),
+                      scheduler_name(service.scheduler), maglev_digest_text(entry->slots->table_digest)),
           1);
     for (const auto& backend : service.backends) {
       const BackendKey key{service.address, backend.endpoint};

@@ -305,6 +305,13 @@ Result<Dataplane::ServiceIds> Dataplane::adopt_services() {
         state.id = value.service_id;
         state.spec.address = *address;
         state.spec.maglev_size = value.maglev_size;
+        // An unknown scheduler is read as Maglev: the agent's spec rewrites it.
+        const auto scheduler = static_cast<Scheduler>(value.algorithm);
+        if (std::find(std::begin(kSchedulers), std::end(kSchedulers), scheduler) != std::end(kSchedulers))
+          state.spec.scheduler = scheduler;
+        const unsigned address_bits = address->endpoint.address.family == Family::ipv4 ? 32 : 128;
+        if (state.spec.scheduler == Scheduler::source_hash && value.source_prefix != address_bits)
+          state.spec.source_prefix = value.source_prefix;
         state.address_counted = true;
         state.visible = true;
         state.reverse_entries = value.flags & TG_SERVICE_REVERSE_ENTRIES;
@@ -541,7 +548,10 @@ Dataplane::Table Dataplane::build_table(const ServiceState& service, const std::
     listed.emplace(backend.endpoint, indexes[i]);
   }
   Table built;
-  built.entries = build_maglev_table(candidates, service.spec.maglev_size);
+  const Scheduler scheduler = service.spec.scheduler;
+  const bool sequence = scheduler == Scheduler::round_robin || scheduler == Scheduler::random;
+  built.entries = sequence ? build_weighted_sequence(candidates, service.spec.maglev_size)
+                           : build_maglev_table(candidates, service.spec.maglev_size);
   built.digest = maglev_digest(candidates, built.entries);
   for (auto& entry : built.entries) entry = entry == kMaglevEmpty ? TG_BACKEND_NONE : table_indexes[entry];
   for (const auto& [endpoint, index] : listed) built.entries.push_back(index);
@@ -628,8 +638,10 @@ Status Dataplane::write_service_value(ServiceState& service, uint32_t maglev_siz
   tg_service value{};
   value.service_id = service.id;
   value.maglev_size = maglev_size;
-  value.algorithm = TG_ALGORITHM_MAGLEV;
+  value.algorithm = static_cast<uint8_t>(service.spec.scheduler);
   value.forward_mode = TG_FORWARD_NAT;
+  const uint8_t address_bits = service.spec.address.endpoint.address.family == Family::ipv4 ? 32 : 128;
+  value.source_prefix = service.spec.source_prefix.value_or(address_bits);
   const bool reverse_entries = needs_reverse_entries(service);
   if (reverse_entries) value.flags = TG_SERVICE_REVERSE_ENTRIES;
   // The table in place's list. Written before a shrinking table's switch,
@@ -657,7 +669,12 @@ Status Dataplane::apply_service(const ServiceSpec& spec) {
   if (is_new) {
     ServiceState fresh;
     fresh.id = service_ids_.allocate();
+    const uint64_t cursor = 0;  // round robin starts at its sequence's first entry
     if (auto status = reset_counters(maps_.service_stats, fresh.id); !status) {
+      service_ids_.release(fresh.id);
+      return status;
+    }
+    if (auto status = update(maps_.service_cursors, &fresh.id, &cursor); !status) {
       service_ids_.release(fresh.id);
       return status;
     }
@@ -801,8 +818,10 @@ Status Dataplane::apply_steps(ServiceState& next, const ServiceSpec* previous, b
   // 3. The service itself, visible to packets last.
   if (!next.visible) {
     if (auto status = make_visible(next); !status) return status;
-  } else if (!shrinking && (spec.maglev_size != old_size || next.reverse_entries != needs_reverse_entries(next) ||
-                            next.listed_backends != active_listed(next))) {
+  } else if (!shrinking &&
+             (spec.maglev_size != old_size ||
+              (previous && (spec.scheduler != previous->scheduler || spec.source_prefix != previous->source_prefix)) ||
+              next.reverse_entries != needs_reverse_entries(next) || next.listed_backends != active_listed(next))) {
     if (auto status = write_service_value(next, spec.maglev_size); !status) return status;
   }
 

@@ -50,6 +50,7 @@ constexpr HelperNeed kHelpers[] = {
     {BPF_PROG_TYPE_XDP, BPF_FUNC_map_delete_elem, "bpf_map_delete_elem", "4.8"},
     {BPF_PROG_TYPE_XDP, BPF_FUNC_ktime_get_ns, "bpf_ktime_get_ns", "4.8"},
     {BPF_PROG_TYPE_XDP, BPF_FUNC_ktime_get_coarse_ns, "bpf_ktime_get_coarse_ns", "5.11"},
+    {BPF_PROG_TYPE_XDP, BPF_FUNC_get_prandom_u32, "bpf_get_prandom_u32", "4.8"},
     {BPF_PROG_TYPE_XDP, BPF_FUNC_csum_diff, "bpf_csum_diff", "4.16"},
     {BPF_PROG_TYPE_XDP, BPF_FUNC_redirect, "bpf_redirect", "4.14"},
     {BPF_PROG_TYPE_XDP, BPF_FUNC_xdp_adjust_head, "bpf_xdp_adjust_head", "4.10"},

@@ -27,6 +27,7 @@ namespace tollgate {
   X(backend_endpoints, tg_backend_endpoints)           \
   X(backends, tg_backends)                             \
   X(maglev, tg_maglev)                                 \
+  X(service_cursors, tg_service_cursors)               \
   X(flows, tg_flows)                                   \
   X(reverse_flows, tg_reverse_flows)                   \
   X(overflow_flows, tg_overflow_flows)                 \

@@ -8,7 +8,7 @@
 //     "access": {"allow": [], "deny": ["198.18.0.128/25"]},
 //     "events": {"interval_ms": 1000, "per_second": 200},
 //     "services": [
-//       {"address": "198.18.100.1:80/tcp", "maglev_size": 65537,
+//       {"address": "198.18.100.1:80/tcp", "maglev_size": 65537, "scheduler": "maglev",
 //        "backends": [{"address": "198.18.1.11:8080", "weight": 1, "state": "up"}],
 //        "policy": {"allow": ["198.18.0.0/24"], "deny": [],
 //                   "rate_limit": {"packets_per_second": 1000, "burst_packets": 100, "ipv4_prefix": 32},

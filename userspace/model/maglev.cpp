@@ -89,6 +89,50 @@ std::vector<uint32_t> build_maglev_table(std::span<const MaglevBackend> backends
   return table;
 }
 
+std::vector<uint32_t> build_weighted_sequence(std::span<const MaglevBackend> backends, uint32_t size) {
+  std::vector<uint32_t> sequence(size, kMaglevEmpty);
+  std::vector<size_t> order;  // the backends with weight, by key
+  uint64_t total = 0;
+  for (size_t i = 0; i < backends.size(); ++i) {
+    if (backends[i].weight == 0) continue;
+    order.push_back(i);
+    total += backends[i].weight;
+  }
+  if (total == 0 || size == 0) return sequence;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return backends[a].key < backends[b].key; });
+
+  // Entries per backend: its share of `size`, the remainder to the largest fractions.
+  std::vector<int64_t> entries(order.size());
+  std::vector<uint64_t> fraction(order.size());
+  uint64_t given = 0;
+  for (size_t j = 0; j < order.size(); ++j) {
+    const uint64_t exact = uint64_t{size} * backends[order[j]].weight;
+    entries[j] = static_cast<int64_t>(exact / total);
+    fraction[j] = exact % total;
+    given += static_cast<uint64_t>(entries[j]);
+  }
+  std::vector<size_t> by_fraction(order.size());
+  for (size_t j = 0; j < by_fraction.size(); ++j) by_fraction[j] = j;
+  std::stable_sort(by_fraction.begin(), by_fraction.end(),
+                   [&](size_t a, size_t b) { return fraction[a] > fraction[b]; });
+  for (size_t j = 0; given < size; ++j, ++given) ++entries[by_fraction[j % by_fraction.size()]];
+
+  // Smooth weighted round robin over those counts (they sum to `size`): each
+  // step every backend gains its count, the one furthest ahead is chosen and
+  // pays `size` back.
+  std::vector<int64_t> current(order.size(), 0);
+  for (uint32_t slot = 0; slot < size; ++slot) {
+    size_t best = 0;
+    for (size_t j = 0; j < order.size(); ++j) {
+      current[j] += entries[j];
+      if (current[j] > current[best]) best = j;
+    }
+    current[best] -= size;
+    sequence[slot] = static_cast<uint32_t>(order[best]);
+  }
+  return sequence;
+}
+
 std::string maglev_digest_text(uint64_t digest) { return fmt::format("{:016x}", digest); }
 
 uint64_t maglev_digest(std::span<const MaglevBackend> backends, std::span<const uint32_t> table) {

@@ -32,7 +32,16 @@ bool is_prime(uint32_t value);
 // is proportional to its weight.
 std::vector<uint32_t> build_maglev_table(std::span<const MaglevBackend> backends, uint32_t size);
 
-// A digest of a table that build_maglev_table() gave for `backends`: of
+// The table of round robin and random: `size` entries, each an index into
+// `backends` (kMaglevEmpty when no backend has weight), in the order of
+// smooth weighted round robin (nginx's). A backend has its weight's share of
+// the entries (largest remainders), spread as evenly as the weights allow:
+// weights 5:1:1 over 7 entries give A A B A C A A. Ties go to the lower key,
+// so the sequence depends on the set of backends alone.
+std::vector<uint32_t> build_weighted_sequence(std::span<const MaglevBackend> backends, uint32_t size);
+
+// A digest of a table that build_maglev_table() or build_weighted_sequence()
+// gave for `backends`: of
 // its size and of each slot's backend by key. Gateways holding the same
 // backends hold the same table, whatever order they came in, and show the
 // same digest.

@@ -52,7 +52,8 @@ std::string_view backend_state_name(BackendState state) {
 
 Result<ServiceSpec> parse_service_json(const json& object, const std::string& path) {
   if (auto status = check_fields(object, path,
-                                 {"address", "maglev_size", "backends", "health_check", "outlier_detection", "policy"});
+                                 {"address", "maglev_size", "scheduler", "source_prefix", "backends", "health_check",
+                                  "outlier_detection", "policy"});
       !status)
     return status.error();
   ServiceSpec service;
@@ -66,6 +67,18 @@ Result<ServiceSpec> parse_service_json(const json& object, const std::string& pa
     auto size = unsigned_field(object["maglev_size"], join(path, "maglev_size"), 2, TG_MAGLEV_MAX_SIZE);
     if (!size) return size.error();
     service.maglev_size = static_cast<uint32_t>(*size);
+  }
+  if (object.contains("scheduler")) {
+    auto name = string_field(object["scheduler"], join(path, "scheduler"));
+    if (!name) return name.error();
+    auto scheduler = parse_scheduler(*name);
+    if (!scheduler) return make_error("{}: {}", join(path, "scheduler"), scheduler.error().message);
+    service.scheduler = *scheduler;
+  }
+  if (object.contains("source_prefix") && !object["source_prefix"].is_null()) {
+    auto prefix = unsigned_field(object["source_prefix"], join(path, "source_prefix"), 1, 128);
+    if (!prefix) return prefix.error();
+    service.source_prefix = static_cast<uint8_t>(*prefix);
   }
   if (object.contains("backends")) {
     const json& backends = object["backends"];
@@ -106,8 +119,10 @@ json service_to_json(const ServiceSpec& service) {
   for (const auto& backend : service.backends) backends.push_back(backend_to_json(backend));
   json out = {{"address", service.address.to_string()},
               {"maglev_size", service.maglev_size},
+              {"scheduler", scheduler_name(service.scheduler)},
               {"backends", backends},
               {"outlier_detection", outlier_to_json(service.outlier_detection)}};
+  if (service.source_prefix) out["source_prefix"] = *service.source_prefix;
   if (service.health_check) out["health_check"] = health_check_to_json(*service.health_check);
   if (!service.policy.empty()) out["policy"] = service_policy_to_json(service.policy);
   return out;

@@ -1,14 +1,45 @@
 #include "spec.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <set>
+#include <string>
 
 #include "maglev.h"
 
 namespace tollgate {
 
+std::string_view scheduler_name(Scheduler scheduler) {
+  switch (scheduler) {
+    case Scheduler::maglev: return "maglev";
+    case Scheduler::source_hash: return "source-hash";
+    case Scheduler::round_robin: return "round-robin";
+    case Scheduler::random: return "random";
+  }
+  return "?";
+}
+
+Result<Scheduler> parse_scheduler(std::string_view name) {
+  std::string names;
+  for (Scheduler scheduler : kSchedulers) {
+    if (scheduler_name(scheduler) == name) return scheduler;
+    names += fmt::format("{}{}", names.empty() ? "" : ", ", scheduler_name(scheduler));
+  }
+  return make_error(ErrorKind::invalid, "'{}' is not a scheduler (one of {})", name, names);
+}
+
 Status validate_service(const ServiceSpec& spec) {
   const auto& address = spec.address;
+  if (spec.source_prefix) {
+    const unsigned bits = address.endpoint.address.family == Family::ipv4 ? 32 : 128;
+    if (spec.scheduler != Scheduler::source_hash)
+      return make_error(ErrorKind::invalid, "source_prefix: only the source-hash scheduler has one, not {}",
+                        scheduler_name(spec.scheduler));
+    if (*spec.source_prefix < 1 || *spec.source_prefix > bits)
+      return make_error(ErrorKind::invalid, "source_prefix: {} is out of range 1-{} for this service's family",
+                        *spec.source_prefix, bits);
+  }
   if (!is_prime(spec.maglev_size) || spec.maglev_size > TG_MAGLEV_MAX_SIZE)
     return make_error(ErrorKind::invalid, "maglev_size: {} is not a prime between 2 and {}", spec.maglev_size,
                       TG_MAGLEV_MAX_SIZE);

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -32,13 +33,30 @@ struct BackendSpec {
   bool operator==(const BackendSpec&) const = default;
 };
 
+// How a service picks the backend of a new flow (README, "Schedulers").
+enum class Scheduler : uint8_t {
+  maglev = TG_ALGORITHM_MAGLEV,
+  source_hash = TG_ALGORITHM_SOURCE_HASH,
+  round_robin = TG_ALGORITHM_ROUND_ROBIN,
+  random = TG_ALGORITHM_RANDOM,
+};
+inline constexpr Scheduler kSchedulers[] = {Scheduler::maglev, Scheduler::source_hash, Scheduler::round_robin,
+                                            Scheduler::random};
+std::string_view scheduler_name(Scheduler scheduler);
+// "maglev", "source-hash", "round-robin", "random"; an error lists them.
+Result<Scheduler> parse_scheduler(std::string_view name);
+
 struct ServiceSpec {
   ServiceAddress address;
-  uint32_t maglev_size = TG_MAGLEV_DEFAULT_SIZE;  // prime
+  uint32_t maglev_size = TG_MAGLEV_DEFAULT_SIZE;  // prime: entries of its table, whatever the scheduler
   std::vector<BackendSpec> backends;
   std::optional<HealthCheckSpec> health_check;  // none: no active checks
   OutlierSpec outlier_detection;
   ServicePolicy policy;
+  Scheduler scheduler = Scheduler::maglev;
+  // source-hash: the leading bits of the client's address that pick the
+  // backend; none: all of them (32 or 128).
+  std::optional<uint8_t> source_prefix;
 
   bool operator==(const ServiceSpec&) const = default;
 };

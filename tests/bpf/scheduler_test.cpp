@@ -1,0 +1,225 @@
+// The schedulers in the XDP program: how new flows spread over a service's
+// backends (README, "Schedulers"), fed through BPF_PROG_TEST_RUN.
+#include <sched.h>
+
+#include <cmath>
+#include <set>
+
+#include "datapath_fixture.h"
+
+using namespace tollgate;
+using namespace tollgate::test;
+
+namespace {
+
+struct SchedulerCase {
+  const char* name;
+  const Addresses* family;
+};
+void PrintTo(const SchedulerCase& test_case, std::ostream* out) { *out << test_case.name; }
+
+class SchedulerTest : public DataPathTest, public ::testing::WithParamInterface<SchedulerCase> {
+ protected:
+  const Addresses& family() { return *GetParam().family; }
+
+  ServiceSpec scheduled(Scheduler scheduler, std::vector<uint32_t> weights,
+                        uint32_t table_size = TG_MAGLEV_DEFAULT_SIZE) {
+    ServiceSpec spec = service_spec(family(), 6, weights.size(), weights);
+    spec.scheduler = scheduler;
+    spec.maglev_size = table_size;
+    return spec;
+  }
+
+  // Client `client` (0 .. 65535 of a /16 of its own), port `port`.
+  PacketSpec syn_from(uint32_t client, uint16_t port) {
+    PacketSpec syn = client_packet(family(), 6, port);
+    syn.src = family().ipv6 ? fmt::format("2001:db8:9::{:x}:{:x}", client >> 8, client & 0xff)
+                            : fmt::format("198.19.{}.{}", client >> 8, client & 0xff);
+    return syn;
+  }
+
+  // The backend (number) the new flow `syn` is sent to; -1: none.
+  int new_flow(const PacketSpec& syn) {
+    RunResult result = run(build_packet(syn));
+    return result.verdict == XDP_REDIRECT ? backend_of(family(), result.data) : -1;
+  }
+
+  // New flows from one client, ports from 1024 on: how many each backend took.
+  std::vector<size_t> spread(size_t flows, size_t backends) {
+    std::vector<size_t> counts(backends);
+    for (size_t i = 0; i < flows; ++i) {
+      int backend = new_flow(client_packet(family(), 6, static_cast<uint16_t>(1024 + i)));
+      if (backend < 0 || static_cast<size_t>(backend) >= backends) {
+        ADD_FAILURE() << "flow " << i << " went to no backend of the service";
+        return counts;
+      }
+      ++counts[static_cast<size_t>(backend)];
+    }
+    return counts;
+  }
+
+  static constexpr size_t kFlows = 30000;
+};
+
+// Each count within `sigmas` binomial standard deviations of its weight's
+// share of the flows, widened by `table_error` (a share: how far the table
+// itself may be from the weights).
+void expect_shares(const std::vector<size_t>& counts, const std::vector<uint32_t>& weights, double sigmas,
+                   double table_error) {
+  double total_weight = 0;
+  size_t flows = 0;
+  for (uint32_t weight : weights) total_weight += weight;
+  for (size_t count : counts) flows += count;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    const double share = weights[i] / total_weight;
+    const double bound = sigmas * std::sqrt(flows * share * (1 - share)) + table_error * flows;
+    EXPECT_NEAR(static_cast<double>(counts[i]), flows * share, bound)
+        << "backend " << i << " of weight " << weights[i] << " took " << counts[i] << " of " << flows;
+  }
+}
+
+const std::vector<uint32_t> kWeights = {1, 2, 3};
+
+TEST_P(SchedulerTest, MaglevSpreadsNewFlowsByWeight) {
+  apply(scheduled(Scheduler::maglev, kWeights));
+  expect_shares(spread(kFlows, 3), kWeights, 5, 0.01);
+}
+
+// Round robin deals out its sequence in order: over N flows each backend's
+// count is within a flow or two of its share, far inside 1%.
+TEST_P(SchedulerTest, RoundRobinDealsEachBackendItsShareExactly) {
+  apply(scheduled(Scheduler::round_robin, kWeights));
+  const std::vector<size_t> counts = spread(kFlows, 3);
+  for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(static_cast<double>(counts[i]), kFlows * kWeights[i] / 6.0, 2.0) << i;
+}
+
+// Smooth: weights 5:1:1 give A A B A C A A, not A A A A A B C; and the one
+// cursor is shared by every CPU, so flows arriving on alternate CPUs take
+// the sequence in the same order.
+TEST_P(SchedulerTest, RoundRobinIsSmoothAndOneSequenceOnEveryCpu) {
+  apply(scheduled(Scheduler::round_robin, {5, 1, 1}, 7));
+  std::vector<int> order;
+  for (uint16_t port = 2000; port < 2014; ++port) order.push_back(new_flow(client_packet(family(), 6, port)));
+  const int a = 0, b = order[2], c = order[4];
+  EXPECT_EQ(std::set<int>({b, c}), std::set<int>({1, 2}));
+  const std::vector<int> smooth = {a, a, b, a, c, a, a, a, a, b, a, c, a, a};
+  EXPECT_EQ(order, smooth);
+
+  cpu_set_t allowed;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(allowed), &allowed), 0);
+  std::vector<int> cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE && cpus.size() < 2; ++cpu)
+    if (CPU_ISSET(cpu, &allowed)) cpus.push_back(cpu);
+  if (cpus.size() < 2) GTEST_SKIP() << "one CPU: nothing to alternate between";
+  order.clear();
+  for (uint16_t port = 3000; port < 3014; ++port) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpus[port % 2], &one);
+    ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+    order.push_back(new_flow(client_packet(family(), 6, port)));
+  }
+  sched_setaffinity(0, sizeof(allowed), &allowed);
+  EXPECT_EQ(order, smooth) << "flows on alternate CPUs took the sequence out of order";
+}
+
+TEST_P(SchedulerTest, RandomSpreadsNewFlowsByWeight) {
+  apply(scheduled(Scheduler::random, kWeights));
+  const std::vector<size_t> counts = spread(kFlows, 3);
+  expect_shares(counts, kWeights, 5, 0);
+  // Not round robin in disguise: consecutive flows do not follow the sequence.
+  apply(scheduled(Scheduler::random, {1, 1}, 2));
+  std::vector<size_t> runs(2);
+  int previous = -1;
+  for (uint16_t port = 40000; port < 40200; ++port) {
+    int backend = new_flow(client_packet(family(), 6, port));
+    ASSERT_GE(backend, 0);
+    ++runs[backend == previous];
+    previous = backend;
+  }
+  EXPECT_GT(runs[1], 50u) << "200 flows, a backend hardly ever twice in a row";
+  // Not a hash in disguise: the same connection, opened afresh, lands anywhere.
+  const PacketSpec syn = client_packet(family(), 6, 41000);
+  std::set<int> landed;
+  for (int i = 0; i < 40; ++i) {
+    landed.insert(new_flow(syn));
+    const tg_flow_key key = flow_key(family(), syn);
+    ASSERT_EQ(bpf_map_delete_elem(datapath_->maps().flows.fd(), &key), 0);
+  }
+  EXPECT_EQ(landed, std::set<int>({0, 1})) << "40 openings of one connection";
+}
+
+TEST_P(SchedulerTest, SourceHashKeepsAClientOnOneBackendAndSpreadsClientsByWeight) {
+  ServiceSpec spec = scheduled(Scheduler::source_hash, kWeights);
+  apply(spec);
+  std::set<int> backends;
+  for (uint16_t port = 1024; port < 2024; ++port) backends.insert(new_flow(syn_from(7, port)));
+  EXPECT_EQ(backends.size(), 1u) << "1,000 ports of one client went to several backends";
+  EXPECT_GE(*backends.begin(), 0);
+
+  std::vector<size_t> counts(3);
+  for (uint32_t client = 0; client < kFlows; ++client) {
+    int backend = new_flow(syn_from(client, 5000));
+    ASSERT_GE(backend, 0) << "client " << client;
+    ++counts[static_cast<size_t>(backend)];
+  }
+  expect_shares(counts, kWeights, 5, 0.01);
+
+  // With a prefix, the clients of one network share a backend.
+  spec.source_prefix = family().ipv6 ? 120 : 24;
+  apply(spec);
+  for (uint32_t network = 0; network < 20; ++network) {
+    std::set<int> chosen;
+    for (uint32_t host = 0; host < 50; ++host) chosen.insert(new_flow(syn_from(network << 8 | host, 6000)));
+    EXPECT_EQ(chosen.size(), 1u) << "network " << network;
+  }
+}
+
+// Backend states hold for every scheduler: a draining backend gets no new
+// flow, and a change of scheduler leaves tracked flows where they are.
+TEST_P(SchedulerTest, EverySchedulerHonoursStatesAndMovesNoTrackedFlow) {
+  ServiceSpec spec = scheduled(Scheduler::maglev, {1, 1, 1});
+  apply(spec);
+  std::vector<int> tracked;
+  for (uint16_t port = 7000; port < 7030; ++port) tracked.push_back(new_flow(client_packet(family(), 6, port)));
+  for (Scheduler scheduler : {Scheduler::round_robin, Scheduler::random, Scheduler::source_hash}) {
+    spec.scheduler = scheduler;
+    spec.backends[0].state = BackendState::draining;
+    apply(spec);
+    for (uint16_t port = 8000; port < 8100; ++port) {
+      int backend = new_flow(syn_from(port, port));
+      EXPECT_TRUE(backend == 1 || backend == 2) << scheduler_name(scheduler) << ": " << backend;
+    }
+    for (uint16_t port = 7000; port < 7030; ++port) {
+      PacketSpec ack = client_packet(family(), 6, port);
+      ack.tcp_flags = kTcpAck;
+      EXPECT_EQ(backend_of(family(), run(build_packet(ack)).data), tracked[port - 7000])
+          << scheduler_name(scheduler) << ": tracked flow from port " << port << " moved";
+    }
+    spec.backends[0].state = BackendState::up;
+    apply(spec);
+  }
+}
+
+// A retransmitted SYN of a silent backend's flow goes to another backend
+// under every scheduler (the retry probes the same table).
+TEST_P(SchedulerTest, EverySchedulerRetriesASilentBackendsSynElsewhere) {
+  for (Scheduler scheduler : {Scheduler::round_robin, Scheduler::random, Scheduler::source_hash}) {
+    apply(scheduled(scheduler, {1, 1, 1}));
+    for (uint16_t port = 9000; port < 9020; ++port) {
+      PacketSpec syn = syn_from(port, port);
+      const int silent = new_flow(syn);
+      ASSERT_GE(silent, 0);
+      age_flow(family(), syn, std::chrono::seconds(1));
+      const int other = new_flow(syn);
+      EXPECT_GE(other, 0) << scheduler_name(scheduler);
+      EXPECT_NE(other, silent) << scheduler_name(scheduler) << ": port " << port;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, SchedulerTest,
+                         ::testing::Values(SchedulerCase{"Ipv4", &kIpv4}, SchedulerCase{"Ipv6", &kIpv6}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+}  // namespace
