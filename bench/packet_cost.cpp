@@ -5,6 +5,7 @@
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -330,6 +331,29 @@ std::vector<Scenario> feature_scenarios(Bench& bench) {
   return scenarios;
 }
 
+// Each scheduler, Maglev too, on a service of its own alike but for it
+// (after those of feature_scenarios): its new-flow and established cost,
+// side by side in the same rounds.
+std::vector<Scenario> scheduler_scenarios(Bench& bench) {
+  std::vector<Scenario> scenarios;
+  size_t number = 4;
+  for (Scheduler scheduler : kSchedulers) {
+    const std::string address = scale_service(number++);
+    ServiceSpec spec = service(address, 80, "tcp", 3);
+    spec.scheduler = scheduler;
+    apply(bench, spec);
+    std::string suffix(scheduler_name(scheduler));
+    std::replace(suffix.begin(), suffix.end(), '-', '_');
+    Scenario tracked = established(bench, "tcp_established_" + suffix, false, 6, 40000, address);
+    tracked.what = fmt::format("tcp_established to a service of the {} scheduler", scheduler_name(scheduler));
+    scenarios.push_back(std::move(tracked));
+    Scenario fresh = new_flows(bench, "tcp_new_flow_" + suffix, address);
+    fresh.what = fmt::format("tcp_new_flow to a service of the {} scheduler", scheduler_name(scheduler));
+    scenarios.push_back(std::move(fresh));
+  }
+  return scenarios;
+}
+
 }  // namespace
 
 json cost(const TestNetwork& network, int rounds, size_t iterations) {
@@ -363,6 +387,7 @@ json cost(const TestNetwork& network, int rounds, size_t iterations) {
                               kDeniedService, TG_DROP_DENIED, false));
   scenarios.push_back(tc_reply(bench));
   for (auto& scenario : feature_scenarios(bench)) scenarios.push_back(std::move(scenario));
+  for (auto& scenario : scheduler_scenarios(bench)) scenarios.push_back(std::move(scenario));
   json results = json::array();
   for (const auto& scenario : scenarios) results.push_back(measure(bench, scenario, rounds, iterations));
   return results;
