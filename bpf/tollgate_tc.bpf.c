@@ -154,6 +154,7 @@ static __always_inline void tg_note_reply(const struct tg_flow_key *reply,
 		return;
 	tg_count_health(flow->backend_index, TG_HEALTH_SYN_RESET);
 	flow->state = TG_FLOW_TCP_CLOSING;
+	tg_flow_uncount(flow);
 }
 
 /* The FIB lookup of a packet from `src` to `dst`, arrived on `ifindex`. */

@@ -80,6 +80,9 @@ enum tg_algorithm {
 	TG_ALGORITHM_SOURCE_HASH = 1, /* Maglev table, by the masked source */
 	TG_ALGORITHM_ROUND_ROBIN = 2, /* smooth weighted sequence, one cursor */
 	TG_ALGORITHM_RANDOM = 3, /* smooth weighted sequence, at random */
+	/* of two backends drawn from that sequence, the one with fewer
+	 * active connections per weight (tg_backend_active) */
+	TG_ALGORITHM_LEAST_CONNECTIONS = 4,
 };
 
 enum tg_forward_mode {
@@ -389,8 +392,14 @@ struct tg_flow {
 	__u32 backend_generation; /* tg_backend.generation when chosen */
 	__u32 service_id; /* tg_service.service_id when chosen */
 	__u8 state; /* enum tg_flow_state */
-	__u8 pad[3]; /* 0 */
+	__u8 flags; /* TG_FLOW_*: in the same aligned word as state */
+	__u8 pad[2]; /* 0 */
 };
+
+/* tg_flow.flags: the flow holds one of its backend's active connections
+ * (tg_backend_active), given back once when it closes, is moved, is
+ * selected anew or is swept. */
+#define TG_FLOW_COUNTED 0x1
 
 /*
  * tg_reverse_flows: the reply direction of a flow of a service of every

@@ -5,6 +5,7 @@
                    [--stop-file PATH]
     lab_traffic.py udp HOST PORT --count N [--timeout 1] [--payload-bytes B]
     lab_traffic.py stream URL --duration S [--interval 0.05] [--stop-file PATH]
+    lab_traffic.py hold URL --connections N --duration S [--stop-file PATH]
     lab_traffic.py watch --duration S [--stop-file PATH]
 
 Prints ONE JSON object on stdout; exits 0 if nothing failed, 1 otherwise
@@ -23,6 +24,10 @@ udp:    N datagrams "ping-<i>", each from a new socket (a new source port,
         and counts as a timeout). --payload-bytes pads each to B bytes
         (larger than the MTU, the kernels fragment it both ways). Same JSON
         shape as http.
+hold:   N keep-alive TCP connections at once (N at most 500): a GET on
+        each, "ready" to stderr, then held until the duration passes or the
+        stop file exists, and one more GET on each. Same JSON shape as http
+        (the backends of the first GETs).
 stream: ONE keep-alive TCP connection, a GET every interval until the
         duration passes or the stop file exists (then one last GET). Any error, a reconnect
         that would be needed, or an answer from another backend than the
@@ -419,6 +424,41 @@ def run_stream(args):
             "errors": tally.errors, "seconds": tally.seconds()}
 
 
+def run_hold(args):
+    """N keep-alive connections held open at once: a GET on each, then
+    one more on each when the duration passes or the stop file exists."""
+    host, port, path = parse_url(args.url)
+    tally = Tally()
+    end = tally.start + args.duration
+    conns = []
+    try:
+        for i in range(args.connections):
+            conn = http.client.HTTPConnection(host, port, timeout=args.timeout)
+            conns.append(conn)
+            try:
+                tally.success(get(conn, path))
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                tally.failure(f"connection {i}: {describe(exc)}")
+        print("ready", file=sys.stderr, flush=True)
+        while time.monotonic() < end and not (args.stop_file and os.path.exists(args.stop_file)):
+            time.sleep(0.05)
+        for i, conn in enumerate(conns):
+            sock = conn.sock
+            conn.auto_open = 0
+            try:
+                if sock is None:
+                    raise ConnectionError("closed before the last request")
+                get(conn, path)
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                tally.failure(f"connection {i}, last request: {describe(exc)}")
+    except Stop:
+        pass
+    finally:
+        for conn in conns:
+            conn.close()
+    return http_report(tally)
+
+
 def run_watch(args):
     tally = Tally()
     sources = {}
@@ -523,6 +563,13 @@ def main():
     p.add_argument("--timeout", type=positive_float, default=2.0)
     p.add_argument("--stop-file")
 
+    p = sub.add_parser("hold", help="N keep-alive connections held open at once")
+    p.add_argument("url")
+    p.add_argument("--connections", type=positive_int, required=True)
+    p.add_argument("--duration", type=positive_float, required=True)
+    p.add_argument("--timeout", type=positive_float, default=2.0)
+    p.add_argument("--stop-file")
+
     p = sub.add_parser("watch", help="count what arrives, by source address")
     p.add_argument("--duration", type=positive_float, required=True)
     p.add_argument("--stop-file")
@@ -536,8 +583,10 @@ def main():
         parser.error("udp: --payload-bytes is at most 65,000 (an IP datagram's limit)")
     if args.mode == "udp-rate" and args.rate * args.seconds > 1_000_000:
         parser.error("udp-rate: at most 1,000,000 datagrams (rate x seconds)")
+    if args.mode == "hold" and args.connections > 500:
+        parser.error("hold: at most 500 connections")
     result = {"http": run_http, "udp": run_udp, "udp-rate": run_udp_rate, "stream": run_stream,
-              "watch": run_watch}[args.mode](args)
+              "hold": run_hold, "watch": run_watch}[args.mode](args)
     # From here on a signal must not lose the result.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -84,6 +84,39 @@ static __always_inline void tg_settle_flow(const struct tg_flow_key *key,
 		bpf_map_delete_elem(&tg_overflow_flows, key);
 }
 
+/* Least connections: one more (or fewer) active connection on a backend. */
+static __always_inline void tg_active_add(__u32 backend_index, __s64 delta)
+{
+	__s64 *active = bpf_map_lookup_elem(&tg_backend_active, &backend_index);
+
+	if (active)
+		__sync_fetch_and_add(active, delta);
+}
+
+/*
+ * The flow gives its active connection back (it closes, or is selected
+ * anew): exactly once, whichever CPU or direction sees it first, by an
+ * atomic AND on the word that holds state and flags. Not to a backend slot
+ * reused since (its count restarted at 0).
+ */
+static __always_inline void tg_flow_uncount(struct tg_flow *flow)
+{
+	const union {
+		__u8 bytes[4];
+		__u32 word;
+	} counted = { .bytes = { 0, TG_FLOW_COUNTED, 0, 0 } };
+	__u32 index = flow->backend_index, *word = (__u32 *)&flow->state;
+	struct tg_backend *backend;
+
+	if (!(flow->flags & TG_FLOW_COUNTED))
+		return;
+	if (!(__sync_fetch_and_and(word, ~counted.word) & counted.word))
+		return;
+	backend = bpf_map_lookup_elem(&tg_backends, &index);
+	if (backend && backend->generation == flow->backend_generation)
+		tg_active_add(index, -1);
+}
+
 /* The backend of a tracked flow, or NULL if the flow must be selected anew. */
 static __always_inline struct tg_backend *
 tg_flow_backend(const struct tg_flow *flow, __u32 service_id,

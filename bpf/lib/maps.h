@@ -85,6 +85,18 @@ struct {
 	__type(value, __u64);
 } tg_service_cursors SEC(".maps");
 
+/* Least connections: each backend slot's active connections, its flows
+ * with TG_FLOW_COUNTED. Atomic adds from every CPU; mappable, so that the
+ * agent adds its corrections atomically too (flows it sweeps, flows lost
+ * without telling). Signed. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TG_MAX_BACKENDS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __s64);
+} tg_backend_active SEC(".maps");
+
 /*
  * The connection table: every flow from its first packet, one entry for
  * both directions. Preallocated and without eviction (see

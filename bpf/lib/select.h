@@ -77,12 +77,79 @@ static __always_inline __u32 tg_schedule(const struct tg_service *service,
 	}
 }
 
+/*
+ * The backend listed after `index` in the service's list (after its table),
+ * found in two reads from a point drawn at random: the list is in endpoint
+ * order, so with one read a backend is as often as not itself.
+ */
+static __always_inline __u32 tg_listed_after(const struct tg_service *service,
+					     __u32 index)
+{
+	__u32 service_id = service->service_id;
+	__u32 count = service->listed_backends, slot, *listed;
+	void *table;
+
+	if (count < 2)
+		return TG_BACKEND_NONE;
+	table = bpf_map_lookup_elem(&tg_maglev, &service_id);
+	if (!table)
+		return TG_BACKEND_NONE;
+	slot = bpf_get_prandom_u32() % count;
+	listed = bpf_map_lookup_elem(table, &(__u32){ service->maglev_size + slot });
+	if (listed && *listed != index)
+		return *listed;
+	slot = slot + 1 == count ? 0 : slot + 1;
+	listed = bpf_map_lookup_elem(table, &(__u32){ service->maglev_size + slot });
+	return listed ? *listed : TG_BACKEND_NONE;
+}
+
+/* A backend's active connections, 0 if the count went below. */
+static __always_inline __u64 tg_active_of(__u32 index)
+{
+	__s64 *active = bpf_map_lookup_elem(&tg_backend_active, &index);
+
+	return active && *active > 0 ? (__u64)*active : 0;
+}
+
+/*
+ * Least connections by the power of two choices: two backends drawn from
+ * the weighted sequence (so a heavier one is drawn more often), and of
+ * them the one with fewer active connections per weight. A burst of new
+ * flows, all seeing the same counts, still spreads: only the worse of each
+ * pair loses.
+ */
+static __always_inline __u32 tg_select_least_connections(
+	const struct tg_service *service)
+{
+	__u32 first = tg_select_maglev(service, bpf_get_prandom_u32());
+	__u32 second = tg_select_maglev(service, bpf_get_prandom_u32());
+	struct tg_backend *a, *b;
+
+	/* Drawn twice: the next one of the service's list instead, or a busy
+	 * backend would win every pair it makes with itself. */
+	if (first == second)
+		second = tg_listed_after(service, first);
+	if (second == TG_BACKEND_NONE || second == first)
+		return first;
+	a = tg_selectable_backend(service, first);
+	b = tg_selectable_backend(service, second);
+	if (!a || !b)
+		return a ? first : second;
+	/* active / weight, cross-multiplied: weights are below 2^16 */
+	return tg_active_of(second) * a->weight < tg_active_of(first) * b->weight
+		       ? second
+		       : first;
+}
+
 /* Pick a backend for a new flow; NULL when the service has none selectable. */
 static __always_inline struct tg_backend *
 tg_select_backend(const struct tg_service *service,
 		  const struct tg_flow_key *key, __u32 *backend_index)
 {
-	__u32 index = tg_select_maglev(service, tg_schedule(service, key));
+	__u32 index = service->algorithm == TG_ALGORITHM_LEAST_CONNECTIONS
+			      ? tg_select_least_connections(service)
+			      : tg_select_maglev(service,
+						 tg_schedule(service, key));
 	struct tg_backend *backend = tg_selectable_backend(service, index);
 
 	if (backend)

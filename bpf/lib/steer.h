@@ -190,6 +190,10 @@ tg_retry_flow(const struct tg_service *service, const struct tg_flow_key *key,
 	if (!backend)
 		return NULL;
 	tg_count_health(failed_index, TG_HEALTH_RETRIED);
+	if (flow->flags & TG_FLOW_COUNTED) {
+		tg_active_add(failed_index, -1);
+		tg_active_add(index, 1);
+	}
 	flow->backend_index = index;
 	flow->backend_generation = backend->generation;
 	flow->last_seen_ns = now;
@@ -247,6 +251,8 @@ tg_steer_tracked(const struct tg_config *config,
 	state_before = flow->state;
 	new_tick = flow->last_seen_ns != now;
 	tg_flow_touch(flow, key->protocol, tcp_flags, now);
+	if (flow->state == TG_FLOW_TCP_CLOSING)
+		tg_flow_uncount(flow);
 	if (state_before == TG_FLOW_TCP_SYN &&
 	    flow->state == TG_FLOW_TCP_ESTABLISHED)
 		tg_note_handshake(backend_index, now);
@@ -298,10 +304,18 @@ tg_steer_new(const struct tg_config *config,
 		.service_id = service_id,
 		.state = tg_flow_next_state(key->protocol, 0, tcp_flags, 1),
 	};
-	if (known)
+	/* Least connections counts what it places, a closing flow not. */
+	if (service->algorithm == TG_ALGORITHM_LEAST_CONNECTIONS &&
+	    new_flow.state != TG_FLOW_TCP_CLOSING)
+		new_flow.flags = TG_FLOW_COUNTED;
+	if (known) {
+		tg_flow_uncount(known);
 		*known = new_flow;
-	else
+	} else {
 		tg_insert_flow(key, &new_flow);
+	}
+	if (new_flow.flags & TG_FLOW_COUNTED)
+		tg_active_add(backend_index, 1);
 	tg_remember_reply(service, key, backend, backend_index);
 	chosen->backend_index = backend_index;
 	chosen->new_flow = 1;

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 import tollgate_lab as lab_driver  # noqa: E402
-from tollgate_lab import (BACKENDS_V4, OTHER_SERVICES_V4, PIN_DIR, SERVICE_V4, SERVICE_V6, TOPOLOGY,  # noqa: E402
+from tollgate_lab import (BACKENDS_V4, HTTP_PORT, OTHER_SERVICES_V4, PIN_DIR, SERVICE_V4, SERVICE_V6, TOPOLOGY,  # noqa: E402
                           Agent, Lab, backend_counters, lab_services, wait_until)
 
 SKIP = 77  # ctest's SKIP_RETURN_CODE for this test
@@ -153,7 +153,8 @@ class LabTest(unittest.TestCase):
         self.start_agent(lab_services(weights={"b1": 1, "b2": 2, "b3": 3}))
         service = f"{SERVICE_V4}:80/tcp"
         weighted = {"b1": 50, "b2": 100, "b3": 150}
-        for scheduler in ("maglev", "round-robin", "random", "source-hash"):
+        schedulers = ("maglev", "round-robin", "random", "source-hash", "least-connections")
+        for scheduler in schedulers:
             self.agent.cli("service", "set", service, "--scheduler", scheduler)
             listed = next(s for s in self.agent.cli_json("service", "list") if s["address"] == service)
             self.assertEqual(listed["scheduler"], scheduler)
@@ -171,10 +172,43 @@ class LabTest(unittest.TestCase):
                 for client, report in reports.items():
                     self.assertEqual(len(report), 1, f"{client}'s connections went to several backends: {report}")
             else:
+                # least-connections too: each connection closes before the next
+                # opens, so every pair ties and the weighted draw decides.
                 self.assert_spread(totals, weighted)
         updates = [line for line in self.agent.audit() if line.get("action") == "service.update"]
-        self.assertEqual([line["after"]["scheduler"] for line in updates],
-                         ["maglev", "round-robin", "random", "source-hash"])
+        self.assertEqual([line["after"]["scheduler"] for line in updates], list(schedulers))
+
+    def test_least_connections_keeps_new_connections_off_a_busy_backend(self):
+        """b1 holds 50 kept-alive connections: new ones go to b2 and b3
+        until those close, then to all three again."""
+        self.start_agent(lab_services())
+        self.agent.cli("service", "set", V4_WEB, "--scheduler", "least-connections")
+        others = [f"{BACKENDS_V4[name]}:{HTTP_PORT}" for name in ("b2", "b3")]
+        for backend in others:
+            self.agent.cli("backend", "set", V4_WEB, backend, "--state", "draining")
+        stop = self.stop_file("hold")
+        holder = self.lab.start_traffic("c1", ["hold", V4_HTTP, "--connections", 50, "--duration", 120,
+                                               "--stop-file", str(stop)])
+        self.addCleanup(lambda: holder.poll() is None and holder.kill())
+        selector = selectors.DefaultSelector()
+        selector.register(holder.stderr, selectors.EVENT_READ)
+        self.assertTrue(selector.select(timeout=30), "the 50 connections did not open within 30 s")
+        self.assertEqual(holder.stderr.readline().strip(), "ready")
+        for backend in others:
+            self.agent.cli("backend", "set", V4_WEB, backend, "--state", "up")
+
+        busy = self.http("c2", V4_HTTP, 100)["backends"]
+        print(f"b1 holding 50 connections, 100 new ones: {busy}")
+        self.assertLessEqual(busy.get("b1", 0), 2, f"the busy backend took new connections: {busy}")
+
+        stop.touch()
+        out, err = holder.communicate(timeout=60)
+        held = json.loads(out)
+        self.assertEqual(held["failed"], 0, f"{held} {err}")
+        self.assertEqual(held["backends"], {"b1": 50}, held)
+        after = self.http("c2", V4_HTTP, 90)["backends"]
+        print(f"the 50 closed, 90 new connections: {after}")
+        self.assertGreaterEqual(after.get("b1", 0), 10, f"b1 got (almost) nothing after its connections closed: {after}")
 
     def test_long_lived_connection_survives_backend_changes(self):
         self.start_agent(lab_services(names=("b1", "b2")))

@@ -162,18 +162,23 @@ Result<FlowOccupancy> flow_occupancy(const DataPathMaps& maps) {
   return FlowOccupancy{*flows, *overflow, flows_layout->max_entries, overflow_layout->max_entries};
 }
 
-Result<size_t> sweep_flows(const DataPathMaps& maps) {
+Result<size_t> sweep_flows(const DataPathMaps& maps, ActiveCounts* active) {
   tg_config config{};
   uint32_t zero = 0;
   auto config_found = maps.config.lookup(zero, config);
   if (!config_found) return config_found.error();
   if (!*config_found) return maps.config.error("lookup", ENOENT);
   size_t swept = 0;
+  // Counted flows by (backend slot, generation): those that stay, those swept.
+  std::map<std::pair<uint32_t, uint32_t>, int64_t> staying, gone_counted;
   for (const MapHandle* table : {&maps.flows, &maps.overflow_flows}) {
     const uint64_t now = monotonic_coarse_ns();
     std::vector<tg_flow_key> idle;
     auto walked = walk_entries<tg_flow_key, tg_flow>(*table, [&](const tg_flow_key& key, const tg_flow& flow) {
-      if (tg_flow_expired(&flow, &config, now)) idle.push_back(key);
+      if (tg_flow_expired(&flow, &config, now))
+        idle.push_back(key);
+      else if (flow.flags & TG_FLOW_COUNTED)
+        ++staying[{flow.backend_index, flow.backend_generation}];
     });
     if (!walked) return walked.error();
     // A packet may have come since the walk read it: read again, at the
@@ -184,17 +189,51 @@ Result<size_t> sweep_flows(const DataPathMaps& maps) {
       tg_flow flow{};
       auto found = table->lookup(key, flow);
       if (!found) return found.error();
-      if (*found && tg_flow_expired(&flow, &config, later)) gone.push_back(key);
+      if (!*found) continue;
+      if (tg_flow_expired(&flow, &config, later)) {
+        gone.push_back(key);
+        if (flow.flags & TG_FLOW_COUNTED) ++gone_counted[{flow.backend_index, flow.backend_generation}];
+      } else if (flow.flags & TG_FLOW_COUNTED) {
+        ++staying[{flow.backend_index, flow.backend_generation}];
+      }
     }
     auto deleted = delete_keys(*table, gone);
     if (!deleted) return deleted.error();
     swept += *deleted;
   }
+  if (!active) return swept;
+  // Only flows of a slot's present generation count (as in the data path).
+  auto generation_of = [&maps](uint32_t index) -> Result<uint32_t> {
+    tg_backend backend{};
+    auto found = maps.backends.lookup(index, backend);
+    if (!found) return found.error();
+    return *found ? backend.generation : UINT32_MAX;
+  };
+  std::map<uint32_t, int64_t> walked;
+  for (const auto* counts : {&gone_counted, &staying}) {
+    for (const auto& [slot, count] : *counts) {
+      auto generation = generation_of(slot.first);
+      if (!generation) return generation.error();
+      if (*generation != slot.second) continue;
+      if (counts == &gone_counted)
+        active->add(slot.first, -count);
+      else
+        walked[slot.first] += count;
+    }
+  }
+  active->reconcile(walked);
   return swept;
 }
 
 void FlowSweeper::start() {
   stopping_ = false;
+  if (!active_) {
+    auto mapped = ActiveCounts::map(maps_.backend_active);
+    if (mapped)
+      active_.emplace(std::move(*mapped));
+    else
+      log::warn("flow sweep: least-connections counts go uncorrected: {}", mapped.error().message);
+  }
   thread_ = std::thread([this] { run(); });
 }
 
@@ -211,7 +250,7 @@ void FlowSweeper::run() {
   std::unique_lock lock(mutex_);
   while (!wake_.wait_for(lock, interval_, [this] { return stopping_; })) {
     lock.unlock();
-    auto swept = sweep_flows(maps_);
+    auto swept = sweep_flows(maps_, active_ ? &*active_ : nullptr);
     if (swept) {
       swept_.fetch_add(*swept, std::memory_order_relaxed);
       if (*swept) log::debug("flow sweep: {} idle flows deleted", *swept);

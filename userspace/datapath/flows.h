@@ -7,8 +7,10 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
+#include "active_counts.h"
 #include "loader.h"
 #include "result.h"
 #include "spec.h"
@@ -44,8 +46,10 @@ Result<FlowOccupancy> flow_occupancy(const DataPathMaps& maps);
 // Deletes the flows idle past their timeout (maps/tollgate_flow.h): the
 // connection table evicts nothing, so this is how its entries come free.
 // Each key found idle is read once more just before it goes, and kept if
-// a packet stamped it meanwhile. Returns how many went.
-Result<size_t> sweep_flows(const DataPathMaps& maps);
+// a packet stamped it meanwhile. With `active`, the least-connections
+// counts: each swept counted flow taken back, and the counts reconciled
+// with the counted flows the walk found. Returns how many went.
+Result<size_t> sweep_flows(const DataPathMaps& maps, ActiveCounts* active = nullptr);
 
 // sweep_flows() in a thread of its own, every `interval`, until stopped.
 class FlowSweeper {
@@ -62,6 +66,7 @@ class FlowSweeper {
   const DataPathMaps& maps_;
   const std::chrono::milliseconds interval_;
   std::atomic<uint64_t> swept_{0};
+  std::optional<ActiveCounts> active_;  // mapped at start()
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;

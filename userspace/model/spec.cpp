@@ -16,6 +16,7 @@ std::string_view scheduler_name(Scheduler scheduler) {
     case Scheduler::source_hash: return "source-hash";
     case Scheduler::round_robin: return "round-robin";
     case Scheduler::random: return "random";
+    case Scheduler::least_connections: return "least-connections";
   }
   return "?";
 }

@@ -39,11 +39,12 @@ enum class Scheduler : uint8_t {
   source_hash = TG_ALGORITHM_SOURCE_HASH,
   round_robin = TG_ALGORITHM_ROUND_ROBIN,
   random = TG_ALGORITHM_RANDOM,
+  least_connections = TG_ALGORITHM_LEAST_CONNECTIONS,
 };
 inline constexpr Scheduler kSchedulers[] = {Scheduler::maglev, Scheduler::source_hash, Scheduler::round_robin,
-                                            Scheduler::random};
+                                            Scheduler::random, Scheduler::least_connections};
 std::string_view scheduler_name(Scheduler scheduler);
-// "maglev", "source-hash", "round-robin", "random"; an error lists them.
+// "maglev", "source-hash", "round-robin", "random", "least-connections"; an error lists them.
 Result<Scheduler> parse_scheduler(std::string_view name);
 
 struct ServiceSpec {
