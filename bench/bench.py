@@ -452,7 +452,8 @@ FEATURE_SCENARIOS = [
 # established one (5 ns: noise).
 SCHEDULER_SCENARIOS = [
     (f"tcp_{kind}_{scheduler}", f"tcp_{kind}_maglev", limit)
-    for scheduler in ("source_hash", "round_robin", "random", "least_connections")
+    for scheduler in ("source_hash", "round_robin", "random", "least_connections",
+                      "least_requests")
     for kind, limit in (("new_flow", 20), ("established", 5))
 ]
 

@@ -14,7 +14,7 @@
 
 #include <linux/types.h>
 
-#define TG_ABI_VERSION 11
+#define TG_ABI_VERSION 12
 
 /* Map sizes. The flow tables' can be changed by the agent before load. */
 #define TG_MAX_SERVICES 16384
@@ -83,6 +83,8 @@ enum tg_algorithm {
 	/* of two backends drawn from that sequence, the one with fewer
 	 * active connections per weight (tg_backend_active) */
 	TG_ALGORITHM_LEAST_CONNECTIONS = 4,
+	/* the same, by new flows in the last second (tg_backend_recent) */
+	TG_ALGORITHM_LEAST_REQUESTS = 5,
 };
 
 enum tg_forward_mode {
@@ -455,6 +457,18 @@ struct tg_counters {
 	__u64 packets;
 	__u64 bytes;
 	__u64 new_flows;
+};
+
+/*
+ * tg_backend_recent value, per backend index: least requests' new flows by
+ * window of 2^TG_RECENT_WINDOW_SHIFT ns (about a second) of the coarse
+ * clock, the current one and the one before; shared by every CPU.
+ */
+#define TG_RECENT_WINDOW_SHIFT 30
+struct tg_recent_flows {
+	__u64 window; /* now >> TG_RECENT_WINDOW_SHIFT of `current` */
+	__u64 current; /* new flows in that window */
+	__u64 previous; /* in the window before it (0: not the one before) */
 };
 
 /*

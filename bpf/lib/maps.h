@@ -97,6 +97,14 @@ struct {
 	__type(value, __s64);
 } tg_backend_active SEC(".maps");
 
+/* Least requests: each backend slot's new flows of the last two windows. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TG_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct tg_recent_flows);
+} tg_backend_recent SEC(".maps");
+
 /*
  * The connection table: every flow from its first packet, one entry for
  * both directions. Preallocated and without eviction (see

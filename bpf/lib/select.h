@@ -95,11 +95,13 @@ static __always_inline __u32 tg_listed_after(const struct tg_service *service,
 	if (!table)
 		return TG_BACKEND_NONE;
 	slot = bpf_get_prandom_u32() % count;
-	listed = bpf_map_lookup_elem(table, &(__u32){ service->maglev_size + slot });
+	listed = bpf_map_lookup_elem(table,
+				     &(__u32){ service->maglev_size + slot });
 	if (listed && *listed != index)
 		return *listed;
 	slot = slot + 1 == count ? 0 : slot + 1;
-	listed = bpf_map_lookup_elem(table, &(__u32){ service->maglev_size + slot });
+	listed = bpf_map_lookup_elem(table,
+				     &(__u32){ service->maglev_size + slot });
 	return listed ? *listed : TG_BACKEND_NONE;
 }
 
@@ -111,15 +113,65 @@ static __always_inline __u64 tg_active_of(__u32 index)
 	return active && *active > 0 ? (__u64)*active : 0;
 }
 
+/* Least requests: a new flow of the backend, at `now`. The CPU that first
+ * sees a new window moves the count on (a flow counted meanwhile by
+ * another CPU may land in either window: an estimate). */
+static __always_inline void tg_recent_note(__u32 index, __u64 now)
+{
+	struct tg_recent_flows *recent =
+		bpf_map_lookup_elem(&tg_backend_recent, &index);
+	__u64 window = now >> TG_RECENT_WINDOW_SHIFT, seen, last;
+
+	if (!recent)
+		return;
+	seen = recent->window;
+	if (seen != window && __sync_val_compare_and_swap(&recent->window, seen,
+							  window) == seen) {
+		last = __sync_lock_test_and_set(&recent->current, 0);
+		recent->previous = seen + 1 == window ? last : 0;
+	}
+	__sync_fetch_and_add(&recent->current, 1);
+}
+
+/* New flows of the backend in the last window's length: the current
+ * window's and the share of the one before that the length still covers. */
+static __always_inline __u64 tg_recent_of(__u32 index, __u64 now)
+{
+	struct tg_recent_flows *recent =
+		bpf_map_lookup_elem(&tg_backend_recent, &index);
+	__u64 window = now >> TG_RECENT_WINDOW_SHIFT;
+	__u64 left = (1ULL << TG_RECENT_WINDOW_SHIFT) -
+		     (now & ((1ULL << TG_RECENT_WINDOW_SHIFT) - 1));
+
+	if (!recent)
+		return 0;
+	if (recent->window == window)
+		return recent->current +
+		       ((recent->previous * left) >> TG_RECENT_WINDOW_SHIFT);
+	if (recent->window + 1 == window)
+		return (recent->current * left) >> TG_RECENT_WINDOW_SHIFT;
+	return 0;
+}
+
+/* What least connections and least requests compare. */
+static __always_inline __u64 tg_load_of(const struct tg_service *service,
+					__u32 index, __u64 now)
+{
+	if (service->algorithm == TG_ALGORITHM_LEAST_REQUESTS)
+		return tg_recent_of(index, now);
+	return tg_active_of(index);
+}
+
 /*
- * Least connections by the power of two choices: two backends drawn from
- * the weighted sequence (so a heavier one is drawn more often), and of
- * them the one with fewer active connections per weight. A burst of new
- * flows, all seeing the same counts, still spreads: only the worse of each
- * pair loses.
+ * Least connections and least requests by the power of two choices: two
+ * backends drawn from the weighted sequence (so a heavier one is drawn
+ * more often), and of them the one with less load per weight (active
+ * connections; new flows in the last second). A burst of new flows, all
+ * seeing the same counts, still spreads: only the worse of each pair
+ * loses.
  */
-static __always_inline __u32 tg_select_least_connections(
-	const struct tg_service *service)
+static __always_inline __u32
+tg_select_two_choices(const struct tg_service *service, __u64 now)
 {
 	__u32 first = tg_select_maglev(service, bpf_get_prandom_u32());
 	__u32 second = tg_select_maglev(service, bpf_get_prandom_u32());
@@ -135,21 +187,30 @@ static __always_inline __u32 tg_select_least_connections(
 	b = tg_selectable_backend(service, second);
 	if (!a || !b)
 		return a ? first : second;
-	/* active / weight, cross-multiplied: weights are below 2^16 */
-	return tg_active_of(second) * a->weight < tg_active_of(first) * b->weight
-		       ? second
-		       : first;
+	/* load / weight, cross-multiplied: weights are below 2^16 */
+	if (tg_load_of(service, second, now) * a->weight <
+	    tg_load_of(service, first, now) * b->weight)
+		return second;
+	return first;
+}
+
+/* Whether the service's scheduler weighs the backends' load. */
+static __always_inline int tg_weighs_load(const struct tg_service *service)
+{
+	return service->algorithm == TG_ALGORITHM_LEAST_CONNECTIONS ||
+	       service->algorithm == TG_ALGORITHM_LEAST_REQUESTS;
 }
 
 /* Pick a backend for a new flow; NULL when the service has none selectable. */
 static __always_inline struct tg_backend *
 tg_select_backend(const struct tg_service *service,
-		  const struct tg_flow_key *key, __u32 *backend_index)
+		  const struct tg_flow_key *key, __u64 now,
+		  __u32 *backend_index)
 {
-	__u32 index = service->algorithm == TG_ALGORITHM_LEAST_CONNECTIONS
-			      ? tg_select_least_connections(service)
-			      : tg_select_maglev(service,
-						 tg_schedule(service, key));
+	__u32 index =
+		tg_weighs_load(service)
+			? tg_select_two_choices(service, now)
+			: tg_select_maglev(service, tg_schedule(service, key));
 	struct tg_backend *backend = tg_selectable_backend(service, index);
 
 	if (backend)

@@ -292,7 +292,7 @@ tg_steer_new(const struct tg_config *config,
 		*drop_reason = TG_DROP_CONN_LIMITED;
 		return NULL;
 	}
-	backend = tg_select_backend(service, key, &backend_index);
+	backend = tg_select_backend(service, key, now, &backend_index);
 	if (!backend) {
 		*drop_reason = TG_DROP_NO_BACKEND;
 		return NULL;
@@ -316,6 +316,8 @@ tg_steer_new(const struct tg_config *config,
 	}
 	if (new_flow.flags & TG_FLOW_COUNTED)
 		tg_active_add(backend_index, 1);
+	if (service->algorithm == TG_ALGORITHM_LEAST_REQUESTS)
+		tg_recent_note(backend_index, now);
 	tg_remember_reply(service, key, backend, backend_index);
 	chosen->backend_index = backend_index;
 	chosen->new_flow = 1;

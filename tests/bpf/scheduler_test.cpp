@@ -184,8 +184,8 @@ TEST_P(SchedulerTest, EverySchedulerHonoursStatesAndMovesNoTrackedFlow) {
   apply(spec);
   std::vector<int> tracked;
   for (uint16_t port = 7000; port < 7030; ++port) tracked.push_back(new_flow(client_packet(family(), 6, port)));
-  for (Scheduler scheduler :
-       {Scheduler::round_robin, Scheduler::random, Scheduler::source_hash, Scheduler::least_connections}) {
+  for (Scheduler scheduler : {Scheduler::round_robin, Scheduler::random, Scheduler::source_hash,
+                              Scheduler::least_connections, Scheduler::least_requests}) {
     spec.scheduler = scheduler;
     spec.backends[0].state = BackendState::draining;
     apply(spec);
@@ -207,8 +207,8 @@ TEST_P(SchedulerTest, EverySchedulerHonoursStatesAndMovesNoTrackedFlow) {
 // A retransmitted SYN of a silent backend's flow goes to another backend
 // under every scheduler (the retry probes the same table).
 TEST_P(SchedulerTest, EverySchedulerRetriesASilentBackendsSynElsewhere) {
-  for (Scheduler scheduler :
-       {Scheduler::round_robin, Scheduler::random, Scheduler::source_hash, Scheduler::least_connections}) {
+  for (Scheduler scheduler : {Scheduler::round_robin, Scheduler::random, Scheduler::source_hash,
+                              Scheduler::least_connections, Scheduler::least_requests}) {
     apply(scheduled(scheduler, {1, 1, 1}));
     for (uint16_t port = 9000; port < 9020; ++port) {
       PacketSpec syn = syn_from(port, port);
@@ -333,6 +333,61 @@ TEST_P(LeastConnectionsTest, ARetriedFlowTakesItsConnectionAlong) {
   ASSERT_EQ(other, 1 - silent);
   EXPECT_EQ(active(spec, silent), 0);
   EXPECT_EQ(active(spec, other), 1);
+}
+
+// --- least requests --------------------------------------------------------
+
+// A backend that took many new flows in the last second gets none while the
+// others took fewer, however short the flows were (a RST closes each at
+// once: least connections would see no difference); once its window ages
+// out, it gets them again.
+TEST_P(LeastConnectionsTest, LeastRequestsSendsNewFlowsWhereFewestBeganLately) {
+  ServiceSpec spec = scheduled(Scheduler::least_requests, {1, 1, 1});
+  spec.backends[1].state = BackendState::draining;
+  spec.backends[2].state = BackendState::draining;
+  apply(spec);
+  auto short_flow = [this](uint16_t port) {
+    const int backend = new_flow(client_packet(family(), 6, port));
+    run(build_packet(with_flags(client_packet(family(), 6, port), kTcpRst)));
+    return backend;
+  };
+  for (uint16_t port = 15000; port < 15030; ++port) ASSERT_EQ(short_flow(port), 0);
+  spec.backends[1].state = BackendState::up;
+  spec.backends[2].state = BackendState::up;
+  apply(spec);
+  std::vector<size_t> counts(3);
+  for (uint16_t port = 15100; port < 15140; ++port) ++counts[static_cast<size_t>(short_flow(port))];
+  EXPECT_EQ(counts[0], 0u) << "the backend with 30 flows in the last second took " << counts[0] << " of 40";
+  EXPECT_GT(counts[1], 10u);
+  EXPECT_GT(counts[2], 10u);
+
+  // Its flows were in windows now gone: it has the fewest again.
+  auto index = dataplane_->backend_index(spec.address, spec.backends[0].endpoint);
+  ASSERT_TRUE(index);
+  tg_recent_flows recent{};
+  ASSERT_EQ(bpf_map_lookup_elem(datapath_->maps().backend_recent.fd(), &*index, &recent), 0);
+  EXPECT_GE(recent.current + recent.previous, 30u);
+  recent.window -= 5;
+  ASSERT_EQ(bpf_map_update_elem(datapath_->maps().backend_recent.fd(), &*index, &recent, BPF_EXIST), 0);
+  counts.assign(3, 0);
+  // It wins every pair it is drawn into (5 in 9) until it catches up: some 22
+  // of 40, the others some 9 each.
+  for (uint16_t port = 15200; port < 15240; ++port) ++counts[static_cast<size_t>(short_flow(port))];
+  EXPECT_GT(counts[0], counts[1]) << counts[0] << ", " << counts[1] << ", " << counts[2];
+  EXPECT_GT(counts[0], counts[2]) << counts[0] << ", " << counts[1] << ", " << counts[2];
+}
+
+TEST_P(LeastConnectionsTest, LeastRequestsFollowsTheWeights) {
+  ServiceSpec spec = scheduled(Scheduler::least_requests, {1, 3});
+  apply(spec);
+  std::vector<size_t> counts(2);
+  for (uint16_t port = 16000; port < 16400; ++port) {
+    const int backend = new_flow(client_packet(family(), 6, port));
+    ASSERT_GE(backend, 0);
+    ++counts[static_cast<size_t>(backend)];
+  }
+  EXPECT_NEAR(static_cast<double>(counts[1]) / static_cast<double>(counts[0]), 3.0, 0.4)
+      << counts[0] << " and " << counts[1];
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, LeastConnectionsTest,

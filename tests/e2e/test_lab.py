@@ -153,7 +153,7 @@ class LabTest(unittest.TestCase):
         self.start_agent(lab_services(weights={"b1": 1, "b2": 2, "b3": 3}))
         service = f"{SERVICE_V4}:80/tcp"
         weighted = {"b1": 50, "b2": 100, "b3": 150}
-        schedulers = ("maglev", "round-robin", "random", "source-hash", "least-connections")
+        schedulers = ("maglev", "round-robin", "random", "source-hash", "least-connections", "least-requests")
         for scheduler in schedulers:
             self.agent.cli("service", "set", service, "--scheduler", scheduler)
             listed = next(s for s in self.agent.cli_json("service", "list") if s["address"] == service)
@@ -173,7 +173,8 @@ class LabTest(unittest.TestCase):
                     self.assertEqual(len(report), 1, f"{client}'s connections went to several backends: {report}")
             else:
                 # least-connections too: each connection closes before the next
-                # opens, so every pair ties and the weighted draw decides.
+                # opens, so every pair ties and the weighted draw decides;
+                # least-requests spreads by the flows of the last second.
                 self.assert_spread(totals, weighted)
         updates = [line for line in self.agent.audit() if line.get("action") == "service.update"]
         self.assertEqual([line["after"]["scheduler"] for line in updates], list(schedulers))

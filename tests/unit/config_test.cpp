@@ -69,7 +69,8 @@ TEST(Config, BadInputNamesWhere) {
       {R"({"services": [{"address": "198.18.100.1:80/tcp"}, {"address": "198.18.100.1:80/tcp"}]})",
        "services[1].address: 198.18.100.1:80/tcp is listed twice"},
       {R"({"services": [{"address": "198.18.100.1:80/tcp", "scheduler": "wlc"}]})",
-       "services[0].scheduler: 'wlc' is not a scheduler (one of maglev, source-hash, round-robin, random, least-connections)"},
+       "services[0].scheduler: 'wlc' is not a scheduler (one of maglev, source-hash, round-robin, random, "
+       "least-connections, least-requests)"},
       {R"({"services": [{"address": "198.18.100.1:80/tcp", "scheduler": 2}]})",
        "services[0].scheduler: expected a string"},
       {R"({"services": [{"address": "198.18.100.1:80/tcp", "source_prefix": 24}]})",

@@ -550,7 +550,7 @@ Dataplane::Table Dataplane::build_table(const ServiceState& service, const std::
   Table built;
   const Scheduler scheduler = service.spec.scheduler;
   const bool sequence = scheduler == Scheduler::round_robin || scheduler == Scheduler::random ||
-                        scheduler == Scheduler::least_connections;
+                        scheduler == Scheduler::least_connections || scheduler == Scheduler::least_requests;
   built.entries = sequence ? build_weighted_sequence(candidates, service.spec.maglev_size)
                            : build_maglev_table(candidates, service.spec.maglev_size);
   built.digest = maglev_digest(candidates, built.entries);
@@ -790,8 +790,11 @@ Status Dataplane::apply_steps(ServiceState& next, const ServiceSpec* previous, b
       ++generations_[known->second];
       if (auto status = reset_counters(maps_.backend_stats, known->second); !status) return status;
       if (auto status = reset_health(maps_.backend_health, known->second); !status) return status;
-      const int64_t no_connections = 0;  // least connections' count starts afresh with the slot
+      // Least connections' and least requests' counts start afresh with the slot.
+      const int64_t no_connections = 0;
       if (auto status = update(maps_.backend_active, &known->second, &no_connections); !status) return status;
+      const tg_recent_flows no_flows{};
+      if (auto status = update(maps_.backend_recent, &known->second, &no_flows); !status) return status;
     }
     indexes.push_back(known->second);
     if (was[i] && was[i]->state == BackendState::up && backend.state != BackendState::up) {

@@ -29,6 +29,7 @@ namespace tollgate {
   X(maglev, tg_maglev)                                 \
   X(service_cursors, tg_service_cursors)               \
   X(backend_active, tg_backend_active)                 \
+  X(backend_recent, tg_backend_recent)                 \
   X(flows, tg_flows)                                   \
   X(reverse_flows, tg_reverse_flows)                   \
   X(overflow_flows, tg_overflow_flows)                 \

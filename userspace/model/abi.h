@@ -10,6 +10,7 @@ extern "C" {
 static_assert(sizeof(tg_config) == 56);
 static_assert(sizeof(tg_service_key) == 20);
 static_assert(sizeof(tg_service) == 20);
+static_assert(sizeof(tg_recent_flows) == 24);
 static_assert(sizeof(tg_vip_address) == 20);
 static_assert(sizeof(tg_backend_endpoint) == 20);
 static_assert(sizeof(tg_backend) == 32);

@@ -17,6 +17,7 @@ std::string_view scheduler_name(Scheduler scheduler) {
     case Scheduler::round_robin: return "round-robin";
     case Scheduler::random: return "random";
     case Scheduler::least_connections: return "least-connections";
+    case Scheduler::least_requests: return "least-requests";
   }
   return "?";
 }

@@ -40,11 +40,13 @@ enum class Scheduler : uint8_t {
   round_robin = TG_ALGORITHM_ROUND_ROBIN,
   random = TG_ALGORITHM_RANDOM,
   least_connections = TG_ALGORITHM_LEAST_CONNECTIONS,
+  least_requests = TG_ALGORITHM_LEAST_REQUESTS,
 };
-inline constexpr Scheduler kSchedulers[] = {Scheduler::maglev, Scheduler::source_hash, Scheduler::round_robin,
-                                            Scheduler::random, Scheduler::least_connections};
+inline constexpr Scheduler kSchedulers[] = {Scheduler::maglev, Scheduler::source_hash,       Scheduler::round_robin,
+                                            Scheduler::random, Scheduler::least_connections, Scheduler::least_requests};
 std::string_view scheduler_name(Scheduler scheduler);
-// "maglev", "source-hash", "round-robin", "random", "least-connections"; an error lists them.
+// "maglev", "source-hash", "round-robin", "random", "least-connections",
+// "least-requests"; an error lists them.
 Result<Scheduler> parse_scheduler(std::string_view name);
 
 struct ServiceSpec {
