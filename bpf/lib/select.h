@@ -133,6 +133,15 @@ static __always_inline void tg_recent_note(__u32 index, __u64 now)
 	__sync_fetch_and_add(&recent->current, 1);
 }
 
+/* A flow placed on the backend, new or moved by L4 retry: least requests
+ * counts it where it went. */
+static __always_inline void tg_note_placed(const struct tg_service *service,
+					   __u32 index, __u64 now)
+{
+	if (service->algorithm == TG_ALGORITHM_LEAST_REQUESTS)
+		tg_recent_note(index, now);
+}
+
 /* New flows of the backend in the last window's length: the current
  * window's and the share of the one before that the length still covers. */
 static __always_inline __u64 tg_recent_of(__u32 index, __u64 now)

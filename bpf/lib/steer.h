@@ -194,6 +194,7 @@ tg_retry_flow(const struct tg_service *service, const struct tg_flow_key *key,
 		tg_active_add(failed_index, -1);
 		tg_active_add(index, 1);
 	}
+	tg_note_placed(service, index, now);
 	flow->backend_index = index;
 	flow->backend_generation = backend->generation;
 	flow->last_seen_ns = now;
@@ -316,8 +317,7 @@ tg_steer_new(const struct tg_config *config,
 	}
 	if (new_flow.flags & TG_FLOW_COUNTED)
 		tg_active_add(backend_index, 1);
-	if (service->algorithm == TG_ALGORITHM_LEAST_REQUESTS)
-		tg_recent_note(backend_index, now);
+	tg_note_placed(service, backend_index, now);
 	tg_remember_reply(service, key, backend, backend_index);
 	chosen->backend_index = backend_index;
 	chosen->new_flow = 1;

@@ -233,6 +233,14 @@ class LeastConnectionsTest : public SchedulerTest {
     EXPECT_EQ(bpf_map_lookup_elem(datapath_->maps().backend_active.fd(), &*index, &count), 0);
     return count;
   }
+  // Least requests' new flows of the backend, both windows.
+  uint64_t recent(const ServiceSpec& spec, int backend) {
+    auto index = dataplane_->backend_index(spec.address, spec.backends[static_cast<size_t>(backend)].endpoint);
+    EXPECT_TRUE(index);
+    tg_recent_flows flows{};
+    EXPECT_EQ(bpf_map_lookup_elem(datapath_->maps().backend_recent.fd(), &*index, &flows), 0);
+    return flows.current + flows.previous;
+  }
   std::vector<int64_t> actives(const ServiceSpec& spec) {
     std::vector<int64_t> counts;
     for (size_t i = 0; i < spec.backends.size(); ++i) counts.push_back(active(spec, static_cast<int>(i)));
@@ -375,6 +383,20 @@ TEST_P(LeastConnectionsTest, LeastRequestsSendsNewFlowsWhereFewestBeganLately) {
   for (uint16_t port = 15200; port < 15240; ++port) ++counts[static_cast<size_t>(short_flow(port))];
   EXPECT_GT(counts[0], counts[1]) << counts[0] << ", " << counts[1] << ", " << counts[2];
   EXPECT_GT(counts[0], counts[2]) << counts[0] << ", " << counts[1] << ", " << counts[2];
+}
+
+// A flow that L4 retry moves is a new flow where it lands.
+TEST_P(LeastConnectionsTest, LeastRequestsCountsARetriedFlowWhereItLands) {
+  ServiceSpec spec = scheduled(Scheduler::least_requests, {1, 1});
+  apply(spec);
+  const PacketSpec syn = client_packet(family(), 6, 14500);
+  const int silent = new_flow(syn);
+  ASSERT_GE(silent, 0);
+  EXPECT_EQ(recent(spec, silent), 1u);
+  EXPECT_EQ(recent(spec, 1 - silent), 0u);
+  age_flow(family(), syn, std::chrono::seconds(1));
+  ASSERT_EQ(new_flow(syn), 1 - silent);
+  EXPECT_EQ(recent(spec, 1 - silent), 1u);
 }
 
 TEST_P(LeastConnectionsTest, LeastRequestsFollowsTheWeights) {
